@@ -1,0 +1,100 @@
+/**
+ * An embedded PostgreSQL engine for demos, tests and single-node apps: PGlite (Postgres compiled to WASM), served
+ * by `@electric-sql/pglite-socket` on 127.0.0.1 with a free port, and a `PgClient` connected to it. Because it
+ * speaks the wire protocol, the very same `PgSessionStore` code path runs on it as on a PostgreSQL server.
+ *
+ * @since 0.1.0
+ */
+import { PGlite } from "@electric-sql/pglite"
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
+import type { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Schema } from "effect"
+import { InvalidConfig } from "./SessionError.js"
+
+/**
+ * Options of the embedded engine.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** A directory to keep the database in, so it survives a restart. Default: in memory. */
+  readonly dataDir?: string | undefined
+  /** Connections the socket server accepts. PGlite runs one query at a time; this bounds the queue. Default 4. */
+  readonly maxConnections?: number | undefined
+  /** Size of the `PgClient` pool; must not exceed `maxConnections`. Default: `maxConnections`. */
+  readonly poolSize?: number | undefined
+}
+
+/**
+ * The engine failed to start.
+ *
+ * @since 0.1.0
+ */
+export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresError>()("EmbeddedPostgresError", {
+  cause: Schema.Defect
+}) {
+  override get message() {
+    return `embedded PostgreSQL failed to start: ${this.cause instanceof Error ? this.cause.message : this.cause}`
+  }
+}
+
+const positive = (option: string, value: number) =>
+  Number.isSafeInteger(value) && value > 0
+    ? Effect.succeed(value)
+    : Effect.fail(new InvalidConfig({ option, reason: `must be a positive integer, got ${value}` }))
+
+/**
+ * Starts PGlite and its socket server (both stopped when the layer's scope closes) and provides a `PgClient`
+ * connected to it.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { EmbeddedPostgres, PgSessionStore } from "effect-session"
+ *
+ * const Sessions = PgSessionStore.layer().pipe(Layer.provide(EmbeddedPostgres.layer({ dataDir: ".data/sessions" })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, InvalidConfig | EmbeddedPostgresError> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const maxConnections = yield* positive("maxConnections", options.maxConnections ?? 4)
+    const poolSize = yield* positive("poolSize", options.poolSize ?? maxConnections)
+    if (poolSize > maxConnections) {
+      return yield* new InvalidConfig({
+        option: "poolSize",
+        reason: `${poolSize} exceeds the server's maxConnections (${maxConnections}); extra connections would be refused`
+      })
+    }
+    const db = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => PGlite.create(options.dataDir ?? "memory://"),
+        catch: (cause) => new EmbeddedPostgresError({ cause })
+      }),
+      (db) => Effect.promise(() => db.close()).pipe(Effect.ignore)
+    )
+    const server = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections })
+          await server.start()
+          return server
+        },
+        catch: (cause) => new EmbeddedPostgresError({ cause })
+      }),
+      (server) => Effect.promise(() => server.stop()).pipe(Effect.ignore)
+    )
+    const port = Number(server.getServerConn().split(":").at(-1))
+    return PgClient.layer({
+      host: "127.0.0.1",
+      port,
+      database: "postgres",
+      username: "postgres",
+      maxConnections: poolSize,
+      applicationName: "effect-session"
+    }).pipe(Layer.mapError((cause) => new EmbeddedPostgresError({ cause })))
+  }))

@@ -1,0 +1,158 @@
+/**
+ * The PostgreSQL `SessionStore`, on `PgClient` from `@effect/sql-pg`.
+ *
+ * One table (default `effect_sessions`): `id bytea` primary key holding `SHA-256(key)`, `value text`,
+ * `expires_at timestamptz` (indexed), `created_at timestamptz`, and `version bigint` for `modify`'s
+ * compare-and-set. Every operation is one statement, one round trip, with bind parameters only.
+ *
+ * @since 0.1.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, type Scope } from "effect"
+import { InvalidConfig, SessionStoreError } from "./SessionError.js"
+import * as SessionStore from "./SessionStore.js"
+
+/**
+ * Options of the PostgreSQL store.
+ *
+ * @since 0.1.0
+ */
+export interface Options extends SessionStore.Options {
+  /**
+   * The table, optionally schema-qualified (`"sessions"`, `"auth.sessions"`). Each part must be an SQL identifier
+   * (`[A-Za-z_][A-Za-z0-9_$]*`, at most 63 characters); it is quoted, so it is case-sensitive. Default
+   * `"effect_sessions"`.
+   */
+  readonly tableName?: string | undefined
+  /** Create the table and its index (IF NOT EXISTS) when the layer is built. Default `true`. */
+  readonly createTable?: boolean | undefined
+}
+
+const identifier = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/
+
+/**
+ * Validates a possibly schema-qualified table name and returns its quoted form and its last part.
+ *
+ * @since 0.1.0
+ */
+export const quoteTableName = (
+  tableName: string
+): Effect.Effect<{ readonly quoted: string; readonly table: string }, InvalidConfig> => {
+  const parts = tableName.split(".")
+  if (parts.length > 2 || !parts.every((part) => identifier.test(part))) {
+    return Effect.fail(
+      new InvalidConfig({
+        option: "tableName",
+        reason: `${JSON.stringify(tableName.slice(0, 200))} is not an identifier or schema.identifier`
+      })
+    )
+  }
+  return Effect.succeed({ quoted: parts.map((part) => `"${part}"`).join("."), table: parts.at(-1)! })
+}
+
+const ts = (param: string) => `to_timestamp(${param}::float8 / 1000)`
+
+const statements = (t: string, table: string) => ({
+  createTable: `CREATE TABLE IF NOT EXISTS ${t} (
+    id bytea PRIMARY KEY,
+    value text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    created_at timestamptz NOT NULL,
+    version bigint NOT NULL DEFAULT 0
+  )`,
+  createIndex: `CREATE INDEX IF NOT EXISTS "${`${table}_expires_at_idx`.slice(0, 63)}" ON ${t} (expires_at)`,
+  probe: `SELECT id, value, expires_at, created_at, version FROM ${t} LIMIT 0`,
+  find: `SELECT value, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_at, version::text AS version
+    FROM ${t} WHERE id = $1`,
+  insert: `INSERT INTO ${t} (id, value, expires_at, created_at) VALUES ($1, $2, ${ts("$3")}, ${ts("$4")})`,
+  upsert: `INSERT INTO ${t} AS s (id, value, expires_at, created_at) VALUES ($1, $2, ${ts("$3")}, ${ts("$4")})
+    ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+      created_at = CASE WHEN s.expires_at < EXCLUDED.created_at THEN EXCLUDED.created_at ELSE s.created_at END,
+      version = s.version + 1`,
+  touch: `WITH current_row AS (SELECT 1 FROM ${t} WHERE id = $1),
+    touched AS (UPDATE ${t} SET expires_at = ${ts("$2")} WHERE id = $1 AND expires_at >= ${ts("$3")} RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM touched) AS touched, EXISTS (SELECT 1 FROM current_row) AS present`,
+  compareAndSet: `UPDATE ${t}
+    SET value = $3, expires_at = COALESCE(${ts("$4")}, expires_at), version = version + 1
+    WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} RETURNING 1`,
+  remove: `DELETE FROM ${t} WHERE id = $1`,
+  deleteExpiredBatch: `WITH doomed AS (
+      SELECT id FROM ${t} WHERE expires_at < ${ts("$1")} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    ), gone AS (DELETE FROM ${t} WHERE id IN (SELECT id FROM doomed) RETURNING 1)
+    SELECT count(*)::int AS deleted FROM gone`
+})
+
+/**
+ * Builds the store on the `PgClient` in context, creating the table unless `createTable: false`.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<
+  SessionStore.Service,
+  InvalidConfig | SessionStoreError,
+  PgClient.PgClient | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const { quoted, table } = yield* quoteTableName(options.tableName ?? "effect_sessions")
+    const sql = yield* PgClient.PgClient
+    const q = statements(quoted, table)
+
+    const init = options.createTable === false
+      ? sql.unsafe(q.probe)
+      : sql.withTransaction(
+        Effect.all([
+          // Serialise concurrent creators: CREATE TABLE IF NOT EXISTS alone can race on the catalog.
+          sql.unsafe("SELECT pg_advisory_xact_lock(hashtext($1))", [`effect-session:${quoted}`]),
+          sql.unsafe(q.createTable),
+          sql.unsafe(q.createIndex)
+        ], { discard: true })
+      )
+    yield* Effect.mapError(init, (cause) => new SessionStoreError({ operation: "init", cause }))
+
+    const backend: SessionStore.Backend<unknown> = {
+      find: (id) =>
+        Effect.map(
+          sql.unsafe<{ value: string; expires_at: number; version: string }>(q.find, [id]),
+          (rows) => rows[0] && { value: rows[0].value, expiresAt: rows[0].expires_at, version: rows[0].version }
+        ),
+      insert: (id, value, expiresAt, now) => sql.unsafe(q.insert, [id, value, expiresAt, now]),
+      upsert: (id, value, expiresAt, now) => sql.unsafe(q.upsert, [id, value, expiresAt, now]),
+      touch: (id, expiresAt, now) =>
+        Effect.map(
+          sql.unsafe<{ touched: boolean; present: boolean }>(q.touch, [id, expiresAt, now]),
+          ([row]) => row?.touched ? "touched" : row?.present ? "expired" : "missing"
+        ),
+      compareAndSet: (id, version, value, expiresAt, now) =>
+        Effect.map(
+          sql.unsafe(q.compareAndSet, [id, version, value, expiresAt ?? null, now]),
+          (rows) => rows.length === 1
+        ),
+      remove: (id) => sql.unsafe(q.remove, [id]),
+      deleteExpiredBatch: (now, limit) =>
+        Effect.map(sql.unsafe<{ deleted: number }>(q.deleteExpiredBatch, [now, limit]), ([row]) => row?.deleted ?? 0)
+    }
+    return yield* SessionStore.make(backend, options)
+  })
+
+/**
+ * The store as a layer needing a `PgClient`.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Config, Layer } from "effect"
+ * import { PgSessionStore } from "effect-session"
+ *
+ * const Sessions = PgSessionStore.layer({ tableName: "app.sessions" }).pipe(
+ *   Layer.provide(PgClient.layerConfig({ url: Config.redacted("DATABASE_URL") }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<SessionStore.SessionStore, InvalidConfig | SessionStoreError, PgClient.PgClient> =>
+  Layer.scoped(SessionStore.SessionStore, make(options))

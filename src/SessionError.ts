@@ -1,0 +1,93 @@
+/**
+ * The typed errors of session stores. They carry no session keys or values, so they are safe to log.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * No session exists for the key (never created, cleared, removed by cleanup, or not a well-formed key).
+ * OCaml's `Not_found`.
+ *
+ * @since 0.1.0
+ */
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {}) {
+  override get message() {
+    return "session not found"
+  }
+}
+
+/**
+ * The session exists but its expiry is in the past (`now > expiresAt`). A remaining period of exactly zero is
+ * still valid.
+ *
+ * @since 0.1.0
+ */
+export class Expired extends Schema.TaggedError<Expired>()("Expired", {}) {
+  override get message() {
+    return "session expired"
+  }
+}
+
+/**
+ * A value was rejected before anything was written: larger than the store's `maxValueBytes`, or not a well-formed
+ * Unicode string (a NUL character or a lone surrogate, which PostgreSQL's `text` cannot keep faithfully).
+ *
+ * @since 0.1.0
+ */
+export class InvalidValue extends Schema.TaggedError<InvalidValue>()("InvalidValue", {
+  reason: Schema.Literal("TooLarge", "NotWellFormed"),
+  bytes: Schema.Number,
+  maxBytes: Schema.Number
+}) {
+  override get message() {
+    return this.reason === "TooLarge"
+      ? `session value of ${this.bytes} bytes exceeds the maximum of ${this.maxBytes} bytes`
+      : "session value is not a well-formed Unicode string (NUL character or lone surrogate)"
+  }
+}
+
+/**
+ * An expiry or period that is not a finite duration (NaN, Infinity, an unparsable string).
+ * Negative numbers of milliseconds are allowed: they yield a session that is already expired.
+ *
+ * @since 0.1.0
+ */
+export class InvalidExpiry extends Schema.TaggedError<InvalidExpiry>()("InvalidExpiry", {
+  input: Schema.String
+}) {
+  override get message() {
+    return `expiry must be a finite duration, got ${this.input}`
+  }
+}
+
+/**
+ * A layer's options were rejected when it was built (a table name that is not an identifier, a negative
+ * interval, a pool larger than the server allows, ...).
+ *
+ * @since 0.1.0
+ */
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
+  option: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid option ${this.option}: ${this.reason}`
+  }
+}
+
+/**
+ * The backend failed (connection lost, timeout, SQL error). Every backend failure becomes this one error,
+ * so backends are interchangeable; `operation` names the store operation, `cause` holds the original error.
+ *
+ * @since 0.1.0
+ */
+export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("SessionStoreError", {
+  operation: Schema.String,
+  cause: Schema.Defect
+}) {
+  override get message() {
+    const cause = this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    return `session store ${this.operation} failed${cause}`
+  }
+}

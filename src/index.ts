@@ -1,0 +1,23 @@
+/**
+ * effect-session: server-side HTTP sessions for Effect.
+ *
+ * @since 0.1.0
+ */
+
+/** Embedded PostgreSQL (PGlite over a local socket) providing a `PgClient`. @since 0.1.0 */
+export * as EmbeddedPostgres from "./EmbeddedPostgres.js"
+
+/** The in-memory store. @since 0.1.0 */
+export * as MemorySessionStore from "./MemorySessionStore.js"
+
+/** The PostgreSQL store on `@effect/sql-pg`. @since 0.1.0 */
+export * as PgSessionStore from "./PgSessionStore.js"
+
+/** Typed errors of the stores. @since 0.1.0 */
+export * as SessionError from "./SessionError.js"
+
+/** Session keys: generation, validation, hashing. @since 0.1.0 */
+export * as SessionKey from "./SessionKey.js"
+
+/** The `SessionStore` service (the `Session.S.Future` parallel). @since 0.1.0 */
+export * as SessionStore from "./SessionStore.js"

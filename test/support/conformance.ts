@@ -1,0 +1,323 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { Duration, Effect, Either, Layer, TestClock } from "effect"
+import { SessionKey, SessionStore } from "../../src/index.js"
+import type { InvalidConfig, SessionStoreError } from "../../src/SessionError.js"
+
+/** Builds a fresh, empty store for one test. */
+export type MakeStore<R> = (
+  options?: SessionStore.Options
+) => Layer.Layer<SessionStore.SessionStore, InvalidConfig | SessionStoreError, R>
+
+const store = SessionStore.SessionStore
+
+const malformedKeys: ReadonlyArray<[string, string]> = [
+  ["empty", ""],
+  ["too short", "abc"],
+  ["too long", SessionKey.generate() + "A"],
+  ["wrong alphabet", "+".repeat(42) + "A"],
+  ["padding", SessionKey.generate().slice(0, 42) + "="],
+  ["non-canonical last character", "A".repeat(42) + "B"],
+  ["1 MB string", "A".repeat(1024 * 1024)],
+  ["SQL", "'; DROP TABLE effect_sessions; --".padEnd(43, "A")]
+]
+
+/**
+ * The conformance suite every backend passes: the ocaml-session cases, TestClock-driven expiry, upsert, touch,
+ * default periods, cleanup, modify under contention, concurrency and bad input.
+ */
+export const conformance = <R, E>(
+  name: string,
+  shared: Layer.Layer<R, E>,
+  makeStore: MakeStore<R>
+) =>
+  layer(shared, { timeout: 60_000 })(name, (it) => {
+    const test = (title: string, body: Effect.Effect<void, unknown, SessionStore.SessionStore>, options: SessionStore.Options = {}) =>
+      it.effect(title, () => Effect.provide(body, makeStore(options)))
+
+    describe("ocaml-session cases", () => {
+      test("generate twice gives different keys", Effect.gen(function*() {
+        const s = yield* store
+        const a = yield* s.generate()
+        const b = yield* s.generate()
+        expect(a).not.toBe(b)
+        expect(SessionKey.isSessionKey(a)).toBe(true)
+        expect(a).toHaveLength(43)
+      }))
+      test("clear is idempotent", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate()
+        yield* s.clear(key)
+        yield* s.clear(key)
+        yield* s.clear(SessionKey.generate())
+      }))
+      test("get of an unknown key is NotFound", Effect.gen(function*() {
+        const s = yield* store
+        const error = yield* Effect.flip(s.get(SessionKey.generate()))
+        expect(error._tag).toBe("NotFound")
+      }))
+      test("generate with a negative expiry is Expired", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ expiry: -1000 })
+        expect((yield* Effect.flip(s.get(key)))._tag).toBe("Expired")
+      }))
+      test("set then get", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate()
+        yield* s.set(key, "value")
+        expect((yield* s.get(key)).value).toBe("value")
+      }))
+      test("clear then get is NotFound", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "x" })
+        yield* s.clear(key)
+        expect((yield* Effect.flip(s.get(key)))._tag).toBe("NotFound")
+      }))
+      test("generate stores the given value, or the empty string", Effect.gen(function*() {
+        const s = yield* store
+        expect((yield* s.get(yield* s.generate({ value: "héllo ✓ 😀" }))).value).toBe("héllo ✓ 😀")
+        expect((yield* s.get(yield* s.generate())).value).toBe("")
+      }))
+    })
+
+    describe("expiry", () => {
+      test("the default period is one week", Effect.gen(function*() {
+        const s = yield* store
+        expect(Duration.toMillis(yield* s.defaultPeriod)).toBe(Duration.toMillis(Duration.weeks(1)))
+        const { expiresIn } = yield* s.get(yield* s.generate())
+        expect(Duration.toMillis(expiresIn)).toBe(Duration.toMillis(Duration.weeks(1)))
+      }))
+      test("the remaining period shrinks, zero is still valid, past it is Expired", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "v", expiry: "10 seconds" })
+        yield* TestClock.adjust("4 seconds")
+        expect(Duration.toMillis((yield* s.get(key)).expiresIn)).toBe(6000)
+        yield* TestClock.adjust("6 seconds")
+        const atEdge = yield* s.get(key)
+        expect(Duration.toMillis(atEdge.expiresIn)).toBe(0)
+        expect(atEdge.value).toBe("v")
+        yield* TestClock.adjust(1)
+        expect((yield* Effect.flip(s.get(key)))._tag).toBe("Expired")
+      }))
+      test("set resets the expiry", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ expiry: "1 minute" })
+        yield* TestClock.adjust("50 seconds")
+        yield* s.set(key, "again", { expiry: "1 minute" })
+        yield* TestClock.adjust("50 seconds")
+        expect(yield* s.get(key)).toMatchObject({ value: "again" })
+        expect(Duration.toMillis((yield* s.get(key)).expiresIn)).toBe(10_000)
+      }))
+      test("setDefaultPeriod affects only later operations", Effect.gen(function*() {
+        const s = yield* store
+        const before = yield* s.generate()
+        yield* s.setDefaultPeriod("1 hour")
+        expect(Duration.toMillis(yield* s.defaultPeriod)).toBe(3_600_000)
+        const after = yield* s.generate()
+        expect(Duration.toMillis((yield* s.get(before)).expiresIn)).toBe(Duration.toMillis(Duration.weeks(1)))
+        expect(Duration.toMillis((yield* s.get(after)).expiresIn)).toBe(3_600_000)
+        yield* s.set(before, "x")
+        expect(Duration.toMillis((yield* s.get(before)).expiresIn)).toBe(3_600_000)
+      }))
+      test("the defaultPeriod option is honoured", Effect.gen(function*() {
+        const s = yield* store
+        expect(Duration.toMillis((yield* s.get(yield* s.generate())).expiresIn)).toBe(90_000)
+      }), { defaultPeriod: "90 seconds" })
+    })
+
+    describe("set, touch", () => {
+      test("set is an upsert: it creates a missing session and replaces an existing one", Effect.gen(function*() {
+        const s = yield* store
+        const fresh = SessionKey.generate()
+        yield* s.set(fresh, "created")
+        expect((yield* s.get(fresh)).value).toBe("created")
+        yield* s.set(fresh, "replaced")
+        expect((yield* s.get(fresh)).value).toBe("replaced")
+      }))
+      test("set revives an expired session", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "old", expiry: -1 })
+        yield* s.set(key, "new")
+        expect((yield* s.get(key)).value).toBe("new")
+      }))
+      test("touch changes the expiry only", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "keep", expiry: "1 minute" })
+        yield* TestClock.adjust("30 seconds")
+        yield* s.touch(key, { expiry: "1 hour" })
+        expect(Duration.toMillis((yield* s.get(key)).expiresIn)).toBe(3_600_000)
+        expect((yield* s.get(key)).value).toBe("keep")
+        yield* s.touch(key)
+        expect(Duration.toMillis((yield* s.get(key)).expiresIn)).toBe(Duration.toMillis(Duration.weeks(1)))
+      }))
+      test("touch of an unknown key is NotFound, of an expired one Expired", Effect.gen(function*() {
+        const s = yield* store
+        expect((yield* Effect.flip(s.touch(SessionKey.generate())))._tag).toBe("NotFound")
+        const key = yield* s.generate({ expiry: "1 second" })
+        yield* TestClock.adjust("2 seconds")
+        expect((yield* Effect.flip(s.touch(key)))._tag).toBe("Expired")
+        expect((yield* Effect.flip(s.get(key)))._tag).toBe("Expired")
+      }))
+    })
+
+    describe("cleanup", () => {
+      test("deleteExpired removes exactly the expired sessions and returns their count", Effect.gen(function*() {
+        const s = yield* store
+        const live = yield* Effect.forEach([1, 2, 3, 4, 5], (i) => s.generate({ value: `live${i}`, expiry: "1 hour" }))
+        const dead = yield* Effect.forEach([1, 2, 3], () => s.generate({ expiry: "1 minute" }))
+        const edge = yield* s.generate({ value: "edge", expiry: "2 minutes" })
+        yield* TestClock.adjust("2 minutes")
+        expect(yield* s.deleteExpired).toBe(3)
+        for (const key of dead) expect((yield* Effect.flip(s.get(key)))._tag).toBe("NotFound")
+        for (const [i, key] of live.entries()) expect((yield* s.get(key)).value).toBe(`live${i + 1}`)
+        expect((yield* s.get(edge)).value).toBe("edge")
+        expect(yield* s.deleteExpired).toBe(0)
+      }), { cleanupInterval: 0 })
+      test("deleteExpired works through many batches", Effect.gen(function*() {
+        const s = yield* store
+        yield* Effect.forEach(Array.from({ length: 7 }), () => s.generate({ expiry: -1 }), { concurrency: 7 })
+        const keep = yield* s.generate({ value: "kept" })
+        expect(yield* s.deleteExpired).toBe(7)
+        expect((yield* s.get(keep)).value).toBe("kept")
+      }), { cleanupInterval: 0, cleanupBatchSize: 2 })
+      test("the cleanup fiber removes expired sessions on its interval", Effect.gen(function*() {
+        const s = yield* store
+        const dead = yield* s.generate({ expiry: "30 seconds" })
+        const live = yield* s.generate({ expiry: "1 hour" })
+        yield* TestClock.adjust("45 seconds")
+        expect((yield* Effect.flip(s.get(dead)))._tag).toBe("Expired")
+        yield* TestClock.adjust("2 minutes")
+        expect((yield* Effect.flip(s.get(dead)))._tag).toBe("NotFound")
+        yield* s.get(live)
+      }), { cleanupInterval: "1 minute" })
+      test("a cleanup interval of zero disables the fiber", Effect.gen(function*() {
+        const s = yield* store
+        const dead = yield* s.generate({ expiry: "1 second" })
+        yield* TestClock.adjust("1 hour")
+        expect((yield* Effect.flip(s.get(dead)))._tag).toBe("Expired")
+      }), { cleanupInterval: 0 })
+    })
+
+    describe("modify", () => {
+      test("100 concurrent increments end at 100", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "0" })
+        yield* Effect.forEach(
+          Array.from({ length: 100 }),
+          () => s.modify(key, (n) => String(Number(n) + 1)),
+          { concurrency: "unbounded", discard: true }
+        )
+        expect((yield* s.get(key)).value).toBe("100")
+      }))
+      test("modify returns the new value, keeps the expiry unless told", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "a", expiry: "1 minute" })
+        yield* TestClock.adjust("20 seconds")
+        expect(yield* s.modify(key, (v) => v + "b")).toBe("ab")
+        expect(Duration.toMillis((yield* s.get(key)).expiresIn)).toBe(40_000)
+        yield* s.modify(key, (v) => v + "c", { expiry: "1 hour" })
+        expect(yield* s.get(key)).toMatchObject({ value: "abc" })
+        expect(Duration.toMillis((yield* s.get(key)).expiresIn)).toBe(3_600_000)
+      }))
+      test("modify of an unknown or expired session fails and writes nothing", Effect.gen(function*() {
+        const s = yield* store
+        const unknown = SessionKey.generate()
+        expect((yield* Effect.flip(s.modify(unknown, () => "x")))._tag).toBe("NotFound")
+        expect((yield* Effect.flip(s.get(unknown)))._tag).toBe("NotFound")
+        const key = yield* s.generate({ value: "old", expiry: -1 })
+        expect((yield* Effect.flip(s.modify(key, () => "x")))._tag).toBe("Expired")
+      }))
+      test("concurrent modify and set: none lost", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "" })
+        yield* Effect.forEach(
+          Array.from({ length: 40 }, (_, i) => i),
+          (i) => s.modify(key, (v) => v + `[${i}]`),
+          { concurrency: "unbounded", discard: true }
+        )
+        const value = (yield* s.get(key)).value
+        for (let i = 0; i < 40; i++) expect(value).toContain(`[${i}]`)
+      }))
+    })
+
+    test("200 concurrent operations on distinct keys are all correct", Effect.gen(function*() {
+      const s = yield* store
+      const ids = Array.from({ length: 200 }, (_, i) => i)
+      const keys = yield* Effect.forEach(ids, (i) => s.generate({ value: `v${i}` }), { concurrency: "unbounded" })
+      expect(new Set(keys).size).toBe(200)
+      const read = yield* Effect.forEach(keys, (key) => s.get(key), { concurrency: "unbounded" })
+      expect(read.map((r) => r.value)).toEqual(ids.map((i) => `v${i}`))
+      yield* Effect.forEach(ids, (i) => s.set(keys[i]!, `w${i}`), { concurrency: "unbounded", discard: true })
+      yield* Effect.forEach(ids, (i) => i % 2 === 0 ? s.clear(keys[i]!) : s.touch(keys[i]!), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      const after = yield* Effect.forEach(keys, (key) => Effect.either(s.get(key)), { concurrency: "unbounded" })
+      after.forEach((result, i) => {
+        if (i % 2 === 0) expect(Either.isLeft(result) && result.left._tag).toBe("NotFound")
+        else expect(Either.getOrThrow(result).value).toBe(`w${i}`)
+      })
+    }))
+
+    describe("bad input", () => {
+      for (const [label, key] of malformedKeys) {
+        test(`a malformed key (${label}) is NotFound everywhere and changes nothing`, Effect.gen(function*() {
+          const s = yield* store
+          expect(SessionKey.isSessionKey(key)).toBe(false)
+          expect((yield* Effect.flip(s.get(key)))._tag).toBe("NotFound")
+          expect((yield* Effect.flip(s.touch(key)))._tag).toBe("NotFound")
+          expect((yield* Effect.flip(s.set(key, "x")))._tag).toBe("NotFound")
+          expect((yield* Effect.flip(s.modify(key, () => "x")))._tag).toBe("NotFound")
+          yield* s.clear(key)
+          expect(yield* s.deleteExpired).toBe(0)
+        }))
+      }
+      test("values over maxValueBytes are InvalidValue and write nothing", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "kept" })
+        const tooBig = "é".repeat(513) // 1026 bytes
+        const error = yield* Effect.flip(s.set(key, tooBig))
+        expect(error).toMatchObject({ _tag: "InvalidValue", reason: "TooLarge", bytes: 1026, maxBytes: 1024 })
+        expect((yield* Effect.flip(s.generate({ value: tooBig })))._tag).toBe("InvalidValue")
+        expect((yield* Effect.flip(s.modify(key, () => tooBig)))._tag).toBe("InvalidValue")
+        expect((yield* s.get(key)).value).toBe("kept")
+        yield* s.set(key, "x".repeat(1024))
+        expect((yield* s.get(key)).value).toHaveLength(1024)
+      }), { maxValueBytes: 1024 })
+      test("values with NUL or lone surrogates are InvalidValue", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "kept" })
+        for (const bad of ["a\u0000b", "\ud800", "x\udc00y"]) {
+          expect(yield* Effect.flip(s.set(key, bad))).toMatchObject({ _tag: "InvalidValue", reason: "NotWellFormed" })
+        }
+        expect((yield* s.get(key)).value).toBe("kept")
+      }))
+      test("a non-finite expiry is InvalidExpiry and writes nothing", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "kept", expiry: "1 minute" })
+        for (const expiry of [Infinity, -Infinity, NaN, Duration.infinity, "forever" as Duration.DurationInput]) {
+          expect((yield* Effect.flip(s.generate({ expiry })))._tag).toBe("InvalidExpiry")
+          expect((yield* Effect.flip(s.set(key, "changed", { expiry })))._tag).toBe("InvalidExpiry")
+          expect((yield* Effect.flip(s.touch(key, { expiry })))._tag).toBe("InvalidExpiry")
+          expect((yield* Effect.flip(s.modify(key, () => "changed", { expiry })))._tag).toBe("InvalidExpiry")
+          expect((yield* Effect.flip(s.setDefaultPeriod(expiry)))._tag).toBe("InvalidExpiry")
+        }
+        expect(yield* s.get(key)).toMatchObject({ value: "kept" })
+        expect(Duration.toMillis((yield* s.get(key)).expiresIn)).toBe(60_000)
+        expect(Duration.toMillis(yield* s.defaultPeriod)).toBe(Duration.toMillis(Duration.weeks(1)))
+      }), { cleanupInterval: 0 })
+      for (const [option, options] of [
+        ["maxValueBytes", { maxValueBytes: 0 }],
+        ["maxValueBytes", { maxValueBytes: 1.5 }],
+        ["cleanupBatchSize", { cleanupBatchSize: -1 }],
+        ["cleanupInterval", { cleanupInterval: Infinity }],
+        ["defaultPeriod", { defaultPeriod: -5 }],
+        ["defaultPeriod", { defaultPeriod: "a while" as Duration.DurationInput }]
+      ] as const) {
+        it.effect(`a bad ${option} option fails the layer with InvalidConfig`, () =>
+          Effect.gen(function*() {
+            const error = yield* Effect.flip(Layer.build(makeStore(options)).pipe(Effect.scoped))
+            expect(error).toMatchObject({ _tag: "InvalidConfig", option })
+          }))
+      }
+    })
+  })

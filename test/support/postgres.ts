@@ -1,0 +1,128 @@
+import { SqlClient } from "@effect/sql"
+import type { PgClient } from "@effect/sql-pg"
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Exit, Layer, Scope, TestClock } from "effect"
+import { PgSessionStore, SessionKey, SessionStore } from "../../src/index.js"
+import { conformance } from "./conformance.js"
+import { TestSchema } from "./database.js"
+
+type Shared = PgClient.PgClient | SqlClient.SqlClient | TestSchema
+
+/** A fresh table in the file's schema for each store. */
+const freshStore = (options: PgSessionStore.Options = {}) =>
+  Layer.unwrapEffect(Effect.map(TestSchema, (schema) => PgSessionStore.layer({ tableName: schema.table(), ...options })))
+
+const build = (options: PgSessionStore.Options) =>
+  Effect.flatMap(Layer.build(PgSessionStore.layer(options)), (context) => Effect.succeed(context.unsafeMap.values().next().value as SessionStore.Service))
+
+/** The conformance suite plus the PostgreSQL-only tests, against the given client. */
+export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) => {
+  conformance(name, shared, (options) => freshStore(options))
+
+  layer(shared, { timeout: 60_000 })(`${name}: PostgreSQL only`, (it) => {
+    it.effect("the table never contains the raw key, in any column", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const tableName = (yield* TestSchema).table()
+        const store = yield* Effect.scoped(Effect.flatMap(build({ tableName }), (s) =>
+          Effect.gen(function*() {
+            const keys = yield* Effect.forEach([1, 2, 3], (i) => s.generate({ value: `value ${i}` }))
+            yield* s.set(keys[0]!, "updated")
+            yield* s.modify(keys[1]!, (v) => v + "!")
+            return keys
+          })))
+        const rows = yield* sql.unsafe<{ row: string }>(`SELECT t::text AS row FROM ${tableName} t`)
+        expect(rows).toHaveLength(3)
+        for (const key of store) {
+          const hex = Buffer.from(key, "base64url").toString("hex")
+          for (const { row } of rows) {
+            expect(row).not.toContain(key)
+            expect(row).not.toContain(hex)
+          }
+          const hashHex = Buffer.from(SessionKey.hash(key)).toString("hex")
+          expect(rows.some(({ row }) => row.includes(hashHex))).toBe(true)
+        }
+      }))
+
+    it.effect("the cleanup fiber stops when its scope closes", () =>
+      Effect.gen(function*() {
+        const tableName = (yield* TestSchema).table()
+        const scope = yield* Scope.make()
+        const first = yield* build({ tableName, cleanupInterval: "1 minute" }).pipe(Scope.extend(scope))
+        const key = yield* first.generate({ expiry: "10 seconds" })
+        yield* Scope.close(scope, Exit.void)
+        yield* TestClock.adjust("1 hour")
+        const second = yield* Effect.scoped(Effect.flatMap(build({ tableName, cleanupInterval: 0 }), (s) => Effect.flip(s.get(key))))
+        expect(second._tag).toBe("Expired")
+      }))
+
+    it.effect("the cleanup fiber runs while its scope is open", () =>
+      Effect.gen(function*() {
+        const tableName = (yield* TestSchema).table()
+        yield* Effect.scoped(Effect.gen(function*() {
+          const s = yield* build({ tableName, cleanupInterval: "1 minute" })
+          const key = yield* s.generate({ expiry: "10 seconds" })
+          yield* TestClock.adjust("2 minutes")
+          expect((yield* Effect.flip(s.get(key)))._tag).toBe("NotFound")
+        }))
+      }))
+
+    it.effect("a second layer on an existing table keeps its rows", () =>
+      Effect.gen(function*() {
+        const tableName = (yield* TestSchema).table()
+        const key = yield* Effect.scoped(Effect.flatMap(build({ tableName }), (s) => s.generate({ value: "persisted" })))
+        const value = yield* Effect.scoped(Effect.flatMap(build({ tableName }), (s) => s.get(key)))
+        expect(value.value).toBe("persisted")
+      }))
+
+    it.effect("two layers created at once on a new table both succeed", () =>
+      Effect.gen(function*() {
+        const tableName = (yield* TestSchema).table()
+        yield* Effect.all([build({ tableName }), build({ tableName }), build({ tableName })], { concurrency: 3 }).pipe(Effect.scoped)
+      }))
+
+    it.effect("createTable: false fails clearly on a missing table and works on an existing one", () =>
+      Effect.gen(function*() {
+        const tableName = (yield* TestSchema).table()
+        const error = yield* Effect.flip(Effect.scoped(build({ tableName, createTable: false })))
+        expect(error).toMatchObject({ _tag: "SessionStoreError", operation: "init" })
+        yield* Effect.scoped(build({ tableName }))
+        yield* Effect.scoped(Effect.flatMap(build({ tableName, createTable: false }), (s) => s.generate()))
+      }))
+
+    it.effect("an unqualified table name lands in the search path, quoted", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const schema = (yield* TestSchema).name
+        const tableName = `MixedCase_${Math.random().toString(36).slice(2, 8)}`
+        yield* Effect.scoped(build({ tableName }))
+        const found = yield* sql.unsafe<{ n: number }>(
+          `SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = $1`,
+          [tableName]
+        )
+        expect(found[0]?.n).toBe(1)
+        yield* sql.unsafe(`DROP TABLE "${tableName}"`)
+        expect(schema).toMatch(/^es_test_/)
+      }))
+
+    describe("invalid table names", () => {
+      for (const tableName of [
+        "",
+        "1sessions",
+        "a.b.c",
+        "sessions; DROP TABLE users; --",
+        "sessions\"; DROP TABLE users; --",
+        "ses sions",
+        "x".repeat(64),
+        "schema.",
+        ".table"
+      ]) {
+        it.effect(`rejects ${JSON.stringify(tableName.slice(0, 40))} with InvalidConfig, touching nothing`, () =>
+          Effect.gen(function*() {
+            const error = yield* Effect.flip(Effect.scoped(build({ tableName })))
+            expect(error).toMatchObject({ _tag: "InvalidConfig", option: "tableName" })
+          }))
+      }
+    })
+  })
+}
