@@ -21,3 +21,9 @@ export * as SessionKey from "./SessionKey.js"
 
 /** The `SessionStore` service (the `Session.S.Future` parallel). @since 0.1.0 */
 export * as SessionStore from "./SessionStore.js"
+
+/** The `Session_cohttp` parallel: session records, cookie headers. @since 0.1.0 */
+export * as HttpSession from "./HttpSession.js"
+
+/** Sessions for `@effect/platform` servers: the middleware and `CurrentSession`. @since 0.1.0 */
+export * as SessionMiddleware from "./SessionMiddleware.js"

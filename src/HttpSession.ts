@@ -1,0 +1,185 @@
+/**
+ * The parallel of OCaml's `Session_cohttp_async.Make`: an immutable session record and the functions that load it
+ * from request headers, change it in the store, and turn it into response headers.
+ *
+ * For a complete middleware (typed data, flash, rotation, timeouts, concurrency-safe saves) use
+ * `SessionMiddleware`; this module is the small, explicit layer underneath it.
+ *
+ * @since 0.1.0
+ */
+import { Cookies, Headers } from "@effect/platform"
+import { Duration, Effect, Option } from "effect"
+import * as SessionCookie from "./internal/sessionCookie.js"
+import type { Expired, InvalidExpiry, InvalidValue, NotFound, SessionStoreError } from "./SessionError.js"
+import type * as SessionKey from "./SessionKey.js"
+import { SessionStore } from "./SessionStore.js"
+
+/**
+ * A session as seen by one request: OCaml's `{ key; value; expiry_period; modified }`, immutable here; the
+ * operations return the updated record.
+ *
+ * @since 0.1.0
+ */
+export interface HttpSession {
+  readonly key: SessionKey.SessionKey
+  readonly value: string
+  /** The period from now after which the session expires. */
+  readonly expiryPeriod: Duration.Duration
+  /** Whether value or expiry changed, so that `toCookieHeaders` must send the cookie. */
+  readonly modified: boolean
+}
+
+/**
+ * Cookie attributes for `toCookieHeaders`. Defaults: `Path=/`, `Secure`, `HttpOnly`, `SameSite=Lax`, and a
+ * persistent cookie whose `Max-Age` is the session's expiry period (`discard: true` makes a browser-session cookie).
+ *
+ * @since 0.1.0
+ */
+export interface CookieOptions {
+  readonly discard?: boolean | undefined
+  readonly path?: string | undefined
+  readonly domain?: string | undefined
+  readonly secure?: boolean | undefined
+  readonly httpOnly?: boolean | undefined
+  readonly sameSite?: "lax" | "strict" | "none" | undefined
+}
+
+/**
+ * Fetches the live session for `key` (`of_key`).
+ *
+ * @since 0.1.0
+ */
+export const ofKey = (
+  key: string
+): Effect.Effect<HttpSession, NotFound | Expired | SessionStoreError, SessionStore> =>
+  Effect.flatMap(SessionStore, (store) =>
+    Effect.map(store.get(key), ({ expiresIn, value }) => ({
+      key: key as SessionKey.SessionKey,
+      value,
+      expiryPeriod: expiresIn,
+      modified: false
+    })))
+
+/**
+ * Reads the key from the `Cookie` header under `cookieName` and fetches its session (`of_header`). `None` when the
+ * cookie is absent (or duplicated, or not a well-formed key: such a cookie is ignored without touching the store).
+ *
+ * @since 0.1.0
+ */
+export const ofHeader = (
+  cookieName: string,
+  headers: Headers.Headers
+): Effect.Effect<Option.Option<HttpSession>, NotFound | Expired | SessionStoreError, SessionStore> =>
+  Option.match(SessionCookie.read(headers, cookieName), {
+    onNone: () => Effect.succeedNone,
+    onSome: (key) => Effect.asSome(ofKey(key))
+  })
+
+/**
+ * Allocates a new session holding `value` (`generate`); it is `modified`, so its cookie will be sent.
+ *
+ * @since 0.1.0
+ */
+export const generate = (
+  options: { readonly expiry?: Duration.DurationInput | undefined },
+  value: string
+): Effect.Effect<HttpSession, InvalidValue | InvalidExpiry | SessionStoreError, SessionStore> =>
+  Effect.flatMap(SessionStore, (store) =>
+    Effect.gen(function*() {
+      const key = yield* store.generate({ value, expiry: options.expiry })
+      const { expiresIn } = yield* Effect.orDie(store.get(key))
+      return { key, value, expiryPeriod: expiresIn, modified: true }
+    }))
+
+/**
+ * The session from the header if there is a live one, else a new session holding `defaultValue`
+ * (`of_header_or_create`).
+ *
+ * @since 0.1.0
+ */
+export const ofHeaderOrCreate = (
+  options: { readonly expiry?: Duration.DurationInput | undefined },
+  cookieName: string,
+  defaultValue: string,
+  headers: Headers.Headers
+): Effect.Effect<HttpSession, InvalidValue | InvalidExpiry | SessionStoreError, SessionStore> =>
+  ofHeader(cookieName, headers).pipe(
+    Effect.catchTags({
+      NotFound: () => Effect.succeed(Option.none<HttpSession>()),
+      Expired: () => Effect.succeed(Option.none<HttpSession>())
+    }),
+    Effect.flatMap(Option.match({
+      onNone: () => generate(options, defaultValue),
+      onSome: Effect.succeed
+    }))
+  )
+
+/**
+ * Removes the session from the store (`clear`). The returned record has an empty value, a zero expiry period and
+ * `modified` set, so `toCookieHeaders` tells the client to delete the cookie.
+ *
+ * @since 0.1.0
+ */
+export const clear = (session: HttpSession): Effect.Effect<HttpSession, SessionStoreError, SessionStore> =>
+  Effect.flatMap(SessionStore, (store) =>
+    Effect.as(store.clear(session.key), { ...session, value: "", expiryPeriod: Duration.zero, modified: true }))
+
+/**
+ * Sets the value and/or the expiry in the store (`set`). Without `value` only the expiry is renewed; without
+ * `expiry` the store's default period applies.
+ *
+ * @since 0.1.0
+ */
+export const set = (
+  options: { readonly expiry?: Duration.DurationInput | undefined; readonly value?: string | undefined },
+  session: HttpSession
+): Effect.Effect<HttpSession, NotFound | Expired | InvalidValue | InvalidExpiry | SessionStoreError, SessionStore> =>
+  Effect.flatMap(SessionStore, (store) =>
+    Effect.gen(function*() {
+      const value = options.value
+      if (value === undefined) yield* store.touch(session.key, { expiry: options.expiry })
+      else yield* store.set(session.key, value, { expiry: options.expiry })
+      const { expiresIn } = yield* store.get(session.key)
+      return { key: session.key, value: value ?? session.value, expiryPeriod: expiresIn, modified: true }
+    }))
+
+const attributes = (options: CookieOptions): SessionCookie.Attributes => ({
+  path: options.path ?? "/",
+  domain: options.domain,
+  secure: options.secure ?? true,
+  httpOnly: options.httpOnly ?? true,
+  sameSite: options.sameSite ?? "lax"
+})
+
+/**
+ * Response headers for the session (`to_cookie_hdrs`): `Set-Cookie` only when the session was modified (with
+ * `Max-Age=0` once cleared, no `Max-Age` when `discard`), and `Vary: Cookie` always.
+ *
+ * @since 0.1.0
+ */
+export const toCookieHeaders = (
+  cookieName: string,
+  session: HttpSession,
+  options: CookieOptions = {}
+): Headers.Headers => {
+  const vary = Headers.fromInput({ vary: "Cookie" })
+  if (!session.modified) return vary
+  const cleared = Duration.toMillis(session.expiryPeriod) <= 0
+  const maxAge = cleared ? 0 : options.discard ? undefined : Duration.toMillis(session.expiryPeriod)
+  const cookie = SessionCookie.make(cookieName, cleared ? "" : session.key, attributes(options), maxAge)
+  return Headers.set(vary, "set-cookie", Cookies.serializeCookie(cookie))
+}
+
+/**
+ * Headers that tell the client to delete the session cookie (`clear_hdrs`).
+ *
+ * @since 0.1.0
+ */
+export const clearHeaders = (
+  options: { readonly path?: string | undefined; readonly domain?: string | undefined },
+  cookieName: string
+): Headers.Headers =>
+  Headers.fromInput({
+    vary: "Cookie",
+    "set-cookie": Cookies.serializeCookie(SessionCookie.make(cookieName, "", attributes(options), 0))
+  })

@@ -1,0 +1,73 @@
+import { Cookies, Headers } from "@effect/platform"
+import { Either, Option } from "effect"
+import * as SessionKey from "../SessionKey.js"
+
+/** Attributes of the session cookie. */
+export interface Attributes {
+  readonly path: string
+  readonly domain?: string | undefined
+  readonly secure: boolean
+  readonly httpOnly: boolean
+  readonly sameSite: "lax" | "strict" | "none"
+}
+
+/**
+ * The session key sent in the `Cookie` header under `name`, if it occurs exactly once and is a well-formed key.
+ * A missing, duplicated, malformed or oversized cookie is `None`, so it never reaches the store.
+ */
+export const read = (headers: Headers.Headers, name: string): Option.Option<SessionKey.SessionKey> => {
+  const header = headers["cookie"]
+  if (header === undefined || header.length > 16 * 1024) return Option.none()
+  let found: string | undefined
+  // Cookie pairs are separated by ";" (RFC 6265 §4.2.1); each pair is parsed by @effect/platform.
+  for (const pair of header.split(";")) {
+    const value = Cookies.parseHeader(pair)[name]
+    if (value === undefined) continue
+    if (found !== undefined) return Option.none()
+    found = value
+  }
+  return found !== undefined && SessionKey.isSessionKey(found) ? Option.some(found) : Option.none()
+}
+
+/** A `Set-Cookie` for the key; `maxAge` undefined makes a browser-session cookie, zero deletes it. */
+export const make = (
+  name: string,
+  value: string,
+  attributes: Attributes,
+  maxAge: number | undefined
+): Cookies.Cookie =>
+  Either.getOrThrow(Cookies.makeCookie(name, value, {
+    path: attributes.path,
+    domain: attributes.domain,
+    secure: attributes.secure,
+    httpOnly: attributes.httpOnly,
+    sameSite: attributes.sameSite,
+    ...(maxAge === undefined ? {} : maxAge <= 0 ? { maxAge: 0, expires: new Date(0) } : { maxAge: `${maxAge} millis` })
+  }))
+
+/** The header line that tells caches a response depends on the `Cookie` request header. */
+export const vary = (headers: Headers.Headers): string => {
+  const current = headers["vary"]
+  if (current === undefined || current === "") return "Cookie"
+  return /(^|,)\s*(cookie|\*)\s*(,|$)/i.test(current) ? current : `${current}, Cookie`
+}
+
+/** Keeps shared caches from storing a response that sets a session cookie. */
+export const privateCacheControl = (headers: Headers.Headers): string => {
+  const current = headers["cache-control"]
+  if (current === undefined || current === "") return "private, no-store"
+  return /\b(private|no-store)\b/i.test(current) ? current : `private, ${current.replace(/\bpublic\b\s*,?\s*/i, "")}`
+}
+
+/** Checks the rules of the `__Host-` and `__Secure-` cookie name prefixes; returns a reason when broken. */
+export const prefixViolation = (name: string, attributes: Attributes): string | undefined => {
+  if (Either.isLeft(Cookies.makeCookie(name, "x"))) return `${JSON.stringify(name)} is not a valid cookie name`
+  if (name.startsWith("__Host-")) {
+    if (!attributes.secure) return "a __Host- cookie must be Secure"
+    if (attributes.path !== "/") return "a __Host- cookie must have Path=/"
+    if (attributes.domain !== undefined) return "a __Host- cookie must not have a Domain"
+  }
+  if (name.startsWith("__Secure-") && !attributes.secure) return "a __Secure- cookie must be Secure"
+  if (attributes.sameSite === "none" && !attributes.secure) return "SameSite=None requires Secure"
+  return undefined
+}

@@ -1,0 +1,248 @@
+import { HttpRouter, HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Ref, TestClock } from "effect"
+import { SessionKey } from "../src/index.js"
+import { makeBrowser } from "./support/browser.js"
+import { Barrier, CountingMemoryStore, makeApp, makeSessions, StoreCalls } from "./support/testApp.js"
+
+const Sessions = makeSessions()
+
+/** Serves the test app (with the given middleware) on a test server in the test's scope. */
+const serve = (sessions = Sessions) =>
+  makeApp(sessions).pipe(HttpRouter.use(sessions.middleware), HttpServer.serveEffect())
+
+const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(
+    Effect.provide(Layer.mergeAll(NodeHttpServer.layerTest, CountingMemoryStore, Barrier.Default)),
+    Effect.scoped
+  )
+
+const json = (body: string) => JSON.parse(body) as { data: any; flashes: Record<string, string>; isNew: boolean }
+
+const sessionCookie = (lines: ReadonlyArray<string>) => lines.find((line) => line.startsWith("session="))
+
+describe("SessionMiddleware over HTTP", () => {
+  it.effect("no cookie and no change: no session is created, nothing is stored", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      const reply = yield* browser.get("/peek")
+      expect(json(reply.body)).toMatchObject({ data: { user: null, visits: 0 }, isNew: true })
+      expect(reply.setCookie).toEqual([])
+      expect(reply.headers["vary"]).toBe("Cookie")
+      expect(yield* Ref.get(yield* StoreCalls)).toBe(0)
+    }).pipe(provide))
+
+  it.effect("the first write creates the session and sets a hardened cookie; the next request sees it", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      const first = yield* browser.get("/")
+      const line = sessionCookie(first.setCookie)!
+      expect(line).toMatch(/^session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/)
+      expect(first.headers["cache-control"]).toBe("private, no-store")
+      expect(first.headers["vary"]).toBe("Cookie")
+      const second = yield* browser.get("/")
+      expect(json(second.body)).toMatchObject({ data: { visits: 2 }, isNew: false })
+      expect(second.setCookie).toEqual([])
+    }).pipe(provide))
+
+  it.effect("a request that changes nothing costs one read and no write", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      yield* browser.get("/")
+      const calls = yield* StoreCalls
+      yield* Ref.set(calls, 0)
+      const reply = yield* browser.get("/peek")
+      expect(json(reply.body).data.visits).toBe(1)
+      expect(yield* Ref.get(calls)).toBe(1)
+      yield* browser.get("/plain")
+      expect(yield* Ref.get(calls)).toBe(2)
+    }).pipe(provide))
+
+  it.effect("login regenerates the key; the old key works only within the stale period", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      yield* browser.get("/")
+      const before = browser.jar.get("session")!
+      const login = yield* browser.post("/login?name=ada")
+      const after = browser.jar.get("session")!
+      expect(after).not.toBe(before)
+      expect(SessionKey.isSessionKey(after)).toBe(true)
+      expect(json(login.body).data).toMatchObject({ user: "ada", visits: 1 })
+      const next = yield* browser.get("/peek")
+      expect(json(next.body)).toMatchObject({ data: { user: "ada" }, flashes: { notice: "Welcome, ada" } })
+
+      yield* TestClock.adjust("9 seconds")
+      const stale = yield* browser.get("/peek", `session=${before}`)
+      expect(json(stale.body)).toMatchObject({ isNew: false, data: { visits: 1 } })
+      yield* TestClock.adjust("2 seconds")
+      const gone = yield* browser.get("/peek", `session=${before}`)
+      expect(json(gone.body)).toMatchObject({ isNew: true, data: { user: null } })
+      expect(json((yield* browser.get("/peek")).body).data.user).toBe("ada")
+    }).pipe(provide))
+
+  it.effect("flash messages are readable on the next request only", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      yield* browser.post("/login?name=grace")
+      expect(json((yield* browser.get("/peek")).body).flashes).toEqual({ notice: "Welcome, grace" })
+      expect(json((yield* browser.get("/peek")).body).flashes).toEqual({})
+    }).pipe(provide))
+
+  it.effect("destroy removes the session and expires the cookie; a flash after it starts a new one", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      yield* browser.post("/login?name=ada")
+      const old = browser.jar.get("session")!
+      const destroyed = yield* browser.post("/destroy")
+      expect(sessionCookie(destroyed.setCookie)).toMatch(/^session=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970/)
+      expect(browser.jar.has("session")).toBe(false)
+      const reuse = yield* browser.get("/peek", `session=${old}`)
+      expect(json(reuse.body).isNew).toBe(true)
+
+      yield* browser.post("/login?name=ada")
+      const loggedIn = browser.jar.get("session")!
+      const logout = yield* browser.post("/logout")
+      expect(sessionCookie(logout.setCookie)).toMatch(/^session=[A-Za-z0-9_-]{43};/)
+      expect(browser.jar.get("session")).not.toBe(loggedIn)
+      const after = json((yield* browser.get("/peek")).body)
+      expect(after).toMatchObject({ data: { user: null, visits: 0 }, flashes: { notice: "Logged out" } })
+    }).pipe(provide))
+
+  it.effect("idle timeout: activity slides it, silence ends the session", () =>
+    Effect.gen(function*() {
+      yield* serve(makeSessions({ idleTimeout: "10 minutes", renewalThreshold: 0 }))
+      const browser = yield* makeBrowser
+      yield* browser.get("/")
+      for (let i = 0; i < 5; i++) {
+        yield* TestClock.adjust("9 minutes")
+        expect(json((yield* browser.get("/peek")).body).isNew).toBe(false)
+      }
+      yield* TestClock.adjust("10 minutes")
+      yield* TestClock.adjust(1)
+      expect(json((yield* browser.get("/peek")).body).isNew).toBe(true)
+    }).pipe(provide))
+
+  it.effect("renewal threshold: read-only requests renew at most once per fraction of the idle timeout", () =>
+    Effect.gen(function*() {
+      yield* serve(makeSessions({ idleTimeout: "10 minutes", renewalThreshold: 0.5 }))
+      const browser = yield* makeBrowser
+      yield* browser.get("/")
+      const calls = yield* StoreCalls
+      yield* Ref.set(calls, 0)
+      yield* TestClock.adjust("4 minutes")
+      yield* browser.get("/peek") // 4 of 10 minutes gone: below the threshold, no write
+      expect(yield* Ref.get(calls)).toBe(1)
+      yield* TestClock.adjust("2 minutes")
+      yield* browser.get("/peek") // 6 minutes: renewed (one touch)
+      expect(yield* Ref.get(calls)).toBe(3)
+      yield* TestClock.adjust("9 minutes")
+      expect(json((yield* browser.get("/peek")).body).isNew).toBe(false) // alive thanks to the renewal
+    }).pipe(provide))
+
+  it.effect("absolute timeout: never extended, however active", () =>
+    Effect.gen(function*() {
+      yield* serve(makeSessions({ idleTimeout: "10 minutes", absoluteTimeout: "25 minutes", renewalThreshold: 0 }))
+      const browser = yield* makeBrowser
+      yield* browser.get("/")
+      yield* TestClock.adjust("8 minutes")
+      yield* browser.get("/")
+      yield* TestClock.adjust("8 minutes")
+      yield* browser.get("/")
+      yield* TestClock.adjust("8 minutes")
+      expect(json((yield* browser.get("/")).body).data.visits).toBe(4)
+      yield* TestClock.adjust("1 minute")
+      expect(json((yield* browser.get("/peek")).body).isNew).toBe(false) // exactly at the limit: still valid
+      yield* TestClock.adjust(1)
+      expect(json((yield* browser.get("/peek")).body).isNew).toBe(true)
+    }).pipe(provide))
+
+  it.effect("remember-me: a persistent cookie and the longer timeouts", () =>
+    Effect.gen(function*() {
+      yield* serve(makeSessions({ idleTimeout: "10 minutes", remember: { idleTimeout: "2 days", absoluteTimeout: "10 days" } }))
+      const browser = yield* makeBrowser
+      const plain = yield* browser.post("/login?name=ada")
+      expect(sessionCookie(plain.setCookie)).not.toMatch(/Max-Age/)
+      const remembered = yield* browser.post("/login?name=ada&remember=1")
+      expect(sessionCookie(remembered.setCookie)).toMatch(/Max-Age=172800;/)
+      yield* TestClock.adjust("1 day")
+      expect(json((yield* browser.get("/peek")).body)).toMatchObject({ isNew: false, data: { user: "ada" } })
+    }).pipe(provide))
+
+  it.effect("a failing handler still persists its changes and gets its cookie", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      const failed = yield* browser.get("/fail")
+      expect(failed.status).toBe(500)
+      expect(sessionCookie(failed.setCookie)).toBeDefined()
+      expect(json((yield* browser.get("/peek")).body).data.user).toBe("written before the failure")
+    }).pipe(provide))
+
+  describe("bad cookies are no session: never a 500, never a store call", () => {
+    for (const [label, header] of [
+      ["malformed", "session=not-a-key"],
+      ["oversized", `session=${"A".repeat(8_000)}`],
+      ["wrong alphabet", `session=${"+".repeat(43)}`],
+      ["duplicated", `session=${SessionKey.generate()}; session=${SessionKey.generate()}`],
+      ["empty", "session="],
+      ["garbage bytes", "session=%00%ff\u00e9; ;;=;"]
+    ] as const) {
+      it.effect(label, () =>
+        Effect.gen(function*() {
+          yield* serve()
+          const browser = yield* makeBrowser
+          const reply = yield* browser.get("/peek", header)
+          expect(reply.status).toBe(200)
+          expect(json(reply.body).isNew).toBe(true)
+          expect(yield* Ref.get(yield* StoreCalls)).toBe(0)
+        }).pipe(provide))
+    }
+  })
+
+  it.effect("a cookie header too large for Node's parser is a 431, not a 500, and never reaches the store", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      const reply = yield* browser.get("/peek", `session=${"A".repeat(100_000)}`)
+      expect(reply.status).toBe(431)
+      expect(yield* Ref.get(yield* StoreCalls)).toBe(0)
+    }).pipe(provide))
+
+  it.effect("overlapping requests on one session keep each other's changes", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      yield* browser.get("/")
+      yield* Effect.all([
+        browser.get("/overlap?field=a&value=from-a"),
+        browser.get("/overlap?field=b&value=from-b")
+      ], { concurrency: 2 })
+      const data = json((yield* browser.get("/peek")).body).data
+      expect(data).toMatchObject({ a: "from-a", b: "from-b", visits: 3 })
+    }).pipe(provide))
+
+  it("rejects invalid configuration with InvalidConfig", () => {
+    for (const [option, options] of [
+      ["cookie", { cookie: { name: "__Host-session", path: "/app" } }],
+      ["cookie", { cookie: { name: "__Host-session", domain: "example.com" } }],
+      ["cookie", { cookie: { name: "__Host-session", secure: false } }],
+      ["cookie", { cookie: { name: "__Secure-session", secure: false } }],
+      ["cookie", { cookie: { name: "bad name;" } }],
+      ["cookie", { cookie: { sameSite: "none", secure: false } }],
+      ["idleTimeout", { idleTimeout: 0 }],
+      ["absoluteTimeout", { absoluteTimeout: Infinity }],
+      ["renewalThreshold", { renewalThreshold: 2 }],
+      ["staleTimeout", { staleTimeout: "soon" }]
+    ] as const) {
+      expect(() => makeSessions(options as never)).toThrow(expect.objectContaining({ _tag: "InvalidConfig", option }))
+    }
+    expect(() => makeSessions({ cookie: { name: "__Host-session" } })).not.toThrow()
+  })
+})

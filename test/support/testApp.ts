@@ -1,0 +1,108 @@
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Deferred, Effect, Layer, Option, Ref, Schema } from "effect"
+import { MemorySessionStore, SessionMiddleware, SessionStore } from "../../src/index.js"
+
+export const Data = Schema.Struct({
+  user: Schema.NullOr(Schema.String),
+  visits: Schema.Number,
+  a: Schema.optional(Schema.String),
+  b: Schema.optional(Schema.String)
+})
+
+export const makeSessions = (options: Partial<SessionMiddleware.Options<typeof Data.Type, typeof Data.Encoded>> = {}) =>
+  SessionMiddleware.make({
+    schema: Data,
+    initial: { user: null, visits: 0 },
+    // Chromium and Node's fetch keep Secure cookies on http://localhost; the tests assert the attribute.
+    ...options
+  })
+
+const query = (name: string) =>
+  Effect.map(HttpServerRequest.ParsedSearchParams, (params) => Option.fromNullable(params[name] as string | undefined))
+
+/** Two handlers meet here, so both load the session before either saves it: truly overlapping requests. */
+export class Barrier extends Effect.Service<Barrier>()("test/Barrier", {
+  effect: Effect.gen(function*() {
+    const arrived = yield* Ref.make(0)
+    const open = yield* Deferred.make<void>()
+    return {
+      wait: (parties: number) =>
+        Ref.updateAndGet(arrived, (n) => n + 1).pipe(
+          Effect.flatMap((n) => n >= parties ? Deferred.succeed(open, undefined) : Effect.void),
+          Effect.zipRight(Deferred.await(open))
+        )
+    }
+  })
+}) {}
+
+/** The routes the HTTP tests drive. */
+export const makeApp = (Sessions: SessionMiddleware.SessionMiddleware<typeof Data.Type>) => {
+  const session = Sessions.CurrentSession
+  const show = Effect.gen(function*() {
+    const s = yield* session
+    return yield* HttpServerResponse.json({ data: yield* s.get, flashes: yield* s.flashes, isNew: yield* s.isNew })
+  })
+  return HttpRouter.empty.pipe(
+    HttpRouter.get("/", Effect.flatMap(session, (s) => s.update((d) => ({ ...d, visits: d.visits + 1 }))).pipe(Effect.zipRight(show))),
+    HttpRouter.get("/peek", show),
+    HttpRouter.get("/plain", HttpServerResponse.text("no session used")),
+    HttpRouter.post("/login", Effect.gen(function*() {
+      const s = yield* session
+      const name = Option.getOrElse(yield* query("name"), () => "ada")
+      yield* s.regenerate
+      yield* s.set({ ...(yield* s.get), user: name })
+      yield* s.flash("notice", `Welcome, ${name}`)
+      if (Option.isSome(yield* query("remember"))) yield* s.rememberMe(true)
+      return yield* show
+    })),
+    HttpRouter.post("/logout", Effect.gen(function*() {
+      const s = yield* session
+      yield* s.destroy
+      yield* s.flash("notice", "Logged out")
+      return HttpServerResponse.text("bye")
+    })),
+    HttpRouter.post("/destroy", Effect.flatMap(session, (s) => s.destroy).pipe(Effect.as(HttpServerResponse.text("gone")))),
+    HttpRouter.get("/fail", Effect.gen(function*() {
+      const s = yield* session
+      yield* s.set({ ...(yield* s.get), user: "written before the failure" })
+      return yield* Effect.fail(new Error("handler failed"))
+    })),
+    HttpRouter.get("/overlap", Effect.gen(function*() {
+      const s = yield* session
+      const barrier = yield* Barrier
+      const field = Option.getOrElse(yield* query("field"), () => "a") as "a" | "b"
+      const parties = Number(Option.getOrElse(yield* query("parties"), () => "2"))
+      yield* s.set({ ...(yield* s.get), [field]: Option.getOrElse(yield* query("value"), () => "x") })
+      yield* s.update((d) => ({ ...d, visits: d.visits + 1 }))
+      yield* barrier.wait(parties)
+      return HttpServerResponse.text("ok")
+    })),
+    HttpRouter.get("/guarded", Effect.flatMap(session, (s) => s.get).pipe(
+      Effect.as(HttpServerResponse.text("fine")),
+      Effect.catchTag("SessionUnavailable", () => HttpServerResponse.text("handled: degraded mode", { status: 200 }))
+    ))
+  )
+}
+
+/** A memory store that counts how often it is asked for a session, to prove that bad cookies never reach it. */
+export class StoreCalls extends Effect.Service<StoreCalls>()("test/StoreCalls", {
+  effect: Ref.make(0)
+}) {}
+
+export const CountingMemoryStore = Layer.effect(
+  SessionStore.SessionStore,
+  Effect.gen(function*() {
+    const calls = yield* StoreCalls
+    const inner = yield* SessionStore.SessionStore
+    const count = <A, E>(effect: Effect.Effect<A, E>) => Effect.zipRight(Ref.update(calls, (n) => n + 1), effect)
+    return {
+      ...inner,
+      get: (key) => count(inner.get(key)),
+      set: (key, value, options) => count(inner.set(key, value, options)),
+      touch: (key, options) => count(inner.touch(key, options)),
+      modify: (key, f, options) => count(inner.modify(key, f, options)),
+      generate: (options) => count(inner.generate(options)),
+      clear: (key) => count(inner.clear(key))
+    } satisfies SessionStore.Service
+  })
+).pipe(Layer.provide(MemorySessionStore.layer({ cleanupInterval: 0 })), Layer.provideMerge(StoreCalls.Default))
