@@ -1,0 +1,128 @@
+import { Headers, HttpServer, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Layer, Option, Schema, TestClock } from "effect"
+import { HttpSession, MemorySessionStore, SessionKey, SessionMiddleware } from "../src/index.js"
+import { makeBrowser } from "./support/browser.js"
+
+const Store = MemorySessionStore.layer({ cleanupInterval: 0 })
+const cookieHeaders = (key: string) => Headers.fromInput({ cookie: `other=1; sid=${key}` })
+
+describe("HttpSession (the Session_cohttp parallel)", () => {
+  it.effect("generate: a modified session holding the value, with the expiry period", () =>
+    Effect.gen(function*() {
+      const session = yield* HttpSession.generate({ expiry: "1 hour" }, "v")
+      expect(session).toMatchObject({ value: "v", modified: true })
+      expect(Duration.toMillis(session.expiryPeriod)).toBe(3_600_000)
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("ofKey and ofHeader load an unmodified session; no cookie is None; unknown is NotFound", () =>
+    Effect.gen(function*() {
+      const { key } = yield* HttpSession.generate({}, "stored")
+      expect(yield* HttpSession.ofKey(key)).toMatchObject({ key, value: "stored", modified: false })
+      const fromHeader = yield* HttpSession.ofHeader("sid", cookieHeaders(key))
+      expect(Option.getOrThrow(fromHeader)).toMatchObject({ value: "stored", modified: false })
+      expect(yield* HttpSession.ofHeader("sid", Headers.fromInput({ cookie: "other=1" }))).toEqual(Option.none())
+      expect(yield* HttpSession.ofHeader("sid", Headers.empty)).toEqual(Option.none())
+      const unknown = yield* Effect.flip(HttpSession.ofHeader("sid", cookieHeaders(SessionKey.generate())))
+      expect(unknown._tag).toBe("NotFound")
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("ofHeaderOrCreate: the live session, or a new one with the default value", () =>
+    Effect.gen(function*() {
+      const { key } = yield* HttpSession.generate({ expiry: "1 minute" }, "live")
+      expect((yield* HttpSession.ofHeaderOrCreate({}, "sid", "default", cookieHeaders(key))).value).toBe("live")
+      const created = yield* HttpSession.ofHeaderOrCreate({}, "sid", "default", Headers.empty)
+      expect(created).toMatchObject({ value: "default", modified: true })
+      expect(created.key).not.toBe(key)
+      yield* TestClock.adjust("2 minutes")
+      const replaced = yield* HttpSession.ofHeaderOrCreate({}, "sid", "default", cookieHeaders(key))
+      expect(replaced.value).toBe("default")
+      expect(replaced.key).not.toBe(key)
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("set changes value and expiry (or only the expiry) and marks the session modified", () =>
+    Effect.gen(function*() {
+      const loaded = yield* Effect.flatMap(HttpSession.generate({}, "a"), (s) => HttpSession.ofKey(s.key))
+      const updated = yield* HttpSession.set({ value: "b", expiry: "5 minutes" }, loaded)
+      expect(updated).toMatchObject({ value: "b", modified: true })
+      expect(loaded.modified).toBe(false) // immutable
+      const touched = yield* HttpSession.set({ expiry: "10 minutes" }, updated)
+      expect(touched.value).toBe("b")
+      expect(Duration.toMillis(touched.expiryPeriod)).toBe(600_000)
+      expect((yield* HttpSession.ofKey(loaded.key)).value).toBe("b")
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("clear empties the session, zeroes its period and removes it from the store", () =>
+    Effect.gen(function*() {
+      const session = yield* HttpSession.generate({}, "a")
+      const cleared = yield* HttpSession.clear(session)
+      expect(cleared).toMatchObject({ value: "", modified: true })
+      expect(Duration.toMillis(cleared.expiryPeriod)).toBe(0)
+      expect((yield* Effect.flip(HttpSession.ofKey(session.key)))._tag).toBe("NotFound")
+    }).pipe(Effect.provide(Store)))
+
+  describe("toCookieHeaders", () => {
+    const session = (modified: boolean, ms = 3_600_000): HttpSession.HttpSession => ({
+      key: SessionKey.generate(),
+      value: "v",
+      expiryPeriod: Duration.millis(ms),
+      modified
+    })
+    it("an unmodified session: only Vary: Cookie", () => {
+      expect(HttpSession.toCookieHeaders("sid", session(false))).toEqual({ vary: "Cookie" })
+    })
+    it("a modified session: Set-Cookie with Max-Age and secure defaults", () => {
+      const s = session(true)
+      expect(HttpSession.toCookieHeaders("sid", s)["set-cookie"]).toBe(
+        `sid=${s.key}; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax`
+      )
+    })
+    it("discard makes a browser-session cookie; attributes are honoured", () => {
+      const s = session(true)
+      const headers = HttpSession.toCookieHeaders("sid", s, {
+        discard: true,
+        path: "/app",
+        domain: "example.com",
+        secure: false,
+        httpOnly: false,
+        sameSite: "strict"
+      })
+      expect(headers["set-cookie"]).toBe(`sid=${s.key}; Domain=example.com; Path=/app; SameSite=Strict`)
+    })
+    it("a cleared session: Max-Age=0, even with discard", () => {
+      const cleared = { ...session(true, 0), value: "" }
+      expect(HttpSession.toCookieHeaders("sid", cleared, { discard: true })["set-cookie"]).toMatch(/^sid=; Max-Age=0;/)
+    })
+    it("clearHeaders evicts the cookie at the given path and domain", () => {
+      const headers = HttpSession.clearHeaders({ path: "/app", domain: "example.com" }, "sid")
+      expect(headers["set-cookie"]).toMatch(/^sid=; Max-Age=0; Domain=example.com; Path=\/app; Expires=Thu, 01 Jan 1970/)
+      expect(headers["vary"]).toBe("Cookie")
+    })
+  })
+})
+
+describe("SessionMiddleware with HttpServer.serve (no router)", () => {
+  const Sessions = SessionMiddleware.make({
+    schema: Schema.Struct({ n: Schema.Number }),
+    initial: { n: 0 },
+    cookie: { name: "__Host-sid" }
+  })
+  it.effect("wraps a plain HttpApp", () =>
+    Effect.gen(function*() {
+      const app = Effect.gen(function*() {
+        const session = yield* Sessions.CurrentSession
+        yield* session.update(({ n }) => ({ n: n + 1 }))
+        return yield* HttpServerResponse.json(yield* session.get, {
+          headers: { "cache-control": "public, max-age=60", vary: "Accept-Encoding" }
+        })
+      })
+      yield* HttpServer.serveEffect(Sessions.middleware(app))
+      const browser = yield* makeBrowser
+      const first = yield* browser.get("/")
+      expect(first.setCookie[0]).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/)
+      expect(first.headers["cache-control"]).toBe("private, max-age=60")
+      expect(first.headers["vary"]).toBe("Accept-Encoding, Cookie")
+      expect(JSON.parse((yield* browser.get("/")).body)).toEqual({ n: 2 })
+    }).pipe(Effect.provide(Layer.merge(NodeHttpServer.layerTest, Store)), Effect.scoped))
+})
