@@ -2,7 +2,7 @@ import { HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Ref, TestClock } from "effect"
-import { SessionKey } from "../src/index.js"
+import { SessionKey, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
 import { Barrier, CountingMemoryStore, makeApp, makeSessions, StoreCalls } from "./support/testApp.js"
 
@@ -205,6 +205,23 @@ describe("SessionMiddleware over HTTP", () => {
         }).pipe(provide))
     }
   })
+
+  it.effect("a stored value that no longer decodes is no session (logged), never a 500", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const store = yield* SessionStore.SessionStore
+      const browser = yield* makeBrowser
+      for (const value of [
+        JSON.stringify({ v: 1, d: { user: 42, visits: "many" }, f: {}, c: 0, r: false }),
+        "not json at all",
+        JSON.stringify({ something: "else" })
+      ]) {
+        const key = yield* store.generate({ value })
+        const reply = yield* browser.get("/peek", `session=${key}`)
+        expect(reply.status).toBe(200)
+        expect(json(reply.body)).toMatchObject({ isNew: true, data: { user: null, visits: 0 } })
+      }
+    }).pipe(provide))
 
   it.effect("a cookie header too large for Node's parser is a 431, not a 500, and never reaches the store", () =>
     Effect.gen(function*() {
