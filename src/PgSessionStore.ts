@@ -26,6 +26,17 @@ export interface Options extends SessionStore.Options {
   readonly tableName?: string | undefined
   /** Create the table and its index (IF NOT EXISTS) when the layer is built. Default `true`. */
   readonly createTable?: boolean | undefined
+  /**
+   * What a session write waits for. Default `"full"`.
+   * - `"full"`: each write waits for its WAL flush (PostgreSQL's default): a committed write survives a crash.
+   * - `"relaxed"`: session writes commit with `synchronous_commit = off` (for their own transaction only): they
+   *   don't wait for the flush, so a crash of the database server may lose the last fraction of a second of
+   *   session writes (at most 3 × `wal_writer_delay`). Never corrupts, never affects other queries.
+   * - `"unlogged"`: an `UNLOGGED` table (no WAL at all): fastest, but emptied after a crash (everyone is logged
+   *   out) and not replicated to standbys. An existing table is switched in place (`ALTER TABLE … SET UNLOGGED`,
+   *   and back with `"full"`/`"relaxed"`), which rewrites it.
+   */
+  readonly durability?: "full" | "relaxed" | "unlogged" | undefined
 }
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/
@@ -52,35 +63,50 @@ export const quoteTableName = (
 
 const ts = (param: string) => `to_timestamp(${param}::float8 / 1000)`
 
-const statements = (t: string, table: string) => ({
-  createTable: `CREATE TABLE IF NOT EXISTS ${t} (
+/** Joined into every write when `durability: "relaxed"`: one round trip, and only this transaction is relaxed. */
+const relaxedCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed`
+
+const statements = (t: string, table: string, durability: "full" | "relaxed" | "unlogged") => {
+  const relaxed = durability === "relaxed"
+  const from = relaxed ? ` FROM ${relaxedCommit}` : ""
+  const using = relaxed ? ` USING ${relaxedCommit}` : ""
+  const row = (id: string, value: string, expires: string, created: string) =>
+    relaxed
+      ? `SELECT ${id}::bytea, ${value}::text, ${ts(expires)}, ${ts(created)}${from}`
+      : `VALUES (${id}, ${value}, ${ts(expires)}, ${ts(created)})`
+  return {
+    createTable: `CREATE ${durability === "unlogged" ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${t} (
     id bytea PRIMARY KEY,
     value text NOT NULL,
     expires_at timestamptz NOT NULL,
     created_at timestamptz NOT NULL,
     version bigint NOT NULL DEFAULT 0
   )`,
-  createIndex: `CREATE INDEX IF NOT EXISTS "${`${table}_expires_at_idx`.slice(0, 63)}" ON ${t} (expires_at)`,
-  probe: `SELECT id, value, expires_at, created_at, version FROM ${t} LIMIT 0`,
-  find: `SELECT value, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_at, version::text AS version
+    createIndex: `CREATE INDEX IF NOT EXISTS "${`${table}_expires_at_idx`.slice(0, 63)}" ON ${t} (expires_at)`,
+    persistence: `SELECT relpersistence AS persistence FROM pg_class WHERE oid = $1::regclass`,
+    setPersistence: `ALTER TABLE ${t} SET ${durability === "unlogged" ? "UNLOGGED" : "LOGGED"}`,
+    probe: `SELECT id, value, expires_at, created_at, version FROM ${t} LIMIT 0`,
+    find: `SELECT value, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_at, version::text AS version
     FROM ${t} WHERE id = $1`,
-  insert: `INSERT INTO ${t} (id, value, expires_at, created_at) VALUES ($1, $2, ${ts("$3")}, ${ts("$4")})`,
-  upsert: `INSERT INTO ${t} AS s (id, value, expires_at, created_at) VALUES ($1, $2, ${ts("$3")}, ${ts("$4")})
+    insert: `INSERT INTO ${t} (id, value, expires_at, created_at) ${row("$1", "$2", "$3", "$4")}`,
+    upsert: `INSERT INTO ${t} AS s (id, value, expires_at, created_at) ${row("$1", "$2", "$3", "$4")}
     ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
       created_at = CASE WHEN s.expires_at < EXCLUDED.created_at THEN EXCLUDED.created_at ELSE s.created_at END,
       version = s.version + 1`,
-  touch: `WITH current_row AS (SELECT 1 FROM ${t} WHERE id = $1),
-    touched AS (UPDATE ${t} SET expires_at = ${ts("$2")} WHERE id = $1 AND expires_at >= ${ts("$3")} RETURNING 1)
+    touch: `WITH current_row AS (SELECT 1 FROM ${t} WHERE id = $1),
+    touched AS (UPDATE ${t} SET expires_at = ${ts("$2")}${from}
+      WHERE id = $1 AND expires_at >= ${ts("$3")} RETURNING 1)
     SELECT EXISTS (SELECT 1 FROM touched) AS touched, EXISTS (SELECT 1 FROM current_row) AS present`,
-  compareAndSet: `UPDATE ${t}
-    SET value = $3, expires_at = COALESCE(${ts("$4")}, expires_at), version = version + 1
+    compareAndSet: `UPDATE ${t}
+    SET value = $3, expires_at = COALESCE(${ts("$4")}, expires_at), version = version + 1${from}
     WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} RETURNING 1`,
-  remove: `DELETE FROM ${t} WHERE id = $1`,
-  deleteExpiredBatch: `WITH doomed AS (
+    remove: `DELETE FROM ${t}${using} WHERE id = $1`,
+    deleteExpiredBatch: `WITH doomed AS (
       SELECT id FROM ${t} WHERE expires_at < ${ts("$1")} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
-    ), gone AS (DELETE FROM ${t} WHERE id IN (SELECT id FROM doomed) RETURNING 1)
+    ), gone AS (DELETE FROM ${t}${using} WHERE id IN (SELECT id FROM doomed) RETURNING 1)
     SELECT count(*)::int AS deleted FROM gone`
-})
+  }
+}
 
 /**
  * Builds the store on the `PgClient` in context, creating the table unless `createTable: false`.
@@ -97,7 +123,16 @@ export const make = (
   Effect.gen(function*() {
     const { quoted, table } = yield* quoteTableName(options.tableName ?? "effect_sessions")
     const sql = yield* PgClient.PgClient
-    const q = statements(quoted, table)
+    const durability = options.durability ?? "full"
+    if (!["full", "relaxed", "unlogged"].includes(durability)) {
+      return yield* new InvalidConfig({ option: "durability", reason: `must be "full", "relaxed" or "unlogged"` })
+    }
+    const q = statements(quoted, table, durability)
+    // An existing table whose persistence does not match is switched in place (it keeps its rows).
+    const matchPersistence = Effect.gen(function*() {
+      const [row] = yield* sql.unsafe<{ persistence: string }>(q.persistence, [quoted])
+      if ((row?.persistence === "u") !== (durability === "unlogged")) yield* sql.unsafe(q.setPersistence)
+    })
 
     const init = options.createTable === false
       ? sql.unsafe(q.probe)
@@ -106,7 +141,8 @@ export const make = (
           // Serialise concurrent creators: CREATE TABLE IF NOT EXISTS alone can race on the catalog.
           sql.unsafe("SELECT pg_advisory_xact_lock(hashtext($1))", [`effect-session:${quoted}`]),
           sql.unsafe(q.createTable),
-          sql.unsafe(q.createIndex)
+          sql.unsafe(q.createIndex),
+          matchPersistence
         ], { discard: true })
       )
     yield* Effect.mapError(init, (cause) => new SessionStoreError({ operation: "init", cause }))

@@ -18,6 +18,8 @@ const build = (options: PgSessionStore.Options) =>
 /** The conformance suite plus the PostgreSQL-only tests, against the given client. */
 export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) => {
   conformance(name, shared, (options) => freshStore(options))
+  conformance(`${name}, durability relaxed`, shared, (options) => freshStore({ ...options, durability: "relaxed" }))
+  conformance(`${name}, durability unlogged`, shared, (options) => freshStore({ ...options, durability: "unlogged" }))
 
   layer(shared, { timeout: 60_000 })(`${name}: PostgreSQL only`, (it) => {
     it.effect("the table never contains the raw key, in any column", () =>
@@ -103,6 +105,51 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
         expect(found[0]?.n).toBe(1)
         yield* sql.unsafe(`DROP TABLE "${tableName}"`)
         expect(schema).toMatch(/^es_test_/)
+      }))
+
+    it.effect("relaxed durability turns synchronous_commit off for the write's own transaction only", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const tableName = (yield* TestSchema).table()
+        const setting = () =>
+          Effect.map(sql.unsafe<{ s: string }>("SELECT current_setting('synchronous_commit') AS s"), ([row]) => row!.s)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const relaxed = yield* build({ tableName, durability: "relaxed" })
+          const key = yield* relaxed.generate()
+          const inTransaction = yield* sql.withTransaction(
+            Effect.gen(function*() {
+              const before = yield* setting()
+              yield* relaxed.set(key, "x")
+              return [before, yield* setting()]
+            })
+          )
+          expect(inTransaction).toEqual(["on", "off"])
+          const full = yield* build({ tableName, durability: "full" })
+          const unchanged = yield* sql.withTransaction(Effect.zipRight(full.set(key, "y"), setting()))
+          expect(unchanged).toBe("on")
+        }))
+      }))
+
+    it.effect("unlogged durability creates an UNLOGGED table; switching an existing table keeps its rows", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const tableName = (yield* TestSchema).table()
+        const persistence = Effect.map(
+          sql.unsafe<{ p: string }>("SELECT relpersistence AS p FROM pg_class WHERE oid = $1::regclass", [tableName]),
+          ([row]) => row!.p
+        )
+        const key = yield* Effect.scoped(Effect.flatMap(build({ tableName, durability: "unlogged" }), (s) => s.generate({ value: "kept" })))
+        expect(yield* persistence).toBe("u")
+        const value = yield* Effect.scoped(Effect.flatMap(build({ tableName }), (s) => s.get(key)))
+        expect(value.value).toBe("kept")
+        expect(yield* persistence).toBe("p")
+      }))
+
+    it.effect("an unknown durability is InvalidConfig", () =>
+      Effect.gen(function*() {
+        const tableName = (yield* TestSchema).table()
+        const error = yield* Effect.flip(Effect.scoped(build({ tableName, durability: "fast" as never })))
+        expect(error).toMatchObject({ _tag: "InvalidConfig", option: "durability" })
       }))
 
     describe("invalid table names", () => {
