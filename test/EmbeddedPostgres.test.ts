@@ -8,7 +8,8 @@ import { EmbeddedPostgres, PgSessionStore, SessionStore } from "../src/index.js"
 import { withSchema } from "./support/database.js"
 import { postgresSuite } from "./support/postgres.js"
 
-postgresSuite("PgSessionStore on EmbeddedPostgres", withSchema(EmbeddedPostgres.layer()))
+// One connection to spare for the suite's second client.
+postgresSuite("PgSessionStore on EmbeddedPostgres", withSchema(EmbeddedPostgres.layer({ maxConnections: 5, poolSize: 4 })))
 
 describe("EmbeddedPostgres", () => {
   it.effect("a pool larger than the server's maxConnections is refused", () =>

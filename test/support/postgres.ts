@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
-import type { PgClient } from "@effect/sql-pg"
+import { PgClient } from "@effect/sql-pg"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope, TestClock } from "effect"
+import { Duration, Effect, Exit, Layer, Scope, String, TestClock } from "effect"
 import { PgSessionStore, SessionKey, SessionStore } from "../../src/index.js"
 import { conformance } from "./conformance.js"
 import { TestSchema } from "./database.js"
@@ -143,6 +143,21 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
         const value = yield* Effect.scoped(Effect.flatMap(build({ tableName }), (s) => s.get(key)))
         expect(value.value).toBe("kept")
         expect(yield* persistence).toBe("p")
+      }))
+
+    it.effect("works under a PgClient that transforms result names (snake_case to camelCase)", () =>
+      Effect.gen(function*() {
+        const { config } = yield* PgClient.PgClient
+        const tableName = (yield* TestSchema).table()
+        const camel = PgClient.layer({ ...config, maxConnections: 1, transformResultNames: String.snakeToCamel })
+        yield* Effect.gen(function*() {
+          const s = yield* SessionStore.SessionStore
+          const key = yield* s.generate({ value: "v", expiry: "1 minute" })
+          expect(Duration.toMillis((yield* s.get(key)).expiresIn)).toBe(60_000)
+          expect(yield* s.modify(key, (v) => v + "w")).toBe("vw")
+          yield* s.touch(key)
+          expect(yield* s.deleteExpired).toBe(0)
+        }).pipe(Effect.provide(PgSessionStore.layer({ tableName }).pipe(Layer.provide(camel))), Effect.scoped)
       }))
 
     it.effect("an unknown durability is InvalidConfig", () =>

@@ -1,0 +1,239 @@
+/**
+ * Store level, side by side on one database: effect-session's PgSessionStore, the same SQL through raw `pg` with
+ * named prepared statements (the floor of overhead), and connect-pg-simple through express-session's Store API
+ * (what Node users run today). Pool of 10, concurrency 1 and 16, tables pre-filled with live sessions.
+ * pgbench runs the equivalent get and upsert as the database's ceiling on this machine.
+ *
+ *   npx tsx bench/store.ts        (BENCH_SECONDS per cell, default 3; BENCH_ROWS, default 100000)
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Redacted } from "effect"
+import { execFileSync } from "node:child_process"
+import { createHash } from "node:crypto"
+import { writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { promisify } from "node:util"
+import connectPgSimple from "connect-pg-simple"
+import session from "express-session"
+import pg from "pg"
+import { statements } from "../src/internal/pgStatements.js"
+import { PgSessionStore, SessionStore } from "../src/index.js"
+import { keyOf, keySql, missingKey, sampleValue } from "./lib/keys.js"
+import { databaseUrl, describeMachine, printTable, writeResult } from "./lib/machine.js"
+import { interleaved, measureEffect, measurePromise, type Stats } from "./lib/measure.js"
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const ROWS = Number(process.env.BENCH_ROWS ?? 100_000)
+const POOL = 10
+const CONCURRENCY = [1, 16]
+const OPS = ["get (hit)", "get (miss)", "set", "generate", "modify", "mix 90/10"] as const
+type Op = typeof OPS[number]
+const WRITES: ReadonlyArray<Op> = ["set", "generate", "modify"]
+const WEEK = 7 * 24 * 3600 * 1000
+
+const TABLES = {
+  effect: "bench_store_effect",
+  effectUnlogged: "bench_store_effect_unlogged",
+  raw: "bench_store_raw",
+  cps: "bench_store_cps"
+} as const
+
+const randomRow = () => 1 + Math.floor(Math.random() * ROWS)
+const hash = (key: string) => createHash("sha256").update(key).digest()
+
+/** Creates and fills the tables in SQL (fast even for a million rows). */
+const prepare = async (admin: pg.Client) => {
+  const fill = (table: string) => `
+    INSERT INTO ${table} (id, value, expires_at, created_at)
+    SELECT sha256(convert_to(${keySql("n")}, 'UTF8')), $1, now() + interval '1 day', now()
+    FROM generate_series(1, ${ROWS}) AS n`
+  for (const [table, unlogged] of [[TABLES.effect, false], [TABLES.effectUnlogged, true], [TABLES.raw, false]] as const) {
+    await admin.query(`DROP TABLE IF EXISTS ${table}`)
+    await admin.query(statements(`"${table}"`, table, unlogged ? "unlogged" : "full").createTable)
+    await admin.query(statements(`"${table}"`, table, "full").createIndex)
+    await admin.query(fill(table), [sampleValue(0)])
+  }
+  await admin.query(`DROP TABLE IF EXISTS ${TABLES.cps}`)
+  await admin.query(`CREATE TABLE ${TABLES.cps} (sid varchar NOT NULL COLLATE "default" PRIMARY KEY, sess json NOT NULL, expire timestamp(6) NOT NULL)`)
+  await admin.query(`CREATE INDEX ${TABLES.cps}_expire ON ${TABLES.cps} (expire)`)
+  await admin.query(
+    `INSERT INTO ${TABLES.cps} (sid, sess, expire)
+     SELECT ${keySql("n")}, $1::json, now() + interval '1 day' FROM generate_series(1, ${ROWS}) AS n`,
+    [JSON.stringify(cpsSession(0))]
+  )
+  await admin.query(`VACUUM ANALYZE ${TABLES.effect}, ${TABLES.effectUnlogged}, ${TABLES.raw}, ${TABLES.cps}`)
+}
+
+type Runner = (op: Op, concurrency: number) => Promise<Stats>
+
+// ---------- effect-session ----------
+const effectRunner = (tableName: string, durability: "full" | "relaxed" | "unlogged"): Runner => (op, concurrency) => {
+  const program = Effect.gen(function*() {
+    const store = yield* SessionStore.SessionStore
+    const ops: Record<Op, (i: number) => Effect.Effect<unknown, unknown>> = {
+      "get (hit)": () => store.get(keyOf(randomRow())),
+      "get (miss)": () => Effect.either(store.get(missingKey())),
+      set: (i) => store.set(keyOf(randomRow()), sampleValue(i)),
+      generate: (i) => store.generate({ value: sampleValue(i) }),
+      modify: (i) => store.modify(keyOf(randomRow()), () => sampleValue(i)),
+      "mix 90/10": (i) => i % 10 === 0 ? store.set(keyOf(randomRow()), sampleValue(i)) : store.get(keyOf(randomRow()))
+    }
+    return yield* measureEffect(concurrency, SECONDS, ops[op])
+  })
+  return program.pipe(
+    Effect.provide(PgSessionStore.layer({ tableName, durability, cleanupInterval: 0 })),
+    Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl()), maxConnections: POOL })),
+    Effect.scoped,
+    Effect.runPromise
+  )
+}
+
+// ---------- raw pg, named prepared statements, same SQL ----------
+const rawRunner = (pool: pg.Pool): Runner => {
+  const q = statements(`"${TABLES.raw}"`, TABLES.raw, "full")
+  const find = (key: string) =>
+    pool.query<{ value: string; expires_at: number; version: string }>({ name: "find", text: q.find, values: [hash(key)] })
+  const ops: Record<Op, (i: number) => Promise<unknown>> = {
+    "get (hit)": () => find(keyOf(randomRow())),
+    "get (miss)": () => find(missingKey()),
+    set: (i) => {
+      const now = Date.now()
+      return pool.query({ name: "upsert", text: q.upsert, values: [hash(keyOf(randomRow())), sampleValue(i), now + WEEK, now] })
+    },
+    generate: (i) => {
+      const now = Date.now()
+      return pool.query({ name: "insert", text: q.insert, values: [hash(missingKey()), sampleValue(i), now + WEEK, now] })
+    },
+    modify: async (i) => {
+      const id = hash(keyOf(randomRow()))
+      const { rows } = await pool.query<{ version: string }>({ name: "find", text: q.find, values: [id] })
+      const now = Date.now()
+      return pool.query({ name: "cas", text: q.compareAndSet, values: [id, rows[0]!.version, sampleValue(i), null, now] })
+    },
+    "mix 90/10": (i) => i % 10 === 0 ? ops.set(i) : ops["get (hit)"](i)
+  }
+  return (op, concurrency) => measurePromise(concurrency, SECONDS, ops[op])
+}
+
+// ---------- connect-pg-simple through express-session's Store API ----------
+const cpsSession = (i: number) => ({
+  cookie: { originalMaxAge: WEEK, expires: new Date(Date.now() + WEEK).toISOString(), httpOnly: true, path: "/" },
+  user: `user-${i}`,
+  roles: ["reader"],
+  cart: [i % 7, i % 11],
+  visits: i % 100
+})
+
+const cpsRunner = (pool: pg.Pool): Runner => {
+  const PgStore = connectPgSimple(session)
+  const store = new PgStore({ pool, tableName: TABLES.cps, pruneSessionInterval: false })
+  const get = promisify(store.get.bind(store)) as (sid: string) => Promise<unknown>
+  const set = promisify(store.set.bind(store)) as (sid: string, s: unknown) => Promise<void>
+  const ops: Record<Op, (i: number) => Promise<unknown>> = {
+    "get (hit)": () => get(keyOf(randomRow())),
+    "get (miss)": () => get(missingKey()),
+    set: (i) => set(keyOf(randomRow()), cpsSession(i)),
+    generate: (i) => set(missingKey(), cpsSession(i)),
+    modify: async (i) => { // read, change, write back: not atomic (last write wins)
+      const sid = keyOf(randomRow())
+      await get(sid)
+      await set(sid, cpsSession(i))
+    },
+    "mix 90/10": (i) => i % 10 === 0 ? ops.set(i) : ops["get (hit)"](i)
+  }
+  return (op, concurrency) => measurePromise(concurrency, SECONDS, ops[op])
+}
+
+// ---------- pgbench, the ceiling ----------
+const pgbench = (op: "get (hit)" | "set", concurrency: number) => {
+  const q = statements(`"${TABLES.raw}"`, TABLES.raw, "full")
+  const id = `sha256(convert_to(${keySql(":n")}, 'UTF8'))`
+  const sql = op === "get (hit)"
+    ? q.find.replace("$1", id)
+    : q.upsert.replace("$1", id).replace("$2", `repeat('x', ${sampleValue(1).length})`).replace(/to_timestamp\(\$3::float8 \/ 1000\)/, "now() + interval '7 days'").replace(/to_timestamp\(\$4::float8 \/ 1000\)/, "now()")
+  const file = join(tmpdir(), `effect-session-pgbench-${op === "set" ? "set" : "get"}.sql`)
+  writeFileSync(file, `\\set n random(1, ${ROWS})\n${sql.replace(/\s+/g, " ")};\n`)
+  const out = execFileSync("pgbench", [
+    "-n", "-M", "prepared", "-c", String(concurrency), "-j", String(Math.min(concurrency, 2)),
+    "-T", String(SECONDS), "-f", file, databaseUrl()
+  ], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1])
+  const latency = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1])
+  return { opsPerSec: tps, avgLatencyMs: latency }
+}
+
+const hasPgbench = () => {
+  try {
+    execFileSync("pgbench", ["--version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+}
+
+export const runStoreBench = async () => {
+  console.log(`\n## Store level: ${ROWS} live sessions per table, pool ${POOL}, ${ROUNDS} interleaved rounds of ${SECONDS}s per cell, ${databaseUrl().replace(/:[^:@/]*@/, ":***@")}\n`)
+  const admin = new pg.Client({ connectionString: databaseUrl() })
+  await admin.connect()
+  await prepare(admin)
+  const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL })
+  const runners: Array<[string, Runner, ReadonlyArray<Op>]> = [
+    ["effect-session", effectRunner(TABLES.effect, "full"), OPS],
+    ["raw pg", rawRunner(pool), OPS],
+    ["connect-pg-simple", cpsRunner(pool), OPS],
+    ["effect-session relaxed", effectRunner(TABLES.effect, "relaxed"), WRITES],
+    ["effect-session unlogged", effectRunner(TABLES.effectUnlogged, "unlogged"), WRITES]
+  ]
+  const results: Array<{ op: Op; concurrency: number; impl: string } & Stats> = []
+  for (const concurrency of CONCURRENCY) {
+    for (const op of OPS) {
+      const competing = runners.filter(([, , ops]) => ops.includes(op))
+      const stats = await interleaved(ROUNDS, competing.map(([impl, run]) => [impl, () => run(op, concurrency)] as const))
+      for (const [impl, s] of stats) results.push({ op, concurrency, impl, ...s, latencies: [] })
+    }
+  }
+  const ceiling: Array<{ op: string; concurrency: number; opsPerSec: number; avgLatencyMs: number }> = []
+  if (hasPgbench()) {
+    for (const concurrency of CONCURRENCY) {
+      for (const op of ["get (hit)", "set"] as const) ceiling.push({ op, concurrency, ...pgbench(op, concurrency) })
+    }
+  } else {
+    console.log("pgbench is not installed: no database ceiling row (apt-get install postgresql-client)")
+  }
+  await pool.end()
+  await admin.end()
+
+  const find = (op: string, c: number, impl: string) => results.find((r) => r.op === op && r.concurrency === c && r.impl === impl)
+  const rows = results.map((r) => {
+    const ours = find(r.op, r.concurrency, r.impl.startsWith("effect-session") ? r.impl : "effect-session")!
+    const raw = find(r.op, r.concurrency, "raw pg")!
+    const cps = find(r.op, r.concurrency, "connect-pg-simple")!
+    const top = ceiling.find((c) => c.op === r.op && c.concurrency === r.concurrency)
+    return {
+      op: r.op,
+      conc: r.concurrency,
+      impl: r.impl,
+      "ops/s": Math.round(r.opsPerSec),
+      "p50 ms": r.p50Ms,
+      "p99 ms": r.p99Ms,
+      errors: r.errors,
+      "ours/raw": r.impl.startsWith("effect-session") ? ours.opsPerSec / raw.opsPerSec : "",
+      "ours/cps": r.impl.startsWith("effect-session") ? ours.opsPerSec / cps.opsPerSec : "",
+      "of pgbench": top ? r.opsPerSec / top.opsPerSec : ""
+    }
+  })
+  printTable(rows)
+  if (ceiling.length > 0) {
+    console.log("\npgbench (prepared, same SQL; the database's ceiling on this machine):")
+    printTable(ceiling.map((c) => ({ op: c.op, conc: c.concurrency, "ops/s": Math.round(c.opsPerSec), "avg ms": c.avgLatencyMs })))
+  }
+  return { rows: ROWS, pool: POOL, seconds: SECONDS, rounds: ROUNDS, results, ceiling, table: rows }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const machine = await describeMachine()
+  const store = await runStoreBench()
+  console.log(`\nwritten to ${writeResult("store", { machine, ...store })}`)
+}
