@@ -27,7 +27,7 @@ import { Context, Duration, Effect, Either, Option, Schema } from "effect"
 import * as SessionCookie from "./internal/sessionCookie.js"
 import { InvalidConfig, type SessionStoreError } from "./SessionError.js"
 import type * as SessionKey from "./SessionKey.js"
-import { SessionStore } from "./SessionStore.js"
+import * as SessionStore from "./SessionStore.js"
 
 /**
  * The session store could not be reached while loading or saving the session. Handlers can `catchTag` it;
@@ -133,7 +133,7 @@ export interface SessionMiddleware<A> {
    */
   readonly middleware: <E, R>(
     app: HttpApp.Default<E, R>
-  ) => HttpApp.Default<E, Exclude<R, CurrentSession<A>> | SessionStore | HttpServerRequest.HttpServerRequest>
+  ) => HttpApp.Default<E, Exclude<R, CurrentSession<A>> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest>
 }
 
 /** What is kept in the store, as JSON. */
@@ -245,7 +245,7 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
   const middleware = <E, R>(app: HttpApp.Default<E, R>) =>
     Effect.gen(function*() {
       const request = yield* Request.HttpServerRequest
-      const store = yield* SessionStore
+      const store = yield* SessionStore.SessionStore
       const state = yield* load(store, SessionCookie.read(request.headers, config.cookieName))
       yield* App.appendPreResponseHandler((_, response) => save(store, state, response))
       return yield* Effect.provideService(app, CurrentSession, handle(state))
@@ -255,7 +255,9 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
   interface State {
     /** When the request started (epoch ms): the creation time of a session it creates. */
     readonly startedAt: number
-    loaded: Option.Option<{ readonly key: SessionKey.SessionKey; readonly expiresAt: number }>
+    loaded: Option.Option<
+      { readonly key: SessionKey.SessionKey; readonly expiresAt: number; readonly stored: SessionStore.StoredSession }
+    >
     unavailable: SessionStoreError | undefined
     data: A
     ops: Array<Op<A>>
@@ -302,7 +304,7 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
     })
   }
 
-  const load = (store: SessionStore["Type"], key: Option.Option<SessionKey.SessionKey>) =>
+  const load = (store: SessionStore.Service, key: Option.Option<SessionKey.SessionKey>) =>
     Effect.gen(function*() {
       const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
       const state = fresh(now)
@@ -319,7 +321,11 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
       }
       const { data, envelope } = parsed.right
       if (now > envelope.c + config.lifetime(envelope.r).absolute) return state
-      state.loaded = Option.some({ key: key.value, expiresAt: now + Duration.toMillis(found.right.expiresIn) })
+      state.loaded = Option.some({
+        key: key.value,
+        expiresAt: now + Duration.toMillis(found.right.expiresIn),
+        stored: found.right
+      })
       state.data = data
       state.created = envelope.c
       state.remember = envelope.r
@@ -426,7 +432,7 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
   }
 
   const save = (
-    store: SessionStore["Type"],
+    store: SessionStore.Service,
     state: State,
     response: HttpServerResponse.HttpServerResponse
   ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
@@ -456,11 +462,11 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
         return Option.isSome(state.destroyed) ? cookie("", 0) : withVary
       }
 
-      const { key, expiresAt: storedExpiry } = state.loaded.value
+      const { expiresAt: storedExpiry, key, stored } = state.loaded.value
       const consumedFlash = Object.keys(state.incomingFlash).length > 0
       if (state.regenerate) {
         const stale = Math.min(config.staleTimeout, storedExpiry - now)
-        const rotated = yield* store.modify(key, replay(state, true), { expiry: stale }).pipe(
+        const rotated = yield* store.modify(key, replay(state, true), { expiry: stale, from: stored }).pipe(
           Effect.map((value) => Either.getOrThrow(parse(value))),
           Effect.map(({ data, envelope }) => serialize(data, envelope.f, envelope.c, envelope.r)),
           Effect.catchTags({
@@ -473,7 +479,8 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
       }
       if (dirty || consumedFlash) {
         // A rotated session keeps its short stale expiry: written to, never extended.
-        const written = yield* store.modify(key, replay(state, false), state.rotated ? {} : { expiry: expiresAt - now })
+        const expiry = state.rotated ? undefined : expiresAt - now
+        const written = yield* store.modify(key, replay(state, false), { expiry, from: stored })
           .pipe(
             Effect.as(true),
             Effect.catchTags({ NotFound: () => Effect.succeed(false), Expired: () => Effect.succeed(false) })

@@ -33,6 +33,8 @@ import * as SessionKey from "./SessionKey.js"
 export interface StoredSession {
   readonly value: string
   readonly expiresIn: Duration.Duration
+  /** Opaque; changes on every write of the value. Pass the whole record to `modify` as `from`. */
+  readonly revision: string
 }
 
 /**
@@ -43,6 +45,16 @@ export interface StoredSession {
  */
 export interface ExpiryOptions {
   readonly expiry?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of `modify`. `from` is what an earlier `get` returned: the first attempt starts from it instead of
+ * reading again, saving a round trip; if the session changed meanwhile, `modify` re-reads and retries as usual.
+ *
+ * @since 0.1.0
+ */
+export interface ModifyOptions extends ExpiryOptions {
+  readonly from?: StoredSession | undefined
 }
 
 /**
@@ -80,7 +92,7 @@ export interface Service {
   readonly modify: (
     key: string,
     f: (current: string) => string,
-    options?: ExpiryOptions
+    options?: ModifyOptions
   ) => Effect.Effect<string, NotFound | Expired | InvalidValue | InvalidExpiry | SessionStoreError>
   /** Removes a session. Idempotent: clearing an unknown or malformed key succeeds. */
   readonly clear: (key: string) => Effect.Effect<void, SessionStoreError>
@@ -255,10 +267,15 @@ export const make = <E>(
     const live = (row: Row | undefined, now: number) =>
       row === undefined ? notFound : now > row.expiresAt ? expired : Effect.succeed(row)
 
-    const modifyOnce = (id: Uint8Array, f: (current: string) => string, expiry: Duration.DurationInput | undefined) =>
+    const modifyOnce = (
+      id: Uint8Array,
+      f: (current: string) => string,
+      expiry: Duration.DurationInput | undefined,
+      known: { readonly value: string; readonly version: string } | undefined
+    ) =>
       Effect.gen(function*() {
         const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-        const row = yield* live(yield* Effect.mapError(backend.find(id), failure("modify")), now)
+        const row = known ?? (yield* live(yield* Effect.mapError(backend.find(id), failure("modify")), now))
         const value = f(row.value)
         yield* checkValue(value)
         const until = expiry === undefined ? undefined : yield* expiresAt(now, expiry)
@@ -305,7 +322,7 @@ export const make = <E>(
           Effect.gen(function*() {
             const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
             const row = yield* live(yield* Effect.mapError(backend.find(id), failure("get")), now)
-            return { value: row.value, expiresIn: Duration.millis(row.expiresAt - now) }
+            return { value: row.value, expiresIn: Duration.millis(row.expiresAt - now), revision: row.version }
           })),
       set: (key, value, options = {}) =>
         withId(key, notFound, (id) =>
@@ -327,8 +344,9 @@ export const make = <E>(
       modify: (key, f, options = {}) =>
         withId(key, notFound, (id) =>
           Effect.gen(function*() {
+            const from = options.from && { value: options.from.value, version: options.from.revision }
             for (let attempt = 1; attempt <= maxModifyAttempts; attempt++) {
-              const written = yield* modifyOnce(id, f, options.expiry)
+              const written = yield* modifyOnce(id, f, options.expiry, attempt === 1 ? from : undefined)
               if (written !== undefined) return written.value
               yield* Effect.yieldNow()
             }

@@ -226,6 +226,34 @@ export const conformance = <R, E>(
         const key = yield* s.generate({ value: "old", expiry: -1 })
         expect((yield* Effect.flip(s.modify(key, () => "x")))._tag).toBe("Expired")
       }))
+      test("modify from an earlier read: used when current, re-read when stale, never resurrects", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "a" })
+        const first = yield* s.get(key)
+        expect(yield* s.modify(key, (v) => v + "b", { from: first })).toBe("ab")
+        expect(yield* s.modify(key, (v) => v + "c", { from: first })).toBe("abc") // stale: re-read, not lost
+        const read = yield* s.get(key)
+        expect(read.revision).not.toBe(first.revision)
+        yield* s.set(key, "replaced")
+        expect(yield* s.modify(key, (v) => v + "!", { from: read })).toBe("replaced!")
+        const last = yield* s.get(key)
+        yield* s.clear(key)
+        expect((yield* Effect.flip(s.modify(key, (v) => v, { from: last })))._tag).toBe("NotFound")
+        const brief = yield* s.generate({ value: "x", expiry: "1 second" })
+        const briefRead = yield* s.get(brief)
+        yield* TestClock.adjust("2 seconds")
+        expect((yield* Effect.flip(s.modify(brief, (v) => v, { from: briefRead })))._tag).toBe("Expired")
+      }))
+      test("the revision changes with every write of the value", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "a" })
+        const revisions = [(yield* s.get(key)).revision]
+        yield* s.set(key, "b")
+        revisions.push((yield* s.get(key)).revision)
+        yield* s.modify(key, (v) => v + "c")
+        revisions.push((yield* s.get(key)).revision)
+        expect(new Set(revisions).size).toBe(3)
+      }))
       test("concurrent modify and set: none lost", Effect.gen(function*() {
         const s = yield* store
         const key = yield* s.generate({ value: "" })

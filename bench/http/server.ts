@@ -1,0 +1,79 @@
+/**
+ * One benchmark server per process: `npx tsx bench/http/server.ts <effect-session|effect-plain|express>`.
+ * Routes: POST /login (creates a session), GET /read (reads it), GET /write (changes it). Prints its URL.
+ * All three use the same database (DATABASE_URL) and a pool of 10.
+ */
+import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
+import connectPgSimple from "connect-pg-simple"
+import { Effect, Layer, Redacted, Schema } from "effect"
+import express from "express"
+import session from "express-session"
+import { createServer, type Server } from "node:http"
+import pg from "pg"
+import { PgSessionStore, SessionMiddleware } from "../../src/index.js"
+import { databaseUrl } from "../lib/machine.js"
+
+const kind = process.argv[2]
+const announce = (server: Server) => {
+  const address = server.address()
+  if (address && typeof address === "object") console.log(`listening on http://127.0.0.1:${address.port}`)
+}
+
+/** The demo's session shape. */
+const Data = Schema.Struct({ user: Schema.NullOr(Schema.String), visits: Schema.Number })
+
+const effectServer = (withSessions: boolean) => {
+  const Sessions = SessionMiddleware.make({ schema: Data, initial: { user: null, visits: 0 } })
+  const session = Sessions.CurrentSession
+  const routes = withSessions
+    ? HttpRouter.empty.pipe(
+      HttpRouter.post("/login", Effect.flatMap(session, (s) => s.set({ user: "bench", visits: 0 })).pipe(Effect.as(HttpServerResponse.text("ok")))),
+      HttpRouter.get("/read", Effect.map(Effect.flatMap(session, (s) => s.get), (d) => HttpServerResponse.text(`${d.user}:${d.visits}`))),
+      HttpRouter.get("/write", Effect.flatMap(session, (s) => s.update((d) => ({ ...d, visits: d.visits + 1 }))).pipe(Effect.as(HttpServerResponse.text("ok")))),
+      HttpRouter.use(Sessions.middleware)
+    )
+    : HttpRouter.empty.pipe(
+      HttpRouter.post("/login", HttpServerResponse.text("ok")),
+      HttpRouter.get("/read", HttpServerResponse.text("bench:0")),
+      HttpRouter.get("/write", HttpServerResponse.text("ok"))
+    )
+  const server = createServer()
+  const Main = HttpServer.serve(routes).pipe(
+    Layer.provide(withSessions ? PgSessionStore.layer({ tableName: "bench_http_effect" }) : Layer.empty),
+    Layer.provide(PgClient.layer({ url: Redacted.make(databaseUrl()), maxConnections: 10 })),
+    Layer.provide(NodeHttpServer.layer(() => server, { port: 0, host: "127.0.0.1" })),
+    Layer.tap(() => Effect.sync(() => announce(server)))
+  )
+  NodeRuntime.runMain(Layer.launch(Main as Layer.Layer<never, unknown>))
+}
+
+const expressServer = () => {
+  const PgStore = connectPgSimple(session)
+  const pool = new pg.Pool({ connectionString: databaseUrl(), max: 10 })
+  const app = express()
+  app.use(session({
+    store: new PgStore({ pool, tableName: "bench_http_cps", createTableIfMissing: true }),
+    secret: "benchmark secret",
+    resave: false,
+    saveUninitialized: false,
+    cookie: { httpOnly: true, sameSite: "lax", secure: false, maxAge: 30 * 60 * 1000 }
+  }))
+  app.post("/login", (req, res) => {
+    ;(req.session as any).user = "bench"
+    ;(req.session as any).visits = 0
+    res.send("ok")
+  })
+  app.get("/read", (req, res) => res.send(`${(req.session as any).user}:${(req.session as any).visits}`))
+  app.get("/write", (req, res) => {
+    ;(req.session as any).visits = ((req.session as any).visits ?? 0) + 1
+    res.send("ok")
+  })
+  const server = app.listen(0, "127.0.0.1", () => announce(server))
+}
+
+if (kind === "effect-session") effectServer(true)
+else if (kind === "effect-plain") effectServer(false)
+else if (kind === "express") expressServer()
+else throw new Error(`unknown server ${kind}`)
