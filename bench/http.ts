@@ -14,11 +14,12 @@ const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 const SESSIONS = 1000
 const CONNECTIONS = 32
-const SERVERS = ["effect-session", "effect-plain", "express"] as const
+const SERVERS = ["effect-session", "effect-plain", "effect-sql", "express"] as const
 type ServerKind = typeof SERVERS[number]
 const LABEL: Record<ServerKind, string> = {
   "effect-session": "effect-session (SessionMiddleware)",
   "effect-plain": "same server, no sessions (ceiling)",
+  "effect-sql": "same server, one SELECT per request (floor)",
   express: "express 5 + express-session + connect-pg-simple"
 }
 
@@ -96,9 +97,11 @@ export const runHttpBench = async () => {
     }
     const results: Array<{ route: string; server: ServerKind } & Result> = []
     for (const route of ["/read", "/write"]) {
-      const runs = new Map<ServerKind, Array<Result>>(SERVERS.map((k) => [k, []]))
+      // The one-SELECT floor has no writing route.
+      const kinds = SERVERS.filter((k) => route === "/read" || k !== "effect-sql")
+      const runs = new Map<ServerKind, Array<Result>>(kinds.map((k) => [k, []]))
       for (let round = 0; round < ROUNDS; round++) {
-        for (const kind of round % 2 === 0 ? SERVERS : [...SERVERS].reverse()) {
+        for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse()) {
           const { cookies, url } = servers.get(kind)!
           await load(url, route, cookies, 1) // warm-up
           runs.get(kind)!.push(await load(url, route, cookies, SECONDS))

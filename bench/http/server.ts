@@ -24,6 +24,26 @@ const announce = (server: Server) => {
 /** The demo's session shape. */
 const Data = Schema.Struct({ user: Schema.NullOr(Schema.String), visits: Schema.Number })
 
+/** A diagnostic floor: the same server doing exactly one SELECT by primary key per request, no session logic. */
+const effectSqlServer = () => {
+  const find = `SELECT value FROM bench_http_effect WHERE id = $1`
+  const id = Buffer.alloc(32, 7)
+  const routes = HttpRouter.empty.pipe(
+    HttpRouter.post("/login", HttpServerResponse.text("ok")),
+    HttpRouter.get("/read", Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(find, [id])).pipe(
+      Effect.as(HttpServerResponse.text("bench:0")),
+      Effect.orDie
+    ))
+  )
+  const server = createServer()
+  const Main = HttpServer.serve(routes).pipe(
+    Layer.provide(PgClient.layer({ url: Redacted.make(databaseUrl()), maxConnections: 10 })),
+    Layer.provide(NodeHttpServer.layer(() => server, { port: 0, host: "127.0.0.1" })),
+    Layer.tap(() => Effect.sync(() => announce(server)))
+  )
+  NodeRuntime.runMain(Layer.launch(Main as Layer.Layer<never, unknown>))
+}
+
 const effectServer = (withSessions: boolean) => {
   const Sessions = SessionMiddleware.make({ schema: Data, initial: { user: null, visits: 0 } })
   const session = Sessions.CurrentSession
@@ -76,4 +96,5 @@ const expressServer = () => {
 if (kind === "effect-session") effectServer(true)
 else if (kind === "effect-plain") effectServer(false)
 else if (kind === "express") expressServer()
+else if (kind === "effect-sql") effectSqlServer()
 else throw new Error(`unknown server ${kind}`)
