@@ -156,6 +156,8 @@ type Op<A> =
   | { readonly _tag: "Replace"; readonly data: A }
   | { readonly _tag: "Update"; readonly f: (data: A) => A }
 
+const annotate = Effect.annotateLogs("service", "effect-session/SessionMiddleware")
+
 const isRecord = (u: unknown): u is Record<string, unknown> =>
   typeof u === "object" && u !== null && !Array.isArray(u)
 
@@ -316,7 +318,7 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
       }
       const parsed = parse(found.right.value)
       if (Either.isLeft(parsed)) {
-        yield* Effect.logWarning(`ignoring a stored session: ${parsed.left}`)
+        yield* Effect.logWarning(`ignoring a stored session: ${parsed.left}`).pipe(annotate)
         return state
       }
       const { data, envelope } = parsed.right
@@ -332,15 +334,12 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
       state.incomingFlash = envelope.f
       state.rotated = envelope.x === true
       return state
-    }).pipe(Effect.annotateLogs("service", "effect-session/SessionMiddleware"))
+    })
 
   const handle = (state: State): CurrentSession<A> => {
-    const guard = <X>(f: () => X): Effect.Effect<X, SessionUnavailable> =>
-      Effect.suspend(() =>
-        state.unavailable === undefined
-          ? Effect.sync(f)
-          : Effect.fail(new SessionUnavailable({ cause: state.unavailable }))
-      )
+    // `unavailable` is settled by `load`, before any handler runs.
+    const unavailable = state.unavailable && Effect.fail(new SessionUnavailable({ cause: state.unavailable }))
+    const guard = <X>(f: () => X): Effect.Effect<X, SessionUnavailable> => unavailable ?? Effect.sync(f)
     return {
       get: guard(() => state.data),
       set: (data) =>
@@ -431,14 +430,37 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
     )
   }
 
+  /** Whether the request leaves the store alone: nothing changed and no renewal due (the common case). */
+  const untouched = (state: State): boolean => {
+    if (state.unavailable !== undefined) return true
+    if (
+      state.regenerate || Option.isSome(state.destroyed) || state.ops.length > 0 || state.rememberChanged ||
+      Object.keys(state.outgoingFlash).length > 0
+    ) return false
+    if (Option.isNone(state.loaded)) return true
+    if (Object.keys(state.incomingFlash).length > 0) return false
+    if (state.rotated) return true
+    const { absolute, idle } = config.lifetime(state.remember)
+    const renewed = Math.min(state.startedAt + idle, state.created + absolute)
+    return renewed - state.loaded.value.expiresAt <= idle * config.renewalThreshold
+  }
+
   const save = (
     store: SessionStore.Service,
     state: State,
     response: HttpServerResponse.HttpServerResponse
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+    const withVary = HttpServerResponse.setHeader(response, "vary", SessionCookie.vary(response.headers))
+    return untouched(state) ? Effect.succeed(withVary) : persist(store, state, response, withVary)
+  }
+
+  const persist = (
+    store: SessionStore.Service,
+    state: State,
+    response: HttpServerResponse.HttpServerResponse,
+    withVary: HttpServerResponse.HttpServerResponse
   ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
     Effect.gen(function*() {
-      const withVary = HttpServerResponse.setHeader(response, "vary", SessionCookie.vary(response.headers))
-      if (state.unavailable !== undefined) return withVary
       const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
       const { absolute, idle } = config.lifetime(state.remember)
       const expiresAt = Math.min(now + idle, state.created + absolute)
@@ -501,15 +523,16 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
       Effect.catchTags({
         SessionStoreError: (error) =>
           Effect.logError("could not save the session", error).pipe(
+            annotate,
             Effect.zipRight(new SessionUnavailable({ cause: error })[HttpServerRespondable.symbol]())
           ),
         InvalidValue: (error) =>
           Effect.logError("could not save the session", error).pipe(
+            annotate,
             Effect.as(HttpServerResponse.text("Internal Server Error", { status: 500 }))
           ),
         InvalidExpiry: (error) => Effect.die(error)
-      }),
-      Effect.annotateLogs("service", "effect-session/SessionMiddleware")
+      })
     )
 
   return { CurrentSession, middleware }

@@ -317,13 +317,21 @@ export const make = <E>(
           yield* Effect.mapError(backend.insert(SessionKey.hash(key), value, until, now), failure("generate"))
           return key
         }),
+      // The hottest path of an HTTP app: kept free of generators.
       get: (key) =>
         withId(key, notFound, (id) =>
-          Effect.gen(function*() {
-            const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-            const row = yield* live(yield* Effect.mapError(backend.find(id), failure("get")), now)
-            return { value: row.value, expiresIn: Duration.millis(row.expiresAt - now), revision: row.version }
-          })),
+          Effect.flatMap(
+            Effect.mapError(backend.find(id), failure("get")),
+            (row) =>
+              Effect.clockWith((clock): Effect.Effect<StoredSession, NotFound | Expired> => {
+                const now = clock.unsafeCurrentTimeMillis()
+                return row === undefined
+                  ? notFound
+                  : now > row.expiresAt
+                  ? expired
+                  : Effect.succeed({ value: row.value, expiresIn: Duration.millis(row.expiresAt - now), revision: row.version })
+              })
+          )),
       set: (key, value, options = {}) =>
         withId(key, notFound, (id) =>
           Effect.gen(function*() {
