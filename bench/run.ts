@@ -1,0 +1,56 @@
+/**
+ * `npm run bench`: store level, HTTP level and scale, side by side in one run, against DATABASE_URL (default the
+ * local server). With no server answering, it falls back to the embedded engine and says so: numbers from the two
+ * must not be compared. Results go to bench/results/*.json with the machine's description.
+ */
+import { PGlite } from "@electric-sql/pglite"
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
+import pg from "pg"
+import { databaseUrl, describeMachine, writeResult } from "./lib/machine.js"
+
+const reachable = async (url: string) => {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 })
+  try {
+    await client.connect()
+    await client.end()
+    return true
+  } catch {
+    return false
+  }
+}
+
+let embedded: { stop: () => Promise<void> } | undefined
+if (!process.env.DATABASE_URL && !(await reachable(databaseUrl()))) {
+  const db = await PGlite.create()
+  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 64 })
+  await server.start()
+  process.env.DATABASE_URL = `postgres://postgres@${server.getServerConn()}/postgres`
+  process.env.BENCH_SCALE_ROWS ??= "100000"
+  embedded = { stop: async () => { await server.stop(); await db.close() } }
+  console.log("NOTE: no PostgreSQL server answered, so this run uses the EMBEDDED engine (PGlite, one query at a time).")
+  console.log("      Its numbers are not comparable with a server's; set DATABASE_URL for real results.")
+}
+
+const only = process.argv.slice(2)
+const wanted = (name: string) => only.length === 0 || only.includes(name)
+const machine = { ...(await describeMachine()), engine: embedded ? "embedded (PGlite)" : "PostgreSQL server" }
+console.log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.cpu}, node ${machine.node}, PostgreSQL ${machine.postgres.server_version}`)
+
+const summary: Record<string, unknown> = { machine }
+if (wanted("store")) {
+  const { runStoreBench } = await import("./store.js")
+  summary.store = await runStoreBench()
+  writeResult("store", { machine, ...(summary.store as object) })
+}
+if (wanted("http")) {
+  const { runHttpBench } = await import("./http.js")
+  summary.http = await runHttpBench()
+  writeResult("http", { machine, ...(summary.http as object) })
+}
+if (wanted("scale")) {
+  const { runScaleBench } = await import("./scale.js")
+  summary.scale = await runScaleBench()
+  writeResult("scale", { machine, ...(summary.scale as object) })
+}
+console.log(`\nresults written to ${writeResult("summary", summary).replace(/summary\.json$/, "")}`)
+await embedded?.stop()
