@@ -264,6 +264,13 @@ export const make = <E>(
       f: (id: Uint8Array) => Effect.Effect<A, E2, R>
     ): Effect.Effect<A, E2 | E3, R> => SessionKey.isSessionKey(key) ? f(SessionKey.hash(key)) : onMalformed
 
+    /** A revision names its row too, so a `from` read from another session is never mistaken for this one's. */
+    const revisionOf = (id: Uint8Array, version: string) => `${version}.${Buffer.from(id.subarray(0, 6)).toString("base64url")}`
+    const versionOf = (id: Uint8Array, revision: string) => {
+      const [version, tag] = revision.split(".")
+      return tag === Buffer.from(id.subarray(0, 6)).toString("base64url") ? version : undefined
+    }
+
     const live = (row: Row | undefined, now: number) =>
       row === undefined ? notFound : now > row.expiresAt ? expired : Effect.succeed(row)
 
@@ -329,7 +336,11 @@ export const make = <E>(
                   ? notFound
                   : now > row.expiresAt
                   ? expired
-                  : Effect.succeed({ value: row.value, expiresIn: Duration.millis(row.expiresAt - now), revision: row.version })
+                  : Effect.succeed({
+                    value: row.value,
+                    expiresIn: Duration.millis(row.expiresAt - now),
+                    revision: revisionOf(id, row.version)
+                  })
               })
           )),
       set: (key, value, options = {}) =>
@@ -352,7 +363,8 @@ export const make = <E>(
       modify: (key, f, options = {}) =>
         withId(key, notFound, (id) =>
           Effect.gen(function*() {
-            const from = options.from && { value: options.from.value, version: options.from.revision }
+            const version = options.from && versionOf(id, options.from.revision)
+            const from = version === undefined ? undefined : { value: options.from!.value, version }
             for (let attempt = 1; attempt <= maxModifyAttempts; attempt++) {
               const written = yield* modifyOnce(id, f, options.expiry, attempt === 1 ? from : undefined)
               if (written !== undefined) return written.value

@@ -244,6 +244,14 @@ export const conformance = <R, E>(
         yield* TestClock.adjust("2 seconds")
         expect((yield* Effect.flip(s.modify(brief, (v) => v, { from: briefRead })))._tag).toBe("Expired")
       }))
+      test("modify ignores a `from` read from another session", Effect.gen(function*() {
+        const s = yield* store
+        const mine = yield* s.generate({ value: "mine" })
+        const other = yield* s.generate({ value: "other" })
+        const otherRead = yield* s.get(other)
+        expect(yield* s.modify(mine, (v) => v + "!", { from: otherRead })).toBe("mine!")
+        expect((yield* s.get(other)).value).toBe("other")
+      }))
       test("the revision changes with every write of the value", Effect.gen(function*() {
         const s = yield* store
         const key = yield* s.generate({ value: "a" })
