@@ -499,9 +499,12 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
         const fresh = yield* store.generate({ value: rotated, expiry: expiresAt - now })
         return cookie(fresh, persistent(expiresAt))
       }
+      // Extend the expiry only when due (or when remember-me changed the lifetime): a write that leaves the indexed
+      // expires_at alone is a HOT update in PostgreSQL. A rotated session keeps its short stale expiry.
+      const renew = !state.rotated &&
+        (state.rememberChanged || expiresAt - storedExpiry > idle * config.renewalThreshold)
       if (dirty || consumedFlash) {
-        // A rotated session keeps its short stale expiry: written to, never extended.
-        const expiry = state.rotated ? undefined : expiresAt - now
+        const expiry = renew ? expiresAt - now : undefined
         const written = yield* store.modify(key, replay(state, false), { expiry, from: stored })
           .pipe(
             Effect.as(true),
@@ -509,9 +512,9 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
           )
         // Gone meanwhile (destroyed by a concurrent logout): never resurrect it.
         if (!written) return cookie("", 0)
-        return state.remember && !state.rotated ? cookie(key, persistent(expiresAt)) : withVary
+        return renew && (state.remember || state.rememberChanged) ? cookie(key, persistent(expiresAt)) : withVary
       }
-      if (!state.rotated && expiresAt - storedExpiry > idle * config.renewalThreshold) {
+      if (renew) {
         const touched = yield* store.touch(key, { expiry: expiresAt - now }).pipe(
           Effect.as(true),
           Effect.catchTags({ NotFound: () => Effect.succeed(false), Expired: () => Effect.succeed(false) })

@@ -146,6 +146,24 @@ describe("SessionMiddleware over HTTP", () => {
       expect(json((yield* browser.get("/peek")).body).isNew).toBe(false) // alive thanks to the renewal
     }).pipe(provide))
 
+  it.effect("writes extend the expiry only once the renewal threshold has passed", () =>
+    Effect.gen(function*() {
+      yield* serve(makeSessions({ idleTimeout: "10 minutes", renewalThreshold: 0.5 }))
+      const browser = yield* makeBrowser
+      yield* browser.get("/") // created: expires at 10:00
+      yield* TestClock.adjust("2 minutes")
+      yield* browser.get("/") // a write before the threshold keeps 10:00 (a HOT update in PostgreSQL)
+      yield* TestClock.adjust("8 minutes")
+      yield* TestClock.adjust(1)
+      expect(json((yield* browser.get("/peek")).body).isNew).toBe(true) // 10:00.001: gone
+
+      yield* browser.get("/") // a new session, expires at 20:00.001
+      yield* TestClock.adjust("6 minutes")
+      yield* browser.get("/") // past the threshold: extended to 26:00.001
+      yield* TestClock.adjust("9 minutes")
+      expect(json((yield* browser.get("/peek")).body)).toMatchObject({ isNew: false, data: { visits: 2 } })
+    }).pipe(provide))
+
   it.effect("absolute timeout: never extended, however active", () =>
     Effect.gen(function*() {
       yield* serve(makeSessions({ idleTimeout: "10 minutes", absoluteTimeout: "25 minutes", renewalThreshold: 0 }))
