@@ -90,6 +90,20 @@ const effectRunner = (tableName: string, durability: "full" | "relaxed" | "unlog
   )
 }
 
+// ---------- diagnostic: bare @effect/sql-pg running our get SQL, no store logic ----------
+const bareEffectSqlRunner = (tableName: string): Runner => (op, concurrency) => {
+  const q = statements(`"${tableName}"`, tableName, "full")
+  return Effect.gen(function*() {
+    const sql = yield* PgClient.PgClient
+    const key = op === "get (hit)" ? () => keyOf(randomRow()) : missingKey
+    return yield* measureEffect(concurrency, SECONDS, () => sql.unsafe(q.find, [hash(key())]).withoutTransform)
+  }).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl()), maxConnections: POOL })),
+    Effect.scoped,
+    Effect.runPromise
+  )
+}
+
 // ---------- raw pg, named prepared statements, same SQL ----------
 const rawRunner = (pool: pg.Pool): Runner => {
   const q = statements(`"${TABLES.raw}"`, TABLES.raw, "full")
@@ -183,6 +197,7 @@ export const runStoreBench = async () => {
     ["effect-session", effectRunner(TABLES.effect, "full"), OPS],
     ["raw pg", rawRunner(pool), OPS],
     ["connect-pg-simple", cpsRunner(pool), OPS],
+    ["@effect/sql-pg alone, same SQL", bareEffectSqlRunner(TABLES.effect), ["get (hit)", "get (miss)"]],
     ["effect-session relaxed", effectRunner(TABLES.effect, "relaxed"), WRITES],
     ["effect-session unlogged", effectRunner(TABLES.effectUnlogged, "unlogged"), WRITES]
   ]
