@@ -344,13 +344,13 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
       get: guard(() => state.data),
       set: (data) =>
         guard(() => {
-          state.ops.push(patch(state.data, data))
+          state.ops.push(patch(state.data, encodable(data)))
           state.data = data
         }),
       update: (f) =>
         guard(() => {
+          state.data = encodable(f(state.data))
           state.ops.push({ _tag: "Update", f })
-          state.data = f(state.data)
         }),
       flash: (key, message) => guard(() => void (state.outgoingFlash[key] = message)),
       flashes: guard(() => state.incomingFlash),
@@ -366,6 +366,13 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
         }),
       isNew: guard(() => Option.isNone(state.loaded))
     }
+  }
+
+  /** Data the schema cannot encode is a bug in the handler: it dies there, with the schema's message. */
+  const encodable = (data: A): A => {
+    const encoded = config.encode(data)
+    if (Either.isLeft(encoded)) throw new Error(`session data does not encode with the schema: ${encoded.left.message}`)
+    return data
   }
 
   /** The top-level fields that changed, or the whole value when the data is not a record. */

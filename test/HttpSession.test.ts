@@ -2,7 +2,7 @@ import { Headers, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Option, Schema, TestClock } from "effect"
-import { HttpSession, MemorySessionStore, SessionKey, SessionMiddleware } from "../src/index.js"
+import { HttpSession, MemorySessionStore, SessionKey, SessionMiddleware, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
 
 const Store = MemorySessionStore.layer({ cleanupInterval: 0 })
@@ -124,5 +124,26 @@ describe("SessionMiddleware with HttpServer.serve (no router)", () => {
       expect(first.headers["cache-control"]).toBe("private, max-age=60")
       expect(first.headers["vary"]).toBe("Accept-Encoding, Cookie")
       expect(JSON.parse((yield* browser.get("/")).body)).toEqual({ n: 2 })
+    }).pipe(Effect.provide(Layer.merge(NodeHttpServer.layerTest, Store)), Effect.scoped))
+})
+
+describe("SessionMiddleware with data the schema rejects", () => {
+  const Sessions = SessionMiddleware.make({ schema: Schema.Struct({ n: Schema.Int }), initial: { n: 0 } })
+  it.effect("setting it dies in the handler (a 500) and stores nothing", () =>
+    Effect.gen(function*() {
+      const app = Effect.gen(function*() {
+        const session = yield* Sessions.CurrentSession
+        yield* session.set({ n: 1 })
+        const { n } = yield* session.get
+        if (n === 1) yield* session.update(() => ({ n: 1.5 }))
+        return yield* HttpServerResponse.json(yield* session.get)
+      })
+      yield* HttpServer.serveEffect(Sessions.middleware(app))
+      const browser = yield* makeBrowser
+      const reply = yield* browser.get("/")
+      expect(reply.status).toBe(500)
+      // The valid change made before the failure is saved (as for any failing handler); the invalid one never is.
+      const stored = yield* Effect.flatMap(SessionStore.SessionStore, (s) => s.get(browser.jar.get("session")!))
+      expect(JSON.parse(stored.value).d).toEqual({ n: 1 })
     }).pipe(Effect.provide(Layer.merge(NodeHttpServer.layerTest, Store)), Effect.scoped))
 })
