@@ -5,6 +5,8 @@
  */
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
 import pg from "pg"
 import { databaseUrl, describeMachine, writeResult } from "./lib/machine.js"
 
@@ -36,7 +38,12 @@ const wanted = (name: string) => only.length === 0 || only.includes(name)
 const machine = { ...(await describeMachine()), engine: embedded ? "embedded (PGlite)" : "PostgreSQL server" }
 console.log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.cpu}, node ${machine.node}, PostgreSQL ${machine.postgres.server_version}`)
 
-const summary: Record<string, unknown> = { machine }
+// A partial run (`npm run bench -- http`) updates its part of the summary and keeps the others.
+const previous = join(import.meta.dirname, "results", "summary.json")
+const summary: Record<string, unknown> = {
+  ...(only.length > 0 && existsSync(previous) ? JSON.parse(readFileSync(previous, "utf8")) : {}),
+  machine
+}
 if (wanted("store")) {
   const { runStoreBench } = await import("./store.js")
   summary.store = await runStoreBench()

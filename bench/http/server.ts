@@ -3,15 +3,17 @@
  * Routes: POST /login (creates a session), GET /read (reads it), GET /write (changes it). Prints its URL.
  * All three use the same database (DATABASE_URL) and a pool of 10.
  */
-import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import connectPgSimple from "connect-pg-simple"
 import { Effect, Layer, Redacted, Schema } from "effect"
 import express from "express"
 import session from "express-session"
+import { createHash } from "node:crypto"
 import { createServer, type Server } from "node:http"
 import pg from "pg"
+import { statements } from "../../src/internal/pgStatements.js"
 import { PgSessionStore, SessionMiddleware } from "../../src/index.js"
 import { databaseUrl } from "../lib/machine.js"
 
@@ -25,12 +27,16 @@ const announce = (server: Server) => {
 const Data = Schema.Struct({ user: Schema.NullOr(Schema.String), visits: Schema.Number })
 
 /** A diagnostic floor: the same server doing exactly one SELECT by primary key per request, no session logic. */
-const effectSqlServer = () => {
-  const find = `SELECT value FROM bench_http_effect WHERE id = $1`
-  const id = Buffer.alloc(32, 7)
+const effectSqlServer = (ours: boolean) => {
+  const find = ours
+    ? statements(`"bench_http_effect"`, "bench_http_effect", "full").find
+    : `SELECT value FROM bench_http_effect WHERE id = $1`
+  const fixed = Buffer.alloc(32, 7)
+  const id = (cookie: string | undefined) =>
+    ours && cookie ? createHash("sha256").update(cookie.split("=")[1] ?? "").digest() : fixed
   const routes = HttpRouter.empty.pipe(
     HttpRouter.post("/login", HttpServerResponse.text("ok")),
-    HttpRouter.get("/read", Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(find, [id])).pipe(
+    HttpRouter.get("/read", Effect.flatMap(Effect.zip(PgClient.PgClient, HttpServerRequest.HttpServerRequest), ([sql, req]) => sql.unsafe(find, [id(req.headers.cookie)]).withoutTransform).pipe(
       Effect.as(HttpServerResponse.text("bench:0")),
       Effect.orDie
     ))
@@ -96,5 +102,6 @@ const expressServer = () => {
 if (kind === "effect-session") effectServer(true)
 else if (kind === "effect-plain") effectServer(false)
 else if (kind === "express") expressServer()
-else if (kind === "effect-sql") effectSqlServer()
+else if (kind === "effect-sql") effectSqlServer(false)
+else if (kind === "effect-sql-ours") effectSqlServer(true)
 else throw new Error(`unknown server ${kind}`)
