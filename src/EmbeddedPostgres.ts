@@ -10,6 +10,7 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import type { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Schema } from "effect"
+import { positiveInteger } from "./internal/options.js"
 import { InvalidConfig } from "./SessionError.js"
 
 /**
@@ -39,11 +40,6 @@ export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresEr
   }
 }
 
-const positive = (option: string, value: number) =>
-  Number.isSafeInteger(value) && value > 0
-    ? Effect.succeed(value)
-    : Effect.fail(new InvalidConfig({ option, reason: `must be a positive integer, got ${value}` }))
-
 /**
  * Starts PGlite and its socket server (both stopped when the layer's scope closes) and provides a `PgClient`
  * connected to it.
@@ -62,8 +58,8 @@ export const layer = (
   options: Options = {}
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, InvalidConfig | EmbeddedPostgresError> =>
   Layer.unwrapScoped(Effect.gen(function*() {
-    const maxConnections = yield* positive("maxConnections", options.maxConnections ?? 4)
-    const poolSize = yield* positive("poolSize", options.poolSize ?? maxConnections)
+    const maxConnections = yield* positiveInteger("maxConnections", options.maxConnections ?? 4)
+    const poolSize = yield* positiveInteger("poolSize", options.poolSize ?? maxConnections)
     if (poolSize > maxConnections) {
       return yield* new InvalidConfig({
         option: "poolSize",

@@ -143,14 +143,6 @@ export const set = (
       return { key: session.key, value: value ?? session.value, expiryPeriod: expiresIn, modified: true }
     }))
 
-const attributes = (options: CookieOptions): SessionCookie.Attributes => ({
-  path: options.path ?? "/",
-  domain: options.domain,
-  secure: options.secure ?? true,
-  httpOnly: options.httpOnly ?? true,
-  sameSite: options.sameSite ?? "lax"
-})
-
 /**
  * Response headers for the session (`to_cookie_hdrs`): `Set-Cookie` only when the session was modified (with
  * `Max-Age=0` once cleared, no `Max-Age` when `discard`), and `Vary: Cookie` always.
@@ -166,7 +158,7 @@ export const toCookieHeaders = (
   if (!session.modified) return vary
   const cleared = Duration.toMillis(session.expiryPeriod) <= 0
   const maxAge = cleared ? 0 : options.discard ? undefined : Duration.toMillis(session.expiryPeriod)
-  const cookie = SessionCookie.make(cookieName, cleared ? "" : session.key, attributes(options), maxAge)
+  const cookie = SessionCookie.make(cookieName, cleared ? "" : session.key, SessionCookie.attributes(options), maxAge)
   return Headers.set(vary, "set-cookie", Cookies.serializeCookie(cookie))
 }
 
@@ -181,5 +173,5 @@ export const clearHeaders = (
 ): Headers.Headers =>
   Headers.fromInput({
     vary: "Cookie",
-    "set-cookie": Cookies.serializeCookie(SessionCookie.make(cookieName, "", attributes(options), 0))
+    "set-cookie": Cookies.serializeCookie(SessionCookie.make(cookieName, "", SessionCookie.attributes(options), 0))
   })

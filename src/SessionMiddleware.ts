@@ -24,6 +24,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { Context, Duration, Effect, Either, Option, Schema } from "effect"
+import { finiteMillis } from "./internal/options.js"
 import * as SessionCookie from "./internal/sessionCookie.js"
 import { InvalidConfig, type SessionStoreError } from "./SessionError.js"
 import type * as SessionKey from "./SessionKey.js"
@@ -161,14 +162,10 @@ const annotate = Effect.annotateLogs("service", "effect-session/SessionMiddlewar
 const isRecord = (u: unknown): u is Record<string, unknown> =>
   typeof u === "object" && u !== null && !Array.isArray(u)
 
+/** A positive duration option in milliseconds; `make` runs at start-up, so a bad one throws `InvalidConfig`. */
 const millis = (option: string, input: Duration.DurationInput) => {
-  let ms: number
-  try {
-    ms = Duration.toMillis(Duration.decode(input))
-  } catch {
-    ms = NaN
-  }
-  if (!Number.isFinite(ms) || ms <= 0) {
+  const ms = finiteMillis(input)
+  if (ms === undefined || ms <= 0) {
     throw new InvalidConfig({ option, reason: `must be a positive, finite duration, got ${String(input)}` })
   }
   return ms
@@ -176,13 +173,7 @@ const millis = (option: string, input: Duration.DurationInput) => {
 
 /** Everything `make` derives from its options, validated. */
 const configure = <A, I>(options: Options<A, I>) => {
-  const attributes: SessionCookie.Attributes = {
-    path: options.cookie?.path ?? "/",
-    domain: options.cookie?.domain,
-    secure: options.cookie?.secure ?? true,
-    httpOnly: options.cookie?.httpOnly ?? true,
-    sameSite: options.cookie?.sameSite ?? "lax"
-  }
+  const attributes = SessionCookie.attributes(options.cookie)
   const cookieName = options.cookie?.name ?? "session"
   const violation = SessionCookie.prefixViolation(cookieName, attributes)
   if (violation !== undefined) throw new InvalidConfig({ option: "cookie", reason: violation })

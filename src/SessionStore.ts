@@ -23,6 +23,7 @@ import {
   NotFound,
   SessionStoreError
 } from "./SessionError.js"
+import { durationOption, finiteMillis, positiveInteger } from "./internal/options.js"
 import * as SessionKey from "./SessionKey.js"
 
 /**
@@ -189,38 +190,16 @@ export const defaults = {
 const maxModifyAttempts = 1000
 
 const expiryMillis = (input: Duration.DurationInput): Effect.Effect<number, InvalidExpiry> => {
-  const invalid = () => Effect.fail(new InvalidExpiry({ input: String(input) }))
-  if (typeof input === "number") return Number.isFinite(input) ? Effect.succeed(input) : invalid()
-  let duration: Duration.Duration
-  try {
-    duration = Duration.decode(input)
-  } catch {
-    return invalid()
-  }
-  return Duration.isFinite(duration) ? Effect.succeed(Duration.toMillis(duration)) : invalid()
+  const ms = finiteMillis(input)
+  return ms === undefined ? Effect.fail(new InvalidExpiry({ input: String(input) })) : Effect.succeed(ms)
 }
 
 const validateConfig = (options: Options) =>
-  Effect.gen(function*() {
-    const period = yield* expiryMillis(options.defaultPeriod ?? defaults.defaultPeriod).pipe(
-      Effect.filterOrFail((ms) => ms >= 0, () => new InvalidExpiry({ input: String(options.defaultPeriod) })),
-      Effect.mapError(() =>
-        new InvalidConfig({ option: "defaultPeriod", reason: "must be a finite, non-negative duration" })
-      )
-    )
-    const cleanupInterval = yield* expiryMillis(options.cleanupInterval ?? defaults.cleanupInterval).pipe(
-      Effect.filterOrFail((ms) => ms >= 0, () => new InvalidExpiry({ input: String(options.cleanupInterval) })),
-      Effect.mapError(() =>
-        new InvalidConfig({ option: "cleanupInterval", reason: "must be a finite, non-negative duration" })
-      )
-    )
-    const positiveInteger = (option: string, value: number) =>
-      Number.isSafeInteger(value) && value > 0
-        ? Effect.succeed(value)
-        : Effect.fail(new InvalidConfig({ option, reason: `must be a positive integer, got ${value}` }))
-    const maxValueBytes = yield* positiveInteger("maxValueBytes", options.maxValueBytes ?? defaults.maxValueBytes)
-    const batchSize = yield* positiveInteger("cleanupBatchSize", options.cleanupBatchSize ?? defaults.cleanupBatchSize)
-    return { period, cleanupInterval, maxValueBytes, batchSize }
+  Effect.all({
+    period: durationOption("defaultPeriod", options.defaultPeriod ?? defaults.defaultPeriod, 0),
+    cleanupInterval: durationOption("cleanupInterval", options.cleanupInterval ?? defaults.cleanupInterval, 0),
+    maxValueBytes: positiveInteger("maxValueBytes", options.maxValueBytes ?? defaults.maxValueBytes),
+    batchSize: positiveInteger("cleanupBatchSize", options.cleanupBatchSize ?? defaults.cleanupBatchSize)
   })
 
 /**

@@ -11,6 +11,21 @@ export interface Attributes {
   readonly sameSite: "lax" | "strict" | "none"
 }
 
+/** The attributes with the secure defaults: Path=/, Secure, HttpOnly, SameSite=Lax, no Domain. */
+export const attributes = (options: {
+  readonly path?: string | undefined
+  readonly domain?: string | undefined
+  readonly secure?: boolean | undefined
+  readonly httpOnly?: boolean | undefined
+  readonly sameSite?: "lax" | "strict" | "none" | undefined
+} = {}): Attributes => ({
+  path: options.path ?? "/",
+  domain: options.domain,
+  secure: options.secure ?? true,
+  httpOnly: options.httpOnly ?? true,
+  sameSite: options.sameSite ?? "lax"
+})
+
 /**
  * The session key sent in the `Cookie` header under `name`, if it occurs exactly once and is a well-formed key.
  * A missing, duplicated, malformed or oversized cookie is `None`, so it never reaches the store.
