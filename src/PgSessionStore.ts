@@ -110,8 +110,8 @@ export const make = (
           run<{ value: string; expires_at: number; version: string }>(q.find, [id]),
           (rows) => rows[0] && { value: rows[0].value, expiresAt: rows[0].expires_at, version: rows[0].version }
         ),
-      insert: (id, value, expiresAt, now) => run(q.insert, [id, value, expiresAt, now]),
-      upsert: (id, value, expiresAt, now) => run(q.upsert, [id, value, expiresAt, now]),
+      insert: (id, value, expiresAt, now) => Effect.asVoid(run(q.insert, [id, value, expiresAt, now])),
+      upsert: (id, value, expiresAt, now) => Effect.asVoid(run(q.upsert, [id, value, expiresAt, now])),
       touch: (id, expiresAt, now) =>
         Effect.map(
           run<{ touched: boolean; present: boolean }>(q.touch, [id, expiresAt, now]),
@@ -122,7 +122,7 @@ export const make = (
           run(q.compareAndSet, [id, version, value, expiresAt ?? null, now]),
           (rows) => rows.length === 1
         ),
-      remove: (id) => run(q.remove, [id]),
+      remove: (id) => Effect.asVoid(run(q.remove, [id])),
       deleteExpiredBatch: (now, limit) =>
         Effect.map(run<{ deleted: number }>(q.deleteExpiredBatch, [now, limit]), ([row]) => row?.deleted ?? 0)
     }
