@@ -23,7 +23,7 @@ import {
   HttpServerRespondable,
   HttpServerResponse
 } from "@effect/platform"
-import { Context, Duration, Effect, Either, Option, Schema } from "effect"
+import { Context, Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
 import { finiteMillis } from "./internal/options.js"
 import * as SessionCookie from "./internal/sessionCookie.js"
 import { InvalidConfig, type SessionStoreError } from "./SessionError.js"
@@ -159,6 +159,11 @@ type Op<A> =
 
 const annotate = Effect.annotateLogs("service", "effect-session/SessionMiddleware")
 
+/** Where a parse failed, without the values (session data may be personal, and logs travel far). */
+const issuePaths = (error: ParseResult.ParseError): string =>
+  [...new Set(ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => issue.path.join(".") || "(root)"))]
+    .join(", ")
+
 const isRecord = (u: unknown): u is Record<string, unknown> =>
   typeof u === "object" && u !== null && !Array.isArray(u)
 
@@ -292,7 +297,7 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
       return Either.left("not a session envelope")
     }
     return Either.match(config.decode(envelope.d), {
-      onLeft: (error) => Either.left(`data does not decode: ${error.message}`),
+      onLeft: (error) => Either.left(`data does not decode with the schema at ${issuePaths(error)}`),
       onRight: (data) => Either.right({ envelope: envelope as unknown as Envelope, data })
     })
   }
@@ -362,7 +367,9 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
   /** Data the schema cannot encode is a bug in the handler: it dies there, with the schema's message. */
   const encodable = (data: A): A => {
     const encoded = config.encode(data)
-    if (Either.isLeft(encoded)) throw new Error(`session data does not encode with the schema: ${encoded.left.message}`)
+    if (Either.isLeft(encoded)) {
+      throw new Error(`session data does not encode with the schema at ${issuePaths(encoded.left)}`)
+    }
     return data
   }
 
