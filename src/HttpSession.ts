@@ -9,6 +9,7 @@
  */
 import { Cookies, Headers } from "@effect/platform"
 import { Duration, Effect, Option } from "effect"
+import { finiteMillis } from "./internal/options.js"
 import * as SessionCookie from "./internal/sessionCookie.js"
 import type { Expired, InvalidExpiry, InvalidValue, NotFound, SessionStoreError } from "./SessionError.js"
 import type * as SessionKey from "./SessionKey.js"
@@ -43,6 +44,13 @@ export interface CookieOptions {
   readonly httpOnly?: boolean | undefined
   readonly sameSite?: "lax" | "strict" | "none" | undefined
 }
+
+/**
+ * The period an operation just set, without reading it back: the expiry given (already validated by the store; a
+ * negative one is zero, so the cookie is cleared), or the store's default.
+ */
+const periodOf = (store: SessionStore["Type"], expiry: Duration.DurationInput | undefined) =>
+  expiry === undefined ? store.defaultPeriod : Effect.succeed(Duration.millis(Math.max(0, finiteMillis(expiry) ?? 0)))
 
 /**
  * Fetches the live session for `key` (`of_key`).
@@ -87,8 +95,7 @@ export const generate = (
   Effect.flatMap(SessionStore, (store) =>
     Effect.gen(function*() {
       const key = yield* store.generate({ value, expiry: options.expiry })
-      const { expiresIn } = yield* Effect.orDie(store.get(key))
-      return { key, value, expiryPeriod: expiresIn, modified: true }
+      return { key, value, expiryPeriod: yield* periodOf(store, options.expiry), modified: true }
     }))
 
 /**
@@ -139,8 +146,8 @@ export const set = (
       const value = options.value
       if (value === undefined) yield* store.touch(session.key, { expiry: options.expiry })
       else yield* store.set(session.key, value, { expiry: options.expiry })
-      const { expiresIn } = yield* store.get(session.key)
-      return { key: session.key, value: value ?? session.value, expiryPeriod: expiresIn, modified: true }
+      const expiryPeriod = yield* periodOf(store, options.expiry)
+      return { key: session.key, value: value ?? session.value, expiryPeriod, modified: true }
     }))
 
 /**

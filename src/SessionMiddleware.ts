@@ -435,19 +435,30 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
     )
   }
 
+  /**
+   * What a request asks of the store at `now`: the expiry it is owed, whether its data changed, whether it consumed
+   * flash messages, and whether the loaded session is due for renewal. Extending only when due keeps most writes
+   * away from the indexed expires_at (HOT updates in PostgreSQL); a rotated session keeps its short stale expiry.
+   */
+  const pending = (state: State, now: number) => {
+    const { absolute, idle } = config.lifetime(state.remember)
+    const expiresAt = Math.min(now + idle, state.created + absolute)
+    const renew = Option.isSome(state.loaded) && !state.rotated &&
+      (state.rememberChanged || expiresAt - state.loaded.value.expiresAt > idle * config.renewalThreshold)
+    return {
+      expiresAt,
+      renew,
+      dirty: state.ops.length > 0 || Object.keys(state.outgoingFlash).length > 0 || state.rememberChanged,
+      consumedFlash: Object.keys(state.incomingFlash).length > 0
+    }
+  }
+
   /** Whether the request leaves the store alone: nothing changed and no renewal due (the common case). */
   const untouched = (state: State): boolean => {
     if (state.unavailable !== undefined) return true
-    if (
-      state.regenerate || Option.isSome(state.destroyed) || state.ops.length > 0 || state.rememberChanged ||
-      Object.keys(state.outgoingFlash).length > 0
-    ) return false
-    if (Option.isNone(state.loaded)) return true
-    if (Object.keys(state.incomingFlash).length > 0) return false
-    if (state.rotated) return true
-    const { absolute, idle } = config.lifetime(state.remember)
-    const renewed = Math.min(state.startedAt + idle, state.created + absolute)
-    return renewed - state.loaded.value.expiresAt <= idle * config.renewalThreshold
+    if (state.regenerate || Option.isSome(state.destroyed)) return false
+    const { consumedFlash, dirty, renew } = pending(state, state.startedAt)
+    return Option.isNone(state.loaded) ? !dirty : !(dirty || consumedFlash || renew)
   }
 
   const save = (
@@ -467,8 +478,7 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
   ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
     Effect.gen(function*() {
       const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-      const { absolute, idle } = config.lifetime(state.remember)
-      const expiresAt = Math.min(now + idle, state.created + absolute)
+      const { consumedFlash, dirty, expiresAt, renew } = pending(state, now)
       const cookie = (key: string, maxAge: number | undefined) =>
         withVary.pipe(
           HttpServerResponse.mergeCookies(
@@ -477,7 +487,6 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
           HttpServerResponse.setHeader("cache-control", SessionCookie.privateCacheControl(response.headers))
         )
       const persistent = (at: number) => state.remember ? at - now : undefined
-      const dirty = state.ops.length > 0 || Object.keys(state.outgoingFlash).length > 0 || state.rememberChanged
 
       if (Option.isSome(state.destroyed)) yield* store.clear(state.destroyed.value)
 
@@ -490,7 +499,6 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
       }
 
       const { expiresAt: storedExpiry, key, stored } = state.loaded.value
-      const consumedFlash = Object.keys(state.incomingFlash).length > 0
       if (state.regenerate) {
         const stale = Math.min(config.staleTimeout, storedExpiry - now)
         const rotated = yield* store.modify(key, replay(state, true), { expiry: stale, from: stored }).pipe(
@@ -504,10 +512,6 @@ export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
         const fresh = yield* store.generate({ value: rotated, expiry: expiresAt - now })
         return cookie(fresh, persistent(expiresAt))
       }
-      // Extend the expiry only when due (or when remember-me changed the lifetime): a write that leaves the indexed
-      // expires_at alone is a HOT update in PostgreSQL. A rotated session keeps its short stale expiry.
-      const renew = !state.rotated &&
-        (state.rememberChanged || expiresAt - storedExpiry > idle * config.renewalThreshold)
       if (dirty || consumedFlash) {
         const expiry = renew ? expiresAt - now : undefined
         const written = yield* store.modify(key, replay(state, false), { expiry, from: stored })

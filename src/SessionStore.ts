@@ -250,7 +250,7 @@ export const make = <E>(
       return tag === Buffer.from(id.subarray(0, 6)).toString("base64url") ? version : undefined
     }
 
-    const live = (row: Row | undefined, now: number) =>
+    const live = (row: Row | undefined, now: number): Effect.Effect<Row, NotFound | Expired> =>
       row === undefined ? notFound : now > row.expiresAt ? expired : Effect.succeed(row)
 
     const modifyOnce = (
@@ -309,17 +309,13 @@ export const make = <E>(
           Effect.flatMap(
             Effect.mapError(backend.find(id), failure("get")),
             (row) =>
-              Effect.clockWith((clock): Effect.Effect<StoredSession, NotFound | Expired> => {
+              Effect.clockWith((clock) => {
                 const now = clock.unsafeCurrentTimeMillis()
-                return row === undefined
-                  ? notFound
-                  : now > row.expiresAt
-                  ? expired
-                  : Effect.succeed({
-                    value: row.value,
-                    expiresIn: Duration.millis(row.expiresAt - now),
-                    revision: revisionOf(id, row.version)
-                  })
+                return Effect.map(live(row, now), (row): StoredSession => ({
+                  value: row.value,
+                  expiresIn: Duration.millis(row.expiresAt - now),
+                  revision: revisionOf(id, row.version)
+                }))
               })
           )),
       set: (key, value, options = {}) =>

@@ -16,6 +16,22 @@ describe("HttpSession (the Session_cohttp parallel)", () => {
       expect(Duration.toMillis(session.expiryPeriod)).toBe(3_600_000)
     }).pipe(Effect.provide(Store)))
 
+  it.effect("generate with a negative expiry: an already expired session whose cookie is cleared (no defect)", () =>
+    Effect.gen(function*() {
+      const session = yield* HttpSession.generate({ expiry: -1000 }, "v")
+      expect(Duration.toMillis(session.expiryPeriod)).toBe(0)
+      expect(HttpSession.toCookieHeaders("sid", session)["set-cookie"]).toMatch(/^sid=; Max-Age=0;/)
+      expect((yield* Effect.flip(HttpSession.ofKey(session.key)))._tag).toBe("Expired")
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("generate and set without an expiry use the store's default period", () =>
+    Effect.gen(function*() {
+      const session = yield* HttpSession.generate({}, "v")
+      expect(Duration.toMillis(session.expiryPeriod)).toBe(Duration.toMillis(Duration.weeks(1)))
+      const updated = yield* HttpSession.set({ value: "w" }, session)
+      expect(Duration.toMillis(updated.expiryPeriod)).toBe(Duration.toMillis(Duration.weeks(1)))
+    }).pipe(Effect.provide(Store)))
+
   it.effect("ofKey and ofHeader load an unmodified session; no cookie is None; unknown is NotFound", () =>
     Effect.gen(function*() {
       const { key } = yield* HttpSession.generate({}, "stored")
