@@ -1,49 +1,57 @@
 /**
  * A complete server with sessions, as in the README: `npx tsx examples/server.ts`, then
- * `curl -i -c jar -b jar localhost:3001/` a few times.
+ * `curl -i -c jar -b jar localhost:3001/` a few times. Uses DATABASE_URL when set, else the embedded engine.
  */
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Schema } from "effect"
+import { Config, Effect, Layer, Option, Schema } from "effect"
 import { createServer } from "node:http"
-import { EmbeddedPostgres, PgSessionStore, SessionMiddleware } from "../src/index.js" // "effect-session"
+import { PgSessionStore, SessionMiddleware } from "../src/index.js" // "effect-session"
+import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js" // "effect-session/EmbeddedPostgres"
 
-// 1. What a session holds, and what a new one starts with.
-const Sessions = SessionMiddleware.make({
+// 1. What a session holds, what a new one starts with, and the tag handlers reach it by.
+class AppSession extends SessionMiddleware.Tag<AppSession>()("AppSession", {
   schema: Schema.Struct({ user: Schema.NullOr(Schema.String), visits: Schema.Number }),
-  initial: { user: null, visits: 0 },
-  idleTimeout: "30 minutes",
-  absoluteTimeout: "1 day"
-})
+  initial: { user: null, visits: 0 }
+}) {}
 
-// 2. Handlers reach the session through Sessions.CurrentSession.
+// 2. Handlers reach the session by yielding the tag.
 const app = HttpRouter.empty.pipe(
   HttpRouter.get("/", Effect.gen(function*() {
-    const session = yield* Sessions.CurrentSession
+    const session = yield* AppSession
     yield* session.update((s) => ({ ...s, visits: s.visits + 1 }))
     const { user, visits } = yield* session.get
     return HttpServerResponse.text(`hello ${user ?? "guest"}, visit ${visits}\n`)
   })),
   HttpRouter.post("/login/:name", Effect.gen(function*() {
-    const session = yield* Sessions.CurrentSession
+    const session = yield* AppSession
     const { name } = yield* HttpRouter.schemaPathParams(Schema.Struct({ name: Schema.String }))
     yield* session.regenerate // new key on privilege change
     yield* session.update((s) => ({ ...s, user: name }))
     yield* session.flash("notice", `welcome, ${name}`)
     return HttpServerResponse.text("logged in\n")
   })),
-  HttpRouter.post("/logout", Effect.flatMap(Sessions.CurrentSession, (s) => s.destroy).pipe(
+  HttpRouter.post("/logout", Effect.flatMap(AppSession, (s) => s.destroy).pipe(
     Effect.as(HttpServerResponse.text("logged out\n"))
   )),
   // 3. The middleware loads and saves the session around every route.
-  HttpRouter.use(Sessions.middleware)
+  HttpRouter.use(AppSession.middleware)
 )
 
-// 4. Provide a store: PostgreSQL via PgClient.layer({ url }) in production; the embedded engine here.
+// 4. A store: PostgreSQL on a pool the library owns (DATABASE_URL), or the embedded engine for a quick try.
+const Store = Layer.unwrapEffect(Effect.map(
+  Config.option(Config.redacted("DATABASE_URL")),
+  Option.match({
+    onSome: (url) => PgSessionStore.layerPool({ url }),
+    onNone: () => PgSessionStore.layer().pipe(Layer.provide(EmbeddedPostgres.layer()))
+  })
+))
+
+// 5. Layers build bottom-up: store and settings first, then the server opens its port, then it serves.
 const Main = HttpServer.serve(app).pipe(
-  Layer.provide(PgSessionStore.layer()),
-  Layer.provide(EmbeddedPostgres.layer()),
-  Layer.provide(NodeHttpServer.layer(createServer, { port: 3001 }))
+  Layer.provide(NodeHttpServer.layer(createServer, { port: 3001 })),
+  Layer.provide(AppSession.layer({ idleTimeout: "30 minutes", absoluteTimeout: "1 day" })),
+  Layer.provide(Store)
 )
 
 NodeRuntime.runMain(Layer.launch(Main))

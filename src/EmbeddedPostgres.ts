@@ -8,15 +8,17 @@
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import type { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
+import type { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Schema } from "effect"
 import { positiveInteger } from "./internal/options.js"
+import * as PgPool from "./internal/pgPool.js"
 import { InvalidConfig } from "./SessionError.js"
 
 /**
  * Options of the embedded engine.
  *
  * @since 0.1.0
+ * @category options
  */
 export interface Options {
   /** A directory to keep the database in, so it survives a restart. Default: in memory. */
@@ -31,6 +33,7 @@ export interface Options {
  * The engine failed to start.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresError>()("EmbeddedPostgresError", {
   cause: Schema.Defect
@@ -53,6 +56,7 @@ export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresEr
  * ```
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layer = (
   options: Options = {}
@@ -85,12 +89,18 @@ export const layer = (
       (server) => Effect.promise(() => server.stop()).pipe(Effect.ignore)
     )
     const port = Number(server.getServerConn().split(":").at(-1))
-    return PgClient.layer({
+    // The hardened pool of PgSessionStore.layerPool, so the store takes its fast path here too.
+    return PgPool.layerClient({
       host: "127.0.0.1",
       port,
       database: "postgres",
       username: "postgres",
       maxConnections: poolSize,
-      applicationName: "effect-session"
+      // PGlite runs one query at a time for every connection: waits are longer than on a server.
+      connectTimeout: "10 seconds",
+      statementTimeout: 0,
+      lockTimeout: 0,
+      // Every socket connection shares PGlite's one session, so names prepared by one would collide in another.
+      preparedStatements: false
     }).pipe(Layer.mapError((cause) => new EmbeddedPostgresError({ cause })))
   }))

@@ -11,7 +11,7 @@ import { Cookies, Headers } from "@effect/platform"
 import { Duration, Effect, Option } from "effect"
 import { finiteMillis } from "./internal/options.js"
 import * as SessionCookie from "./internal/sessionCookie.js"
-import type { Expired, InvalidExpiry, InvalidValue, NotFound, SessionStoreError } from "./SessionError.js"
+import type { Expired, InvalidExpiry, InvalidValue, NotFound, Rotated, SessionStoreError } from "./SessionError.js"
 import type * as SessionKey from "./SessionKey.js"
 import { SessionStore } from "./SessionStore.js"
 
@@ -140,7 +140,11 @@ export const clear = (session: HttpSession): Effect.Effect<HttpSession, SessionS
 export const set = (
   options: { readonly expiry?: Duration.DurationInput | undefined; readonly value?: string | undefined },
   session: HttpSession
-): Effect.Effect<HttpSession, NotFound | Expired | InvalidValue | InvalidExpiry | SessionStoreError, SessionStore> =>
+): Effect.Effect<
+  HttpSession,
+  NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError,
+  SessionStore
+> =>
   Effect.flatMap(SessionStore, (store) =>
     Effect.gen(function*() {
       const value = options.value
@@ -148,6 +152,38 @@ export const set = (
       else yield* store.set(session.key, value, { expiry: options.expiry })
       const expiryPeriod = yield* periodOf(store, options.expiry)
       return { key: session.key, value: value ?? session.value, expiryPeriod, modified: true }
+    }))
+
+/**
+ * Moves the session to a new key (on login, against session fixation), with `value` when given, else the value it
+ * holds. The old key keeps its value, read-only, for `staleTimeout` (default 10 seconds), then it is gone; writes
+ * through it fail with `Rotated`. Atomic: if it fails, nothing changed. The new record is `modified`, so
+ * `toCookieHeaders` sends the new key.
+ *
+ * @since 0.2.0
+ * @category operations
+ */
+export const rotate = (
+  options: {
+    readonly expiry?: Duration.DurationInput | undefined
+    readonly value?: string | undefined
+    readonly staleTimeout?: Duration.DurationInput | undefined
+  },
+  session: HttpSession
+): Effect.Effect<
+  HttpSession,
+  NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError,
+  SessionStore
+> =>
+  Effect.flatMap(SessionStore, (store) =>
+    Effect.gen(function*() {
+      const value = options.value
+      const rotation = yield* store.rotate(session.key, (current) => value ?? current, {
+        expiry: options.expiry,
+        staleTimeout: options.staleTimeout
+      })
+      const expiryPeriod = yield* periodOf(store, options.expiry)
+      return { key: rotation.key, value: rotation.value, expiryPeriod, modified: true }
     }))
 
 /**

@@ -12,6 +12,7 @@ interface Entry {
   value: string
   expiresAt: number
   version: number
+  rotated: boolean
 }
 
 const idOf = (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("base64")
@@ -20,26 +21,33 @@ const idOf = (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, id.byteLe
  * A `Backend` over a `Map`. Every primitive is synchronous, so each is atomic.
  *
  * @since 0.1.0
+ * @category backends
  */
 export const backend = (): SessionStore.Backend<never> => {
   const rows = new Map<string, Entry>()
-  const put = (id: Uint8Array, value: string, expiresAt: number) =>
-    Effect.sync(() => {
-      const key = idOf(id)
-      rows.set(key, { value, expiresAt, version: (rows.get(key)?.version ?? 0) + 1 })
-    })
+  const live = (entry: Entry | undefined, now: number): entry is Entry =>
+    entry !== undefined && !entry.rotated && now <= entry.expiresAt
   return {
     find: (id) =>
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
-        return entry && { value: entry.value, expiresAt: entry.expiresAt, version: String(entry.version) }
+        return entry &&
+          { value: entry.value, expiresAt: entry.expiresAt, version: String(entry.version), rotated: entry.rotated }
       }),
-    insert: put,
-    upsert: put,
+    insert: (id, value, expiresAt) =>
+      Effect.sync(() => void rows.set(idOf(id), { value, expiresAt, version: 1, rotated: false })),
+    upsert: (id, value, expiresAt) =>
+      Effect.sync(() => {
+        const entry = rows.get(idOf(id))
+        if (entry?.rotated) return "rotated"
+        rows.set(idOf(id), { value, expiresAt, version: (entry?.version ?? 0) + 1, rotated: false })
+        return "written"
+      }),
     touch: (id, expiresAt, now) =>
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
         if (entry === undefined) return "missing"
+        if (entry.rotated) return "rotated"
         if (now > entry.expiresAt) return "expired"
         entry.expiresAt = expiresAt
         return "touched"
@@ -47,9 +55,18 @@ export const backend = (): SessionStore.Backend<never> => {
     compareAndSet: (id, version, value, expiresAt, now) =>
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
-        if (entry === undefined || String(entry.version) !== version || now > entry.expiresAt) return false
+        if (!live(entry, now) || String(entry.version) !== version) return undefined
         entry.value = value
         if (expiresAt !== undefined) entry.expiresAt = expiresAt
+        return String(++entry.version)
+      }),
+    rotate: (id, version, newId, value, expiresAt, staleExpiresAt, now) =>
+      Effect.sync(() => {
+        const entry = rows.get(idOf(id))
+        if (!live(entry, now) || String(entry.version) !== version) return false
+        rows.set(idOf(newId), { value, expiresAt, version: 1, rotated: false })
+        entry.rotated = true
+        entry.expiresAt = Math.min(entry.expiresAt, staleExpiresAt)
         entry.version++
         return true
       }),
@@ -84,6 +101,7 @@ export const backend = (): SessionStore.Backend<never> => {
  * ```
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layer = (
   options: SessionStore.Options = {}

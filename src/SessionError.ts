@@ -10,6 +10,7 @@ import { Schema } from "effect"
  * OCaml's `Not_found`.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {}) {
   override get message() {
@@ -22,6 +23,7 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {}) {
  * still valid.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class Expired extends Schema.TaggedError<Expired>()("Expired", {}) {
   override get message() {
@@ -30,10 +32,25 @@ export class Expired extends Schema.TaggedError<Expired>()("Expired", {}) {
 }
 
 /**
+ * The key was rotated away (by `rotate`, e.g. a login): for its stale period it still reads the data it had before
+ * the rotation, but it is read-only. Every write through it (`set`, `touch`, `modify`, `rotate`) fails with this
+ * error and changes nothing, so a key planted before a login can never change, extend or re-rotate the session.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class Rotated extends Schema.TaggedError<Rotated>()("Rotated", {}) {
+  override get message() {
+    return "session key was rotated; it is read-only until its stale period ends"
+  }
+}
+
+/**
  * A value was rejected before anything was written: larger than the store's `maxValueBytes`, or not a well-formed
  * Unicode string (a NUL character or a lone surrogate, which PostgreSQL's `text` cannot keep faithfully).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class InvalidValue extends Schema.TaggedError<InvalidValue>()("InvalidValue", {
   reason: Schema.Literal("TooLarge", "NotWellFormed"),
@@ -48,16 +65,18 @@ export class InvalidValue extends Schema.TaggedError<InvalidValue>()("InvalidVal
 }
 
 /**
- * An expiry or period that is not a finite duration (NaN, Infinity, an unparsable string).
- * Negative numbers of milliseconds are allowed: they yield a session that is already expired.
+ * An expiry or period that is not a finite duration (NaN, Infinity, an unparsable string) or lies beyond
+ * ±1000 years (which no database timestamp could hold reliably). Negative numbers of milliseconds are allowed: they
+ * yield a session that is already expired.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class InvalidExpiry extends Schema.TaggedError<InvalidExpiry>()("InvalidExpiry", {
   input: Schema.String
 }) {
   override get message() {
-    return `expiry must be a finite duration, got ${this.input}`
+    return `expiry must be a finite duration within ±1000 years, got ${this.input}`
   }
 }
 
@@ -66,6 +85,7 @@ export class InvalidExpiry extends Schema.TaggedError<InvalidExpiry>()("InvalidE
  * interval, a pool larger than the server allows, ...).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
   option: Schema.String,
@@ -81,6 +101,7 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidC
  * so backends are interchangeable; `operation` names the store operation, `cause` holds the original error.
  *
  * @since 0.1.0
+ * @category errors
  */
 export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("SessionStoreError", {
   operation: Schema.String,

@@ -5,8 +5,8 @@
  *
  * - Typed data through a `Schema`; a stored value that no longer decodes counts as no session (and is logged).
  * - Flash messages, readable on the next request only.
- * - `regenerate` (new key on login, against fixation; the old key stays readable for a short stale period),
- *   `destroy`, remember-me.
+ * - `regenerate` on login (a new key, atomically, against fixation): the old key stays readable for a short stale
+ *   period with the data it had before, read-only; a write through it is refused with a 409, never dropped.
  * - Idle timeout (sliding, renewed at most once per `renewalThreshold` of it) and an absolute lifetime.
  * - Overlapping requests never lose each other's changes: the save replays this request's changes (field patches
  *   and `update` functions) onto the value currently stored, through the store's atomic `modify`.
@@ -23,35 +23,85 @@ import {
   HttpServerRespondable,
   HttpServerResponse
 } from "@effect/platform"
-import { Context, Duration, Effect, Either, Option, ParseResult, Schema } from "effect"
-import { finiteMillis } from "./internal/options.js"
+import {
+  Config,
+  type ConfigError,
+  Context,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  Schema
+} from "effect"
+import * as ChangeLog from "./internal/changeLog.js"
+import * as Envelope from "./internal/envelope.js"
+import * as FailureLog from "./internal/failureLog.js"
+import { durationOption } from "./internal/options.js"
+import * as Renewal from "./internal/renewal.js"
+import * as RequestState from "./internal/requestState.js"
 import * as SessionCookie from "./internal/sessionCookie.js"
-import { InvalidConfig, type SessionStoreError } from "./SessionError.js"
+import { InvalidConfig } from "./SessionError.js"
 import type * as SessionKey from "./SessionKey.js"
 import * as SessionStore from "./SessionStore.js"
 
 /**
- * The session store could not be reached while loading or saving the session. Handlers can `catchTag` it;
- * otherwise it renders as `503 Service Unavailable` (never as a silently empty session).
+ * The session store could not be reached (or did not answer within its deadline) while loading or saving the
+ * session. Handlers can `catchTag` it; otherwise it renders as `503 Service Unavailable` with `Retry-After` (never
+ * as a silently empty session).
  *
  * @since 0.1.0
+ * @category errors
  */
 export class SessionUnavailable extends Schema.TaggedError<SessionUnavailable>()("SessionUnavailable", {
   cause: Schema.Defect
 }) implements HttpServerRespondable.Respondable {
   override get message() {
-    return "the session store is unavailable"
+    return "sessions are temporarily unavailable"
   }
   [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.text("Service Unavailable", { status: 503, headers: { "retry-after": "5" } }))
+    return Effect.succeed(unavailableResponse)
   }
 }
+
+const unavailableResponse = HttpServerResponse.text("Service Unavailable: sessions are temporarily unavailable", {
+  status: 503,
+  headers: { "retry-after": "5", "cache-control": "no-store" }
+})
+
+/**
+ * A write to the session was refused, and nothing of it was stored:
+ * - `"Rotated"`: the request's key was rotated away (by a login, usually in another request): it is read-only
+ *   until its stale period ends, so a key planted before a login can never change the logged-in session;
+ * - `"Ended"`: the session ended (destroyed or expired) while the request ran.
+ *
+ * Handlers can `catchTag` it; otherwise it renders as `409 Conflict`, without touching the cookie.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class SessionConflict extends Schema.TaggedError<SessionConflict>()("SessionConflict", {
+  reason: Schema.Literal("Rotated", "Ended")
+}) implements HttpServerRespondable.Respondable {
+  override get message() {
+    return this.reason === "Rotated"
+      ? "this session key was replaced (for example by a login); the change was not applied"
+      : "this session ended while the request ran; the change was not applied"
+  }
+  [HttpServerRespondable.symbol]() {
+    return Effect.succeed(conflictResponse(this))
+  }
+}
+
+const conflictResponse = (conflict: SessionConflict) =>
+  HttpServerResponse.text(`Conflict: ${conflict.message}`, { status: 409, headers: { "cache-control": "no-store" } })
 
 /**
  * The session of the current request, as handlers see it. Changes are applied locally at once (so `get` sees
  * them) and saved when the response is sent.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface CurrentSession<A> {
   /** The session data (the `initial` value for a new session). */
@@ -60,36 +110,35 @@ export interface CurrentSession<A> {
    * Replaces the data. Only the top-level fields that differ from the current data are saved, so a concurrent
    * request that changed other fields keeps its changes.
    */
-  readonly set: (data: A) => Effect.Effect<void, SessionUnavailable>
+  readonly set: (data: A) => Effect.Effect<void, SessionUnavailable | SessionConflict>
   /** Applies `f`; on save `f` is re-applied to the value then stored, so concurrent updates compose (counters). */
-  readonly update: (f: (data: A) => A) => Effect.Effect<void, SessionUnavailable>
+  readonly update: (f: (data: A) => A) => Effect.Effect<void, SessionUnavailable | SessionConflict>
   /** Queues a one-shot message, readable through `flashes` on the next request only. */
-  readonly flash: (key: string, message: string) => Effect.Effect<void, SessionUnavailable>
+  readonly flash: (key: string, message: string) => Effect.Effect<void, SessionUnavailable | SessionConflict>
   /** The flash messages queued by the previous request (consumed by this one). */
   readonly flashes: Effect.Effect<Readonly<Record<string, string>>, SessionUnavailable>
   /**
    * Moves the session to a new key, keeping its data (call it on login, against session fixation). The old key
-   * stays readable for `staleTimeout` so requests already in flight don't fail, then it is gone.
+   * stays readable for `staleTimeout` with the data it had before this request, read-only, then it is gone.
    */
-  readonly regenerate: Effect.Effect<void, SessionUnavailable>
+  readonly regenerate: Effect.Effect<void, SessionUnavailable | SessionConflict>
   /** Removes the session from the store and expires the cookie. Later changes in this request start a new one. */
   readonly destroy: Effect.Effect<void, SessionUnavailable>
   /** Persistent cookie (`Max-Age`) and the `remember` timeouts, or a browser-session cookie. */
-  readonly rememberMe: (remember: boolean) => Effect.Effect<void, SessionUnavailable>
+  readonly rememberMe: (remember: boolean) => Effect.Effect<void, SessionUnavailable | SessionConflict>
   /** Whether this request started without a live session. */
   readonly isNew: Effect.Effect<boolean, SessionUnavailable>
+  /** Whether the request's key was rotated away: the session reads as before the rotation and refuses writes. */
+  readonly isRotated: Effect.Effect<boolean, SessionUnavailable>
 }
 
 /**
- * Options of the middleware. Every duration is a `Duration.DurationInput`.
+ * Options of the middleware, given to its layer. Every duration is a `Duration.DurationInput`.
  *
  * @since 0.1.0
+ * @category options
  */
-export interface Options<A, I> {
-  /** Schema of the session data; its encoded form must be JSON. */
-  readonly schema: Schema.Schema<A, I>
-  /** Data of a new session. */
-  readonly initial: A
+export interface Options {
   readonly cookie?: {
     /** Default `"session"`. A `__Host-` name requires Secure, Path=/ and no Domain (checked). */
     readonly name?: string | undefined
@@ -117,101 +166,132 @@ export interface Options<A, I> {
    * so read traffic does not write on every request. Default 0.1; 0 renews on every request.
    */
   readonly renewalThreshold?: number | undefined
-  /** How long a key replaced by `regenerate` stays readable. Default 10 seconds. */
+  /** How long a key replaced by `regenerate` stays readable (read-only). Default 10 seconds. */
   readonly staleTimeout?: Duration.DurationInput | undefined
 }
 
 /**
- * A configured middleware and the tag through which handlers reach the session.
+ * What a session holds: the schema of its data (whose encoded form must be JSON) and the data of a new session.
  *
- * @since 0.1.0
+ * @since 0.2.0
+ * @category models
  */
-export interface SessionMiddleware<A> {
-  readonly CurrentSession: Context.Tag<CurrentSession<A>, CurrentSession<A>>
-  /**
-   * Wraps an app (or, through `HttpRouter.use`, a router): works with `HttpServer.serve(sessions.middleware(app))`
-   * and `router.pipe(HttpRouter.use(sessions.middleware))`.
-   */
-  readonly middleware: <E, R>(
-    app: HttpApp.Default<E, R>
-  ) => HttpApp.Default<E, Exclude<R, CurrentSession<A>> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest>
-}
-
-/** What is kept in the store, as JSON. */
-interface Envelope {
-  readonly v: 1
-  /** The encoded data. */
-  readonly d: unknown
-  /** Flash messages for the next request. */
-  readonly f: Record<string, string>
-  /** Creation time (epoch ms), for the absolute timeout. */
-  readonly c: number
-  /** Remembered (persistent cookie)? */
-  readonly r: boolean
-  /** Rotated away by `regenerate`: readable until its stale period ends, never renewed. */
-  readonly x?: true
-}
-
-type Op<A> =
-  | { readonly _tag: "Patch"; readonly set: Record<string, unknown>; readonly deleted: ReadonlyArray<string> }
-  | { readonly _tag: "Replace"; readonly data: A }
-  | { readonly _tag: "Update"; readonly f: (data: A) => A }
-
-const annotate = Effect.annotateLogs("service", "effect-session/SessionMiddleware")
-
-/** Where a parse failed, without the values (session data may be personal, and logs travel far). */
-const issuePaths = (error: ParseResult.ParseError): string =>
-  [...new Set(ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => issue.path.join(".") || "(root)"))]
-    .join(", ")
-
-const isRecord = (u: unknown): u is Record<string, unknown> =>
-  typeof u === "object" && u !== null && !Array.isArray(u)
-
-/** A positive duration option in milliseconds; `make` runs at start-up, so a bad one throws `InvalidConfig`. */
-const millis = (option: string, input: Duration.DurationInput) => {
-  const ms = finiteMillis(input)
-  if (ms === undefined || ms <= 0) {
-    throw new InvalidConfig({ option, reason: `must be a positive, finite duration, got ${String(input)}` })
-  }
-  return ms
-}
-
-/** Everything `make` derives from its options, validated. */
-const configure = <A, I>(options: Options<A, I>) => {
-  const attributes = SessionCookie.attributes(options.cookie)
-  const cookieName = options.cookie?.name ?? "session"
-  const violation = SessionCookie.prefixViolation(cookieName, attributes)
-  if (violation !== undefined) throw new InvalidConfig({ option: "cookie", reason: violation })
-  const renewalThreshold = options.renewalThreshold ?? 0.1
-  if (!(renewalThreshold >= 0 && renewalThreshold <= 1)) {
-    throw new InvalidConfig({ option: "renewalThreshold", reason: "must be a fraction between 0 and 1" })
-  }
-  const timeouts = {
-    idle: millis("idleTimeout", options.idleTimeout ?? "30 minutes"),
-    absolute: millis("absoluteTimeout", options.absoluteTimeout ?? "1 day")
-  }
-  const rememberTimeouts = {
-    idle: millis("remember.idleTimeout", options.remember?.idleTimeout ?? "7 days"),
-    absolute: millis("remember.absoluteTimeout", options.remember?.absoluteTimeout ?? "30 days")
-  }
-  const encode = Schema.encodeEither(options.schema)
-  if (Either.isLeft(encode(options.initial))) {
-    throw new InvalidConfig({ option: "initial", reason: "does not encode with the schema" })
-  }
-  return {
-    attributes,
-    cookieName,
-    renewalThreshold,
-    staleTimeout: millis("staleTimeout", options.staleTimeout ?? "10 seconds"),
-    lifetime: (remember: boolean) => remember ? rememberTimeouts : timeouts,
-    encode,
-    decode: Schema.decodeUnknownEither(options.schema)
-  }
+export interface Definition<A, I> {
+  readonly schema: Schema.Schema<A, I>
+  readonly initial: A
 }
 
 /**
- * Builds the middleware. Options are checked at once: invalid ones throw `InvalidConfig` (at start-up, not per
- * request).
+ * @since 0.2.0
+ * @category type ids
+ */
+export const SettingsTypeId: unique symbol = Symbol.for("effect-session/SessionMiddleware/Settings")
+
+/**
+ * The identifier of a session tag's validated settings, provided by its `layer`; `Self` is the tag.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Settings<Self> {
+  readonly [SettingsTypeId]: (_: Self) => Self
+}
+
+/** The validated settings of one middleware. */
+interface Resolved<A> {
+  readonly cookieName: string
+  readonly attributes: SessionCookie.Attributes
+  readonly policy: Renewal.Policy
+  readonly staleTimeout: number
+  readonly codec: Envelope.DataCodec<A>
+  readonly initial: A
+  readonly logFailure: ReturnType<typeof FailureLog.make>
+}
+
+/**
+ * A session tag: handlers `yield*` it to get the {@link CurrentSession}; its statics build the settings layer and
+ * the middleware.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SessionTag<Self, Id extends string, A, I> extends Context.TagClass<Self, Id, CurrentSession<A>> {
+  readonly schema: Schema.Schema<A, I>
+  readonly initial: A
+  /** The tag of the validated settings the middleware reads. */
+  readonly Settings: Context.Tag<Settings<Self>, unknown>
+  /** The settings as a layer; bad options fail it with `InvalidConfig` (never a request). */
+  readonly layer: (options?: Options) => Layer.Layer<Settings<Self>, InvalidConfig>
+  /** {@link layer} with the options read through `Config`. */
+  readonly layerConfig: (
+    config: Config.Config.Wrap<Options>
+  ) => Layer.Layer<Settings<Self>, InvalidConfig | ConfigError.ConfigError>
+  /**
+   * Loads the request's session and arranges for it to be saved with the response: what the middleware runs before
+   * each handler. For integrations (an `HttpApiMiddleware`, an `HttpLayerRouter` middleware).
+   */
+  readonly forRequest: Effect.Effect<
+    CurrentSession<A>,
+    never,
+    Settings<Self> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest
+  >
+  /**
+   * Wraps an app (or, through `HttpRouter.use`, a router) so that its handlers can `yield*` the tag:
+   * `HttpServer.serve(Session.middleware(app))`, `router.pipe(HttpRouter.use(Session.middleware))`.
+   */
+  readonly middleware: <E, R>(
+    app: HttpApp.Default<E, R>
+  ) => HttpApp.Default<
+    E,
+    Exclude<R, Self> | Settings<Self> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest
+  >
+}
+
+const positiveMillis = (option: string, input: Duration.DurationInput) => durationOption(option, input, 1)
+
+/** Validates the options against the definition: every cookie attribute, timeout and the initial data. */
+const configure = <A, I>(definition: Definition<A, I>, options: Options) =>
+  Effect.gen(function*() {
+    const attributes = SessionCookie.attributes(options.cookie)
+    const cookieName = options.cookie?.name ?? "session"
+    const violation = SessionCookie.violation(cookieName, attributes)
+    if (violation !== undefined) return yield* new InvalidConfig({ option: "cookie", reason: violation })
+    const threshold = options.renewalThreshold ?? 0.1
+    if (!(typeof threshold === "number" && threshold >= 0 && threshold <= 1)) {
+      return yield* new InvalidConfig({ option: "renewalThreshold", reason: "must be a fraction between 0 and 1" })
+    }
+    const policy: Renewal.Policy = {
+      normal: {
+        idle: yield* positiveMillis("idleTimeout", options.idleTimeout ?? "30 minutes"),
+        absolute: yield* positiveMillis("absoluteTimeout", options.absoluteTimeout ?? "1 day")
+      },
+      remembered: {
+        idle: yield* positiveMillis("remember.idleTimeout", options.remember?.idleTimeout ?? "7 days"),
+        absolute: yield* positiveMillis("remember.absoluteTimeout", options.remember?.absoluteTimeout ?? "30 days")
+      },
+      threshold
+    }
+    const codec = Envelope.dataCodec(definition.schema)
+    if (Either.isLeft(codec.encode(definition.initial))) {
+      return yield* new InvalidConfig({ option: "initial", reason: "does not encode with the schema" })
+    }
+    const resolved: Resolved<A> = {
+      cookieName,
+      attributes,
+      policy,
+      staleTimeout: yield* durationOption("staleTimeout", options.staleTimeout ?? "10 seconds", 0),
+      codec,
+      initial: definition.initial,
+      logFailure: FailureLog.make("effect-session/SessionMiddleware")
+    }
+    return resolved
+  })
+
+const currentTime = Effect.clockWith((clock) => clock.currentTimeMillis)
+
+/**
+ * Defines a session at module level: its tag (handlers `yield*` it), schema and initial data. Configuration comes
+ * later, from its `layer`, whose bad options fail as a typed `InvalidConfig`.
  *
  * @example
  * ```ts
@@ -219,334 +299,266 @@ const configure = <A, I>(options: Options<A, I>) => {
  * import { Effect, Schema } from "effect"
  * import { SessionMiddleware } from "effect-session"
  *
- * const Sessions = SessionMiddleware.make({
+ * class AppSession extends SessionMiddleware.Tag<AppSession>()("AppSession", {
  *   schema: Schema.Struct({ user: Schema.NullOr(Schema.String), visits: Schema.Number }),
  *   initial: { user: null, visits: 0 }
- * })
+ * }) {}
  *
  * const app = HttpRouter.empty.pipe(
  *   HttpRouter.get("/", Effect.gen(function* () {
- *     const session = yield* Sessions.CurrentSession
+ *     const session = yield* AppSession
  *     yield* session.update((s) => ({ ...s, visits: s.visits + 1 }))
  *     return HttpServerResponse.text(`visits: ${(yield* session.get).visits}`)
  *   })),
- *   HttpRouter.use(Sessions.middleware)
+ *   HttpRouter.use(AppSession.middleware)
  * )
+ * // provide AppSession.layer({ idleTimeout: "30 minutes" }) and a SessionStore
  * ```
  *
- * @since 0.1.0
+ * @since 0.2.0
+ * @category constructors
  */
-export const make = <A, I>(options: Options<A, I>): SessionMiddleware<A> => {
-  const config = configure(options)
-  const CurrentSession = Context.GenericTag<CurrentSession<A>>(`effect-session/CurrentSession/${config.cookieName}`)
+export const Tag = <Self>() =>
+<const Id extends string, A, I>(id: Id, definition: Definition<A, I>): SessionTag<Self, Id, A, I> => {
+  const TagClass = Context.Tag(id)<Self, CurrentSession<A>>()
+  const SettingsTag = Context.GenericTag<Settings<Self>, Resolved<A>>(`${id}/Settings`)
 
-  const middleware = <E, R>(app: HttpApp.Default<E, R>) =>
-    Effect.gen(function*() {
-      const request = yield* Request.HttpServerRequest
-      const store = yield* SessionStore.SessionStore
-      const state = yield* load(store, SessionCookie.read(request.headers, config.cookieName))
-      yield* App.appendPreResponseHandler((_, response) => save(store, state, response))
-      return yield* Effect.provideService(app, CurrentSession, handle(state))
-    })
+  const layer = (options: Options = {}) => Layer.effect(SettingsTag, configure(definition, options))
+  const layerConfig = (config: Config.Config.Wrap<Options>) =>
+    Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
 
-  /** Per-request state. `loaded` is the stored session this request started from, if any. */
-  interface State {
-    /** When the request started (epoch ms): the creation time of a session it creates. */
-    readonly startedAt: number
-    loaded: Option.Option<
-      { readonly key: SessionKey.SessionKey; readonly expiresAt: number; readonly stored: SessionStore.StoredSession }
-    >
-    unavailable: SessionStoreError | undefined
-    data: A
-    ops: Array<Op<A>>
-    created: number
-    remember: boolean
-    rememberChanged: boolean
-    incomingFlash: Record<string, string>
-    outgoingFlash: Record<string, string>
-    regenerate: boolean
-    destroyed: Option.Option<SessionKey.SessionKey>
-    /** The loaded session was rotated away by `regenerate` (its stale period is running). */
-    rotated: boolean
-  }
-
-  const fresh = (now: number): State => ({
-    startedAt: now,
-    loaded: Option.none(),
-    unavailable: undefined,
-    data: options.initial,
-    ops: [],
-    created: now,
-    remember: false,
-    rememberChanged: false,
-    incomingFlash: {},
-    outgoingFlash: {},
-    regenerate: false,
-    destroyed: Option.none(),
-    rotated: false
+  const forRequest = Effect.gen(function*() {
+    const settings = yield* SettingsTag
+    const request = yield* Request.HttpServerRequest
+    const store = yield* SessionStore.SessionStore
+    const state = yield* load(settings, store, SessionCookie.read(request.headers, settings.cookieName))
+    yield* App.appendPreResponseHandler((_, response) => save(settings, store, state, response))
+    return handle(settings, state)
   })
 
-  const parse = (value: string): Either.Either<{ envelope: Envelope; data: A }, string> => {
-    let envelope: unknown
-    try {
-      envelope = JSON.parse(value)
-    } catch {
-      return Either.left("not JSON")
-    }
-    if (!isRecord(envelope) || envelope.v !== 1 || typeof envelope.c !== "number" || !isRecord(envelope.f)) {
-      return Either.left("not a session envelope")
-    }
-    return Either.match(config.decode(envelope.d), {
-      onLeft: (error) => Either.left(`data does not decode with the schema at ${issuePaths(error)}`),
-      onRight: (data) => Either.right({ envelope: envelope as unknown as Envelope, data })
-    })
-  }
+  const middleware = <E, R>(app: HttpApp.Default<E, R>) =>
+    Effect.flatMap(forRequest, (session) => Effect.provideService(app, TagClass, session))
 
-  const load = (store: SessionStore.Service, key: Option.Option<SessionKey.SessionKey>) =>
-    Effect.gen(function*() {
-      const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-      const state = fresh(now)
-      if (Option.isNone(key)) return state
-      const found = yield* Effect.either(store.get(key.value))
-      if (Either.isLeft(found)) {
-        if (found.left._tag === "SessionStoreError") state.unavailable = found.left
-        return state
-      }
-      const parsed = parse(found.right.value)
-      if (Either.isLeft(parsed)) {
-        yield* Effect.logWarning(`ignoring a stored session: ${parsed.left}`).pipe(annotate)
-        return state
-      }
-      const { data, envelope } = parsed.right
-      if (now > envelope.c + config.lifetime(envelope.r).absolute) return state
-      state.loaded = Option.some({
-        key: key.value,
-        expiresAt: now + Duration.toMillis(found.right.expiresIn),
-        stored: found.right
-      })
-      state.data = data
-      state.created = envelope.c
-      state.remember = envelope.r
-      state.incomingFlash = envelope.f
-      state.rotated = envelope.x === true
-      return state
-    })
-
-  const handle = (state: State): CurrentSession<A> => {
-    // `unavailable` is settled by `load`, before any handler runs.
-    const unavailable = state.unavailable && Effect.fail(new SessionUnavailable({ cause: state.unavailable }))
-    const guard = <X>(f: () => X): Effect.Effect<X, SessionUnavailable> => unavailable ?? Effect.sync(f)
-    return {
-      get: guard(() => state.data),
-      set: (data) =>
-        guard(() => {
-          state.ops.push(patch(state.data, encodable(data)))
-          state.data = data
-        }),
-      update: (f) =>
-        guard(() => {
-          state.data = encodable(f(state.data))
-          state.ops.push({ _tag: "Update", f })
-        }),
-      flash: (key, message) => guard(() => void (state.outgoingFlash[key] = message)),
-      flashes: guard(() => state.incomingFlash),
-      regenerate: guard(() => void (state.regenerate = true)),
-      destroy: guard(() => {
-        const destroyed = Option.isSome(state.loaded) ? Option.some(state.loaded.value.key) : state.destroyed
-        Object.assign(state, fresh(state.startedAt), { incomingFlash: state.incomingFlash, destroyed })
-      }),
-      rememberMe: (remember) =>
-        guard(() => {
-          state.rememberChanged = state.rememberChanged || remember !== state.remember
-          state.remember = remember
-        }),
-      isNew: guard(() => Option.isNone(state.loaded))
-    }
-  }
-
-  /** Data the schema cannot encode is a bug in the handler: it dies there, with the schema's message. */
-  const encodable = (data: A): A => {
-    const encoded = config.encode(data)
-    if (Either.isLeft(encoded)) {
-      throw new Error(`session data does not encode with the schema at ${issuePaths(encoded.left)}`)
-    }
-    return data
-  }
-
-  /** The top-level fields that changed, or the whole value when the data is not a record. */
-  const patch = (before: A, after: A): Op<A> => {
-    const encodedBefore = Either.getOrUndefined(config.encode(before))
-    const encodedAfter = Either.getOrUndefined(config.encode(after))
-    if (!isRecord(encodedBefore) || !isRecord(encodedAfter) || !isRecord(after)) return { _tag: "Replace", data: after }
-    const set: Record<string, unknown> = {}
-    for (const key of Object.keys(after)) {
-      if (JSON.stringify(encodedAfter[key]) !== JSON.stringify(encodedBefore[key])) set[key] = after[key]
-    }
-    const deleted = Object.keys(encodedBefore).filter((key) => !(key in encodedAfter))
-    return { _tag: "Patch", set, deleted }
-  }
-
-  const apply = (data: A, op: Op<A>): A => {
-    switch (op._tag) {
-      case "Replace":
-        return op.data
-      case "Update":
-        return op.f(data)
-      case "Patch": {
-        if (!isRecord(data)) return data
-        const next: Record<string, unknown> = { ...data, ...op.set }
-        for (const key of op.deleted) delete next[key]
-        return next as A
-      }
-    }
-  }
-
-  const serialize = (
-    data: A,
-    flash: Record<string, string>,
-    created: number,
-    remember: boolean,
-    rotated = false
-  ): string => {
-    const envelope: Envelope = { v: 1, d: Either.getOrThrow(config.encode(data)), f: flash, c: created, r: remember }
-    return JSON.stringify(rotated ? { ...envelope, x: true } : envelope)
-  }
-
-  /** The state as a new session's stored value. */
-  const serializeState = (state: State) =>
-    serialize(state.data, state.outgoingFlash, state.created, state.remember)
-
-  /** This request's changes replayed onto a stored value (pure: `modify` may call it more than once). */
-  const replay = (state: State, rotate: boolean) => (stored: string): string => {
-    const parsed = parse(stored)
-    if (Either.isLeft(parsed)) return serializeState(state)
-    const { data, envelope } = parsed.right
-    const flash = { ...envelope.f }
-    for (const key of Object.keys(state.incomingFlash)) {
-      if (flash[key] === state.incomingFlash[key]) delete flash[key]
-    }
-    Object.assign(flash, state.outgoingFlash)
-    return serialize(
-      state.ops.reduce(apply, data),
-      flash,
-      envelope.c,
-      state.rememberChanged ? state.remember : envelope.r,
-      rotate || envelope.x === true
-    )
-  }
-
-  /**
-   * What a request asks of the store at `now`: the expiry it is owed, whether its data changed, whether it consumed
-   * flash messages, and whether the loaded session is due for renewal. Extending only when due keeps most writes
-   * away from the indexed expires_at (HOT updates in PostgreSQL); a rotated session keeps its short stale expiry.
-   */
-  const pending = (state: State, now: number) => {
-    const { absolute, idle } = config.lifetime(state.remember)
-    const expiresAt = Math.min(now + idle, state.created + absolute)
-    const renew = Option.isSome(state.loaded) && !state.rotated &&
-      (state.rememberChanged || expiresAt - state.loaded.value.expiresAt > idle * config.renewalThreshold)
-    return {
-      expiresAt,
-      renew,
-      dirty: state.ops.length > 0 || Object.keys(state.outgoingFlash).length > 0 || state.rememberChanged,
-      consumedFlash: Object.keys(state.incomingFlash).length > 0
-    }
-  }
-
-  /** Whether the request leaves the store alone: nothing changed and no renewal due (the common case). */
-  const untouched = (state: State): boolean => {
-    if (state.unavailable !== undefined) return true
-    if (state.regenerate || Option.isSome(state.destroyed)) return false
-    const { consumedFlash, dirty, renew } = pending(state, state.startedAt)
-    return Option.isNone(state.loaded) ? !dirty : !(dirty || consumedFlash || renew)
-  }
-
-  const save = (
-    store: SessionStore.Service,
-    state: State,
-    response: HttpServerResponse.HttpServerResponse
-  ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-    const withVary = HttpServerResponse.setHeader(response, "vary", SessionCookie.vary(response.headers))
-    return untouched(state) ? Effect.succeed(withVary) : persist(store, state, response, withVary)
-  }
-
-  const persist = (
-    store: SessionStore.Service,
-    state: State,
-    response: HttpServerResponse.HttpServerResponse,
-    withVary: HttpServerResponse.HttpServerResponse
-  ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
-    Effect.gen(function*() {
-      const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-      const { consumedFlash, dirty, expiresAt, renew } = pending(state, now)
-      const cookie = (key: string, maxAge: number | undefined) =>
-        withVary.pipe(
-          HttpServerResponse.mergeCookies(
-            Cookies.fromIterable([SessionCookie.make(config.cookieName, key, config.attributes, maxAge)])
-          ),
-          HttpServerResponse.setHeader("cache-control", SessionCookie.privateCacheControl(response.headers))
-        )
-      const persistent = (at: number) => state.remember ? at - now : undefined
-
-      if (Option.isSome(state.destroyed)) yield* store.clear(state.destroyed.value)
-
-      if (Option.isNone(state.loaded)) {
-        if (dirty && expiresAt > now) {
-          const key = yield* store.generate({ value: serializeState(state), expiry: expiresAt - now })
-          return cookie(key, persistent(expiresAt))
-        }
-        return Option.isSome(state.destroyed) ? cookie("", 0) : withVary
-      }
-
-      const { expiresAt: storedExpiry, key, stored } = state.loaded.value
-      if (state.regenerate) {
-        const stale = Math.min(config.staleTimeout, storedExpiry - now)
-        const rotated = yield* store.modify(key, replay(state, true), { expiry: stale, from: stored }).pipe(
-          Effect.map((value) => Either.getOrThrow(parse(value))),
-          Effect.map(({ data, envelope }) => serialize(data, envelope.f, envelope.c, envelope.r)),
-          Effect.catchTags({
-            NotFound: () => Effect.succeed(serializeState(state)),
-            Expired: () => Effect.succeed(serializeState(state))
-          })
-        )
-        const fresh = yield* store.generate({ value: rotated, expiry: expiresAt - now })
-        return cookie(fresh, persistent(expiresAt))
-      }
-      if (dirty || consumedFlash) {
-        const expiry = renew ? expiresAt - now : undefined
-        const written = yield* store.modify(key, replay(state, false), { expiry, from: stored })
-          .pipe(
-            Effect.as(true),
-            Effect.catchTags({ NotFound: () => Effect.succeed(false), Expired: () => Effect.succeed(false) })
-          )
-        // Gone meanwhile (destroyed by a concurrent logout): never resurrect it.
-        if (!written) return cookie("", 0)
-        return renew && (state.remember || state.rememberChanged) ? cookie(key, persistent(expiresAt)) : withVary
-      }
-      if (renew) {
-        const touched = yield* store.touch(key, { expiry: expiresAt - now }).pipe(
-          Effect.as(true),
-          Effect.catchTags({ NotFound: () => Effect.succeed(false), Expired: () => Effect.succeed(false) })
-        )
-        if (touched && state.remember) return cookie(key, persistent(expiresAt))
-      }
-      return withVary
-    }).pipe(
-      Effect.catchTags({
-        SessionStoreError: (error) =>
-          Effect.logError("could not save the session", error).pipe(
-            annotate,
-            Effect.zipRight(new SessionUnavailable({ cause: error })[HttpServerRespondable.symbol]())
-          ),
-        InvalidValue: (error) =>
-          Effect.logError("could not save the session", error).pipe(
-            annotate,
-            Effect.as(HttpServerResponse.text("Internal Server Error", { status: 500 }))
-          ),
-        InvalidExpiry: (error) => Effect.die(error)
-      })
-    )
-
-  return { CurrentSession, middleware }
+  return Object.assign(TagClass, {
+    schema: definition.schema,
+    initial: definition.initial,
+    Settings: SettingsTag,
+    layer,
+    layerConfig,
+    forRequest,
+    middleware
+  }) as unknown as SessionTag<Self, Id, A, I>
 }
 
+/** Reads the request's session: no cookie costs nothing; a cookie costs one `get`. */
+const load = <A>(
+  settings: Resolved<A>,
+  store: SessionStore.Service,
+  key: Option.Option<SessionKey.SessionKey>
+): Effect.Effect<RequestState.RequestState<A>> =>
+  Effect.gen(function*() {
+    const now = yield* currentTime
+    const state: RequestState.RequestState<A> = {
+      startedAt: now,
+      origin: { _tag: "None" },
+      draft: RequestState.emptyDraft(settings.initial, now),
+      fate: { _tag: "Keep" }
+    }
+    if (Option.isNone(key)) return state
+    const found = yield* Effect.either(store.get(key.value))
+    if (Either.isLeft(found)) {
+      if (found.left._tag === "SessionStoreError") {
+        state.origin = { _tag: "Unavailable", error: found.left }
+        yield* settings.logFailure("session load", found.left)
+      }
+      return state
+    }
+    const parsed = Either.flatMap(
+      Envelope.decode(found.right.value),
+      (envelope) => Either.map(settings.codec.decode(envelope.d), (data) => ({ envelope, data }))
+    )
+    if (Either.isLeft(parsed)) {
+      yield* Effect.logWarning(`ignoring a stored session: ${parsed.left}`).pipe(
+        Effect.annotateLogs("service", "effect-session/SessionMiddleware")
+      )
+      return state
+    }
+    const { data, envelope } = parsed.right
+    if (Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)) return state
+    if (found.right.rotated || envelope.x === true) {
+      // Its flash messages moved with the session to the new key.
+      state.origin = { _tag: "Stale", key: key.value }
+      state.draft = { ...RequestState.loadedDraft(data, envelope), flashIn: {} }
+      return state
+    }
+    state.origin = {
+      _tag: "Live",
+      key: key.value,
+      stored: found.right,
+      expiresAt: now + Duration.toMillis(found.right.expiresIn)
+    }
+    state.draft = RequestState.loadedDraft(data, envelope)
+    return state
+  })
+
+/** The handlers' view of the request's session. */
+const handle = <A>(settings: Resolved<A>, state: RequestState.RequestState<A>): CurrentSession<A> => {
+  // The origin is settled by `load`, before any handler runs.
+  const unavailable = state.origin._tag === "Unavailable"
+    ? Effect.fail(new SessionUnavailable({ cause: state.origin.error }))
+    : undefined
+  const read = <X>(f: () => X): Effect.Effect<X, SessionUnavailable> => unavailable ?? Effect.sync(f)
+  const write = (f: () => void): Effect.Effect<void, SessionUnavailable | SessionConflict> =>
+    unavailable ??
+      Effect.suspend(() =>
+        state.origin._tag === "Stale" ? Effect.fail(new SessionConflict({ reason: "Rotated" })) : Effect.sync(f)
+      )
+  /** Data the schema cannot encode is a bug in the handler: it dies there, with the schema's message. */
+  const encodable = (data: A): A => {
+    const encoded = settings.codec.encode(data)
+    if (Either.isLeft(encoded)) throw new Error(`session data ${encoded.left}`)
+    return data
+  }
+  const encodedOrUndefined = (data: A) => Either.getOrUndefined(settings.codec.encode(data))
+  return {
+    get: read(() => state.draft.data),
+    set: (data) =>
+      write(() => {
+        encodable(data)
+        state.draft.changes.push(ChangeLog.diff(state.draft.data, data, encodedOrUndefined))
+        state.draft.data = data
+      }),
+    update: (f) =>
+      write(() => {
+        state.draft.data = encodable(f(state.draft.data))
+        state.draft.changes.push({ _tag: "Update", f })
+      }),
+    flash: (key, message) => write(() => void (state.draft.flashOut[key] = message)),
+    flashes: read(() => state.draft.flashIn),
+    regenerate: write(() => {
+      if (state.fate._tag === "Keep") state.fate = { _tag: "Rotate" }
+    }),
+    destroy: read(() => {
+      const { origin } = state
+      if (origin._tag === "Live" || origin._tag === "Stale") state.fate = { _tag: "Destroy", key: origin.key }
+      state.origin = { _tag: "None" }
+      state.draft = RequestState.emptyDraft(settings.initial, state.startedAt, state.draft.flashIn)
+    }),
+    rememberMe: (remember) =>
+      write(() => {
+        state.draft.rememberChanged = state.draft.rememberChanged || remember !== state.draft.remember
+        state.draft.remember = remember
+      }),
+    isNew: read(() => state.origin._tag === "None"),
+    isRotated: read(() => state.origin._tag === "Stale")
+  }
+}
+
+/**
+ * The pre-response handler: stores what the plan says and sets the cookie. It cannot fail or hang: a store
+ * failure becomes a 503, a refused write a 409, anything unexpected a logged 500.
+ */
+const save = <A>(
+  settings: Resolved<A>,
+  store: SessionStore.Service,
+  state: RequestState.RequestState<A>,
+  response: HttpServerResponse.HttpServerResponse
+): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  const withVary = HttpServerResponse.setHeader(response, "vary", SessionCookie.vary(response.headers))
+  return Effect.clockWith((clock) => {
+    const now = clock.unsafeCurrentTimeMillis()
+    const plan = RequestState.plan(state, now, settings.policy, settings.staleTimeout)
+    if (plan._tag === "Skip") return Effect.succeed(withVary)
+    return execute(settings, store, state, plan, now, withVary).pipe(
+      Effect.catchTags({
+        SessionStoreError: (error) =>
+          Effect.as(settings.logFailure("session save", error), withVaryOf(unavailableResponse)),
+        InvalidValue: (error) =>
+          Effect.as(settings.logFailure("session save", error), withVaryOf(internalError)),
+        InvalidExpiry: (error) =>
+          Effect.as(settings.logFailure("session save", error), withVaryOf(internalError))
+      }),
+      Effect.catchAllCause((cause) =>
+        Effect.as(settings.logFailure("session save (defect)", cause), withVaryOf(internalError))
+      )
+    )
+  })
+}
+
+const internalError = HttpServerResponse.text("Internal Server Error", { status: 500 })
+const withVaryOf = (response: HttpServerResponse.HttpServerResponse) =>
+  HttpServerResponse.setHeader(response, "vary", "Cookie")
+
+const execute = <A>(
+  settings: Resolved<A>,
+  store: SessionStore.Service,
+  state: RequestState.RequestState<A>,
+  plan: Exclude<RequestState.Plan, { readonly _tag: "Skip" }>,
+  now: number,
+  withVary: HttpServerResponse.HttpServerResponse
+) => {
+  const { draft } = state
+  const cookie = (from: HttpServerResponse.HttpServerResponse, key: string, maxAge: number | undefined) =>
+    from.pipe(
+      HttpServerResponse.mergeCookies(
+        Cookies.fromIterable([SessionCookie.make(settings.cookieName, key, settings.attributes, maxAge)])
+      ),
+      HttpServerResponse.setHeader("cache-control", SessionCookie.privateCacheControl(from.headers))
+    )
+  const persistent = (at: number) => draft.remember ? at - now : undefined
+  const replay = (stored: string) => RequestState.replay(draft, settings.codec)(stored).value
+  const from = state.origin._tag === "Live" ? state.origin.stored : undefined
+  /** A refused write: the handler's response is replaced, so nothing unstored is acknowledged. */
+  const refused = (reason: SessionConflict["reason"]) => {
+    const conflict = withVaryOf(conflictResponse(new SessionConflict({ reason })))
+    return Effect.succeed(reason === "Ended" ? cookie(conflict, "", 0) : conflict)
+  }
+  switch (plan._tag) {
+    case "Create":
+      return Effect.gen(function*() {
+        if (plan.clear !== undefined) yield* store.clear(plan.clear)
+        const value = Envelope.encode(RequestState.toEnvelope(draft, settings.codec))
+        const key = yield* store.generate({ value, expiry: plan.expiresAt - now })
+        return cookie(withVary, key, persistent(plan.expiresAt))
+      })
+    case "Clear":
+      return Effect.as(store.clear(plan.key), cookie(withVary, "", 0))
+    case "Touch":
+      return store.touch(plan.key, { expiry: plan.expiresAt - now }).pipe(
+        Effect.as(draft.remember ? cookie(withVary, plan.key, persistent(plan.expiresAt)) : withVary),
+        // A renewal is not a write the handler asked for: a session gone or rotated meanwhile is simply not renewed.
+        Effect.catchTags({
+          NotFound: () => Effect.succeed(withVary),
+          Expired: () => Effect.succeed(withVary),
+          Rotated: () => Effect.succeed(withVary)
+        })
+      )
+    case "Write":
+      return store.modify(plan.key, replay, { expiry: plan.expiresAt === undefined ? undefined : plan.expiresAt - now, from })
+        .pipe(
+          Effect.as(
+            plan.expiresAt !== undefined && draft.remember
+              ? cookie(withVary, plan.key, persistent(plan.expiresAt))
+              : withVary
+          ),
+          Effect.catchTags({
+            NotFound: () => plan.required ? refused("Ended") : Effect.succeed(cookie(withVary, "", 0)),
+            Expired: () => plan.required ? refused("Ended") : Effect.succeed(cookie(withVary, "", 0)),
+            Rotated: () => plan.required ? refused("Rotated") : Effect.succeed(withVary)
+          })
+        )
+    case "Rotate":
+      return store.rotate(plan.key, replay, {
+        expiry: plan.expiresAt - now,
+        staleTimeout: plan.staleTimeout,
+        from
+      }).pipe(
+        Effect.map((rotation) => cookie(withVary, rotation.key, persistent(plan.expiresAt))),
+        Effect.catchTags({
+          NotFound: () => refused("Ended"),
+          Expired: () => refused("Ended"),
+          Rotated: () => refused("Rotated")
+        })
+      )
+  }
+}

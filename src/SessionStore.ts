@@ -7,35 +7,46 @@
  * - time comes from Effect's `Clock` (so `TestClock` drives expiry); a session is expired when `now > expiresAt`,
  *   and a remaining period of exactly zero is still valid;
  * - `set` is an upsert; `clear` is idempotent; `touch` changes the expiry only;
- * - `modify` is an atomic read-modify-write (compare-and-set on a row version, retried), so concurrent updates are
- *   never lost;
+ * - `modify` is an atomic read-modify-write, so concurrent updates are never lost: concurrent `modify`s of one key in
+ *   this process are merged into one compare-and-set, and conflicts with other processes are retried;
+ * - `rotate` moves a session to a new key atomically; the old key stays readable, read-only, for a stale period;
+ * - every operation has a deadline (`timeout`, default 3 seconds), after which it fails with `SessionStoreError`;
  * - keys are hashed with SHA-256 before they reach the backend; a malformed key is `NotFound` without any I/O;
  * - bad input (oversized or malformed value, non-finite expiry) fails with a typed error and writes nothing.
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Random, Ref, type Scope } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Schedule, type Scope } from "effect"
+import * as FailureLog from "./internal/failureLog.js"
+import { durationOption, finiteMillis, positiveInteger } from "./internal/options.js"
+import * as WriteQueue from "./internal/writeQueue.js"
 import {
   Expired,
   InvalidConfig,
   InvalidExpiry,
   InvalidValue,
   NotFound,
+  Rotated,
   SessionStoreError
 } from "./SessionError.js"
-import { durationOption, finiteMillis, positiveInteger } from "./internal/options.js"
 import * as SessionKey from "./SessionKey.js"
 
 /**
- * What `get` returns: the value and the time left before it expires.
+ * What `get` returns: the value, the time left before it expires, and whether the key was rotated away.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface StoredSession {
   readonly value: string
   readonly expiresIn: Duration.Duration
   /** Opaque; changes on every write of the value. Pass the whole record to `modify` as `from`. */
   readonly revision: string
+  /**
+   * The key was rotated away by `rotate`: the value is what it held before the rotation, every write through this
+   * key fails with `Rotated`, and it expires at the end of its stale period.
+   */
+  readonly rotated: boolean
 }
 
 /**
@@ -43,6 +54,7 @@ export interface StoredSession {
  * default period applies. A negative number of milliseconds yields a session that is already expired.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ExpiryOptions {
   readonly expiry?: Duration.DurationInput | undefined
@@ -53,15 +65,39 @@ export interface ExpiryOptions {
  * reading again, saving a round trip; if the session changed meanwhile, `modify` re-reads and retries as usual.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ModifyOptions extends ExpiryOptions {
   readonly from?: StoredSession | undefined
 }
 
 /**
+ * Options of `rotate`. `expiry` is the new session's (default: the store's default period); `staleTimeout` is how
+ * long the old key stays readable (default 10 seconds; never longer than it had left; zero ends it at once).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RotateOptions extends ModifyOptions {
+  readonly staleTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * What `rotate` returns: the new key and the value stored under it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Rotation {
+  readonly key: SessionKey.SessionKey
+  readonly value: string
+}
+
+/**
  * The operations of a session store.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Service {
   /** The period after which new sessions expire when no `expiry` is given (OCaml's `default_period`). */
@@ -72,29 +108,40 @@ export interface Service {
   readonly generate: (
     options?: ExpiryOptions & { readonly value?: string | undefined }
   ) => Effect.Effect<SessionKey.SessionKey, InvalidValue | InvalidExpiry | SessionStoreError>
-  /** The value and remaining period of a live session. */
+  /** The value and remaining period of a live session (also of a rotated one, during its stale period). */
   readonly get: (key: string) => Effect.Effect<StoredSession, NotFound | Expired | SessionStoreError>
-  /** Sets the value and expiry, creating the session if it does not exist (upsert). */
+  /** Sets the value and expiry, creating the session if it does not exist (upsert). A rotated key refuses. */
   readonly set: (
     key: string,
     value: string,
     options?: ExpiryOptions
-  ) => Effect.Effect<void, NotFound | InvalidValue | InvalidExpiry | SessionStoreError>
+  ) => Effect.Effect<void, NotFound | Rotated | InvalidValue | InvalidExpiry | SessionStoreError>
   /** Resets the expiry of a live session, leaving its value alone. */
   readonly touch: (
     key: string,
     options?: ExpiryOptions
-  ) => Effect.Effect<void, NotFound | Expired | InvalidExpiry | SessionStoreError>
+  ) => Effect.Effect<void, NotFound | Expired | Rotated | InvalidExpiry | SessionStoreError>
   /**
    * Atomically replaces a live session's value with `f(current)` and returns the new value. Concurrent `modify`
-   * and `set` calls are never lost: the write is a compare-and-set on the row's version, retried on conflict, so
-   * `f` must be pure (it may run more than once). The expiry is kept unless `options.expiry` is given.
+   * and `set` calls are never lost. `f` must be pure: it may run more than once. The expiry is kept unless
+   * `options.expiry` is given.
    */
   readonly modify: (
     key: string,
     f: (current: string) => string,
     options?: ModifyOptions
-  ) => Effect.Effect<string, NotFound | Expired | InvalidValue | InvalidExpiry | SessionStoreError>
+  ) => Effect.Effect<string, NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError>
+  /**
+   * Atomically moves a live session to a new key holding `f(current)` (call it on login, against session fixation).
+   * The old key keeps exactly the value it had, read-only, for `staleTimeout`, then it is gone: it can never be
+   * written, touched, extended or rotated again. Writes queued before the rotation land in both; writes after it
+   * fail with `Rotated`. If anything fails, nothing changes.
+   */
+  readonly rotate: (
+    key: string,
+    f: (current: string) => string,
+    options?: RotateOptions
+  ) => Effect.Effect<Rotation, NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError>
   /** Removes a session. Idempotent: clearing an unknown or malformed key succeeds. */
   readonly clear: (key: string) => Effect.Effect<void, SessionStoreError>
   /** Removes every expired session (in bounded batches) and returns how many were removed. */
@@ -117,55 +164,88 @@ export interface Service {
  * ```
  *
  * @since 0.1.0
+ * @category tags
  */
 export class SessionStore extends Context.Tag("effect-session/SessionStore")<SessionStore, Service>() {}
 
 /**
- * A row as a backend keeps it. `version` changes on every write and is opaque to the store.
+ * A row as a backend keeps it. `version` changes on every write of the value and is opaque to the store.
  *
  * @since 0.1.0
+ * @category backends
  */
 export interface Row {
   readonly value: string
   readonly expiresAt: number
   readonly version: string
+  readonly rotated: boolean
 }
 
 /**
  * The storage primitives a backend provides. Ids are `SHA-256(key)`; times are epoch milliseconds computed by the
- * store from `Clock`. Backends report failures in `E`; {@link make} turns them into `SessionStoreError`.
+ * store from `Clock`. Backends report failures in `E`; {@link make} turns them into `SessionStoreError`. Each
+ * primitive must be atomic on its own.
  *
  * @since 0.1.0
+ * @category backends
  */
 export interface Backend<E = unknown> {
   readonly find: (id: Uint8Array) => Effect.Effect<Row | undefined, E>
   /** Inserts a new row (used by `generate`; ids are random, so conflicts do not happen). */
   readonly insert: (id: Uint8Array, value: string, expiresAt: number, now: number) => Effect.Effect<void, E>
-  /** Inserts or replaces value and expiry, bumping the version. */
-  readonly upsert: (id: Uint8Array, value: string, expiresAt: number, now: number) => Effect.Effect<void, E>
-  /** Sets the expiry of a row that is live at `now`, reporting what it found. */
+  /** Inserts, or replaces value and expiry (bumping the version) unless the row is rotated. */
+  readonly upsert: (
+    id: Uint8Array,
+    value: string,
+    expiresAt: number,
+    now: number
+  ) => Effect.Effect<"written" | "rotated", E>
+  /** Sets the expiry of a row that is live at `now` and not rotated, reporting what it found. */
   readonly touch: (
     id: Uint8Array,
     expiresAt: number,
     now: number
-  ) => Effect.Effect<"touched" | "expired" | "missing", E>
-  /** Writes `value` (and `expiresAt` when given) only if the row still has `version` and is live at `now`. */
+  ) => Effect.Effect<"touched" | "expired" | "missing" | "rotated", E>
+  /**
+   * Writes `value` (and `expiresAt` when given) only if the row still has `version`, is live at `now` and is not
+   * rotated; returns the new version, or `undefined` when nothing was written.
+   */
   readonly compareAndSet: (
     id: Uint8Array,
     version: string,
     value: string,
     expiresAt: number | undefined,
     now: number
+  ) => Effect.Effect<string | undefined, E>
+  /**
+   * In one atomic step, if the row still has `version`, is live at `now` and is not rotated: inserts `newId` with
+   * `value` and `expiresAt`, and marks the old row rotated with its expiry lowered to `staleExpiresAt` (never
+   * raised), its value untouched. Returns whether it rotated.
+   */
+  readonly rotate: (
+    id: Uint8Array,
+    version: string,
+    newId: Uint8Array,
+    value: string,
+    expiresAt: number,
+    staleExpiresAt: number,
+    now: number
   ) => Effect.Effect<boolean, E>
   readonly remove: (id: Uint8Array) => Effect.Effect<void, E>
   /** Deletes at most `limit` rows with `expiresAt < now`, returning how many it deleted. */
   readonly deleteExpiredBatch: (now: number, limit: number) => Effect.Effect<number, E>
+  /**
+   * Whether the calling fiber runs inside a database transaction. Its `modify` and `rotate` then run in its own
+   * fiber, unqueued, so that they join that transaction (and never carry other callers' writes into it).
+   */
+  readonly inTransaction?: Effect.Effect<boolean> | undefined
 }
 
 /**
  * Options shared by every store layer.
  *
  * @since 0.1.0
+ * @category options
  */
 export interface Options {
   /** Expiry of sessions created or updated without an explicit one. Default: one week (as ocaml-session). */
@@ -176,22 +256,33 @@ export interface Options {
   readonly cleanupInterval?: Duration.DurationInput | undefined
   /** Rows deleted per statement by `deleteExpired`, so live traffic never waits behind one huge delete. Default: 1000. */
   readonly cleanupBatchSize?: number | undefined
+  /**
+   * The deadline of every operation (and of each cleanup batch). When it passes the operation fails with
+   * `SessionStoreError` and the connection involved is discarded. Default: 3 seconds.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
-/** @since 0.1.0 */
+/**
+ * The defaults of {@link Options}.
+ *
+ * @since 0.1.0
+ * @category options
+ */
 export const defaults = {
   defaultPeriod: Duration.weeks(1),
   maxValueBytes: 1024 * 1024,
   cleanupInterval: Duration.minutes(5),
-  cleanupBatchSize: 1000
+  cleanupBatchSize: 1000,
+  timeout: Duration.seconds(3),
+  staleTimeout: Duration.seconds(10)
 } as const
 
-/** Gives up on a `modify` after this many lost compare-and-set races (a sign of a hot loop, not of load). */
-const maxModifyAttempts = 1000
+const invalidExpiry = (input: Duration.DurationInput) => new InvalidExpiry({ input: String(input) })
 
 const expiryMillis = (input: Duration.DurationInput): Effect.Effect<number, InvalidExpiry> => {
   const ms = finiteMillis(input)
-  return ms === undefined ? Effect.fail(new InvalidExpiry({ input: String(input) })) : Effect.succeed(ms)
+  return ms === undefined ? Effect.fail(invalidExpiry(input)) : Effect.succeed(ms)
 }
 
 const validateConfig = (options: Options) =>
@@ -199,14 +290,18 @@ const validateConfig = (options: Options) =>
     period: durationOption("defaultPeriod", options.defaultPeriod ?? defaults.defaultPeriod, 0),
     cleanupInterval: durationOption("cleanupInterval", options.cleanupInterval ?? defaults.cleanupInterval, 0),
     maxValueBytes: positiveInteger("maxValueBytes", options.maxValueBytes ?? defaults.maxValueBytes),
-    batchSize: positiveInteger("cleanupBatchSize", options.cleanupBatchSize ?? defaults.cleanupBatchSize)
+    batchSize: positiveInteger("cleanupBatchSize", options.cleanupBatchSize ?? defaults.cleanupBatchSize),
+    timeout: durationOption("timeout", options.timeout ?? defaults.timeout, 1)
   })
 
+const currentTime = Effect.clockWith((clock) => clock.currentTimeMillis)
+
 /**
- * Builds the service from a backend: validation, hashing, expiry arithmetic, the `modify` retry loop and the
- * cleanup fiber, which is forked into the current scope and stops when it closes.
+ * Builds the service from a backend: validation, hashing, expiry arithmetic, deadlines, the write queues of
+ * `modify` and `rotate`, and the cleanup fiber, which is forked into the current scope and stops when it closes.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = <E>(
   backend: Backend<E>,
@@ -214,26 +309,46 @@ export const make = <E>(
 ): Effect.Effect<Service, InvalidConfig, Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* validateConfig(options)
-    const defaultPeriod = yield* Ref.make(config.period)
+    let defaultPeriod = config.period
+    const scope = yield* Effect.scope
+    const logFailure = FailureLog.make("effect-session/SessionStore")
 
-    const failure = (operation: string) => (cause: E) => new SessionStoreError({ operation, cause })
+    /** Bounds an operation by the deadline; when it passes, the operation is interrupted (its connection discarded). */
+    const deadline = (operation: string) =>
+      Effect.timeoutFail({
+        duration: config.timeout,
+        onTimeout: () =>
+          new SessionStoreError({
+            operation,
+            cause: new Cause.TimeoutException(`no answer within ${config.timeout} ms`)
+          })
+      })
+    /** A backend call: its failures become `SessionStoreError`, and it is bounded by the deadline. */
+    const call = <A>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, SessionStoreError> =>
+      effect.pipe(
+        Effect.mapError((cause) => new SessionStoreError({ operation, cause })),
+        deadline(operation)
+      )
     const notFound = Effect.fail(new NotFound())
     const expired = Effect.fail(new Expired())
+    const rotated = Effect.fail(new Rotated())
 
     const expiresAt = (now: number, expiry: Duration.DurationInput | undefined) =>
-      expiry === undefined
-        ? Effect.map(Ref.get(defaultPeriod), (period) => now + period)
-        : Effect.map(expiryMillis(expiry), (ms) => now + ms)
+      expiry === undefined ? Effect.succeed(now + defaultPeriod) : Effect.map(expiryMillis(expiry), (ms) => now + ms)
 
-    const checkValue = (value: string): Effect.Effect<void, InvalidValue> => {
+    const invalidValue = (value: string): InvalidValue | undefined => {
       const bytes = Buffer.byteLength(value, "utf8")
       if (bytes > config.maxValueBytes) {
-        return Effect.fail(new InvalidValue({ reason: "TooLarge", bytes, maxBytes: config.maxValueBytes }))
+        return new InvalidValue({ reason: "TooLarge", bytes, maxBytes: config.maxValueBytes })
       }
       if (!value.isWellFormed() || value.includes("\u0000")) {
-        return Effect.fail(new InvalidValue({ reason: "NotWellFormed", bytes, maxBytes: config.maxValueBytes }))
+        return new InvalidValue({ reason: "NotWellFormed", bytes, maxBytes: config.maxValueBytes })
       }
-      return Effect.void
+      return undefined
+    }
+    const checkValue = (value: string): Effect.Effect<void, InvalidValue> => {
+      const invalid = invalidValue(value)
+      return invalid === undefined ? Effect.void : Effect.fail(invalid)
     }
 
     /** Runs `f` with the hashed key, or fails with `onMalformed` without any I/O. */
@@ -244,42 +359,59 @@ export const make = <E>(
     ): Effect.Effect<A, E2 | E3, R> => SessionKey.isSessionKey(key) ? f(SessionKey.hash(key)) : onMalformed
 
     /** A revision names its row too, so a `from` read from another session is never mistaken for this one's. */
-    const revisionOf = (id: Uint8Array, version: string) => `${version}.${Buffer.from(id.subarray(0, 6)).toString("base64url")}`
-    const versionOf = (id: Uint8Array, revision: string) => {
-      const [version, tag] = revision.split(".")
-      return tag === Buffer.from(id.subarray(0, 6)).toString("base64url") ? version : undefined
+    const rowTag = (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, 6).toString("base64url")
+    const revisionOf = (id: Uint8Array, version: string) => `${version}.${rowTag(id)}`
+    const knownFrom = (id: Uint8Array, from: StoredSession | undefined): WriteQueue.Current | undefined => {
+      if (from === undefined || from.rotated) return undefined
+      const [version, tag] = from.revision.split(".")
+      return version !== undefined && tag === rowTag(id) ? { value: from.value, version } : undefined
     }
 
     const live = (row: Row | undefined, now: number): Effect.Effect<Row, NotFound | Expired> =>
       row === undefined ? notFound : now > row.expiresAt ? expired : Effect.succeed(row)
 
-    const modifyOnce = (
+    const writes = WriteQueue.make({
+      now: currentTime,
+      read: (id) =>
+        Effect.flatMap(
+          Effect.zip(call("modify", backend.find(id)), currentTime),
+          ([row, now]) => Effect.flatMap(live(row, now), (row) => row.rotated ? rotated : Effect.succeed(row))
+        ),
+      write: (id, version, value, until, now) => call("modify", backend.compareAndSet(id, version, value, until, now)),
+      rotate: (id, version, newId, value, until, staleUntil, now) =>
+        call("rotate", backend.rotate(id, version, newId, value, until, staleUntil, now)),
+      checkValue: invalidValue
+    }, scope)
+
+    /** Queues a write and waits for it, within the deadline; a caller that gives up withdraws its job. */
+    const queued = <A>(
+      operation: string,
       id: Uint8Array,
-      f: (current: string) => string,
-      expiry: Duration.DurationInput | undefined,
-      known: { readonly value: string; readonly version: string } | undefined
+      from: StoredSession | undefined,
+      job: (result: Deferred.Deferred<A, WriteQueue.WriteError>) => WriteQueue.Job
     ) =>
-      Effect.gen(function*() {
-        const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-        const row = known ?? (yield* live(yield* Effect.mapError(backend.find(id), failure("modify")), now))
-        const value = f(row.value)
-        yield* checkValue(value)
-        const until = expiry === undefined ? undefined : yield* expiresAt(now, expiry)
-        const written = yield* Effect.mapError(
-          backend.compareAndSet(id, row.version, value, until, now),
-          failure("modify")
+      Effect.flatMap(Deferred.make<A, WriteQueue.WriteError>(), (result) => {
+        const queuedJob = job(result)
+        const known = knownFrom(id, from)
+        const submit = backend.inTransaction === undefined
+          ? writes.submit(id, queuedJob, known)
+          : Effect.flatMap(
+            backend.inTransaction,
+            (inTransaction) =>
+              inTransaction ? writes.runAlone(id, queuedJob, known) : writes.submit(id, queuedJob, known)
+          )
+        return submit.pipe(
+          Effect.zipRight(deadline(operation)(Deferred.await(result))),
+          Effect.onInterrupt(() => Effect.sync(() => (queuedJob.abandoned = true))),
+          Effect.tapError(() => Effect.sync(() => (queuedJob.abandoned = true)))
         )
-        return written ? { value } : undefined
       })
 
     const deleteExpired = Effect.gen(function*() {
-      const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+      const now = yield* currentTime
       let total = 0
       while (true) {
-        const deleted = yield* Effect.mapError(
-          backend.deleteExpiredBatch(now, config.batchSize),
-          failure("deleteExpired")
-        )
+        const deleted = yield* call("deleteExpired", backend.deleteExpiredBatch(now, config.batchSize))
         total += deleted
         if (deleted < config.batchSize) return total
         yield* Effect.yieldNow()
@@ -287,34 +419,35 @@ export const make = <E>(
     })
 
     const service: Service = {
-      defaultPeriod: Effect.map(Ref.get(defaultPeriod), Duration.millis),
+      defaultPeriod: Effect.sync(() => Duration.millis(defaultPeriod)),
       setDefaultPeriod: (period) =>
         expiryMillis(period).pipe(
-          Effect.filterOrFail((ms) => ms >= 0, () => new InvalidExpiry({ input: String(period) })),
-          Effect.flatMap((ms) => Ref.set(defaultPeriod, ms))
+          Effect.filterOrFail((ms) => ms >= 0, () => invalidExpiry(period)),
+          Effect.flatMap((ms) => Effect.sync(() => void (defaultPeriod = ms)))
         ),
       generate: (options = {}) =>
         Effect.gen(function*() {
           const value = options.value ?? ""
           yield* checkValue(value)
-          const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+          const now = yield* currentTime
           const until = yield* expiresAt(now, options.expiry)
           const key = SessionKey.generate()
-          yield* Effect.mapError(backend.insert(SessionKey.hash(key), value, until, now), failure("generate"))
+          yield* call("generate", backend.insert(SessionKey.hash(key), value, until, now))
           return key
         }),
       // The hottest path of an HTTP app: kept free of generators.
       get: (key) =>
         withId(key, notFound, (id) =>
           Effect.flatMap(
-            Effect.mapError(backend.find(id), failure("get")),
+            call("get", backend.find(id)),
             (row) =>
               Effect.clockWith((clock) => {
                 const now = clock.unsafeCurrentTimeMillis()
                 return Effect.map(live(row, now), (row): StoredSession => ({
                   value: row.value,
                   expiresIn: Duration.millis(row.expiresAt - now),
-                  revision: revisionOf(id, row.version)
+                  revision: revisionOf(id, row.version),
+                  rotated: row.rotated
                 }))
               })
           )),
@@ -322,50 +455,62 @@ export const make = <E>(
         withId(key, notFound, (id) =>
           Effect.gen(function*() {
             yield* checkValue(value)
-            const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+            const now = yield* currentTime
             const until = yield* expiresAt(now, options.expiry)
-            yield* Effect.mapError(backend.upsert(id, value, until, now), failure("set"))
+            const outcome = yield* call("set", backend.upsert(id, value, until, now))
+            if (outcome === "rotated") return yield* rotated
           })),
       touch: (key, options = {}) =>
         withId(key, notFound, (id) =>
           Effect.gen(function*() {
-            const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+            const now = yield* currentTime
             const until = yield* expiresAt(now, options.expiry)
-            const outcome = yield* Effect.mapError(backend.touch(id, until, now), failure("touch"))
+            const outcome = yield* call("touch", backend.touch(id, until, now))
             if (outcome === "missing") return yield* notFound
             if (outcome === "expired") return yield* expired
+            if (outcome === "rotated") return yield* rotated
           })),
       modify: (key, f, options = {}) =>
         withId(key, notFound, (id) =>
+          Effect.flatMap(
+            options.expiry === undefined ? Effect.succeed(undefined) : expiryMillis(options.expiry),
+            (expiry) =>
+              queued<string>("modify", id, options.from, (result) => ({
+                _tag: "Modify",
+                f,
+                expiry,
+                result,
+                abandoned: false
+              }))
+          )),
+      rotate: (key, f, options = {}) =>
+        withId(key, notFound, (id) =>
           Effect.gen(function*() {
-            const version = options.from && versionOf(id, options.from.revision)
-            const from = version === undefined ? undefined : { value: options.from!.value, version }
-            for (let attempt = 1; attempt <= maxModifyAttempts; attempt++) {
-              const written = yield* modifyOnce(id, f, options.expiry, attempt === 1 ? from : undefined)
-              if (written !== undefined) return written.value
-              yield* Effect.yieldNow()
-            }
-            return yield* new SessionStoreError({
-              operation: "modify",
-              cause: new Error(`gave up after ${maxModifyAttempts} conflicting concurrent writes`)
-            })
+            const expiry = options.expiry === undefined ? defaultPeriod : yield* expiryMillis(options.expiry)
+            const stale = options.staleTimeout === undefined
+              ? Duration.toMillis(defaults.staleTimeout)
+              : yield* expiryMillis(options.staleTimeout)
+            return yield* queued<Rotation>("rotate", id, options.from, (result) => ({
+              _tag: "Rotate",
+              f,
+              expiry,
+              staleTimeout: Math.max(0, stale),
+              result,
+              abandoned: false
+            }))
           })),
-      clear: (key) => withId(key, Effect.void, (id) => Effect.mapError(backend.remove(id), failure("clear"))),
+      clear: (key) => withId(key, Effect.void, (id) => call("clear", backend.remove(id))),
       deleteExpired
     }
 
     if (config.cleanupInterval > 0) {
-      const pause = Effect.flatMap(
-        Random.nextRange(0.8, 1.2),
-        (jitter) => Effect.sleep(Duration.millis(Math.round(config.cleanupInterval * jitter)))
-      )
       const sweep = deleteExpired.pipe(
         Effect.tap((removed) => removed > 0 ? Effect.logDebug(`removed ${removed} expired sessions`) : Effect.void),
-        Effect.catchAllCause((cause) => Effect.logWarning("session cleanup failed; will retry", cause))
+        Effect.catchAll((error) => logFailure("cleanup", error, "Warning"))
       )
-      yield* pause.pipe(
-        Effect.zipRight(sweep),
-        Effect.forever,
+      // Every interval ±20%, so that many instances started together do not prune at once.
+      yield* sweep.pipe(
+        Effect.schedule(Schedule.spaced(Duration.millis(config.cleanupInterval)).pipe(Schedule.jittered)),
         Effect.annotateLogs("service", "effect-session/SessionStore"),
         Effect.forkScoped
       )

@@ -118,22 +118,25 @@ describe("HttpSession (the Session_cohttp parallel)", () => {
   })
 })
 
+class Counter extends SessionMiddleware.Tag<Counter>()("test/Counter", {
+  schema: Schema.Struct({ n: Schema.Number }),
+  initial: { n: 0 }
+}) {}
+
 describe("SessionMiddleware with HttpServer.serve (no router)", () => {
-  const Sessions = SessionMiddleware.make({
-    schema: Schema.Struct({ n: Schema.Number }),
-    initial: { n: 0 },
-    cookie: { name: "__Host-sid" }
-  })
+  const Sessions = Counter
   it.effect("wraps a plain HttpApp", () =>
     Effect.gen(function*() {
       const app = Effect.gen(function*() {
-        const session = yield* Sessions.CurrentSession
+        const session = yield* Sessions
         yield* session.update(({ n }) => ({ n: n + 1 }))
         return yield* HttpServerResponse.json(yield* session.get, {
           headers: { "cache-control": "public, max-age=60", vary: "Accept-Encoding" }
         })
       })
-      yield* HttpServer.serveEffect(Sessions.middleware(app))
+      yield* HttpServer.serveEffect(Sessions.middleware(app)).pipe(
+        Effect.provide(Sessions.layer({ cookie: { name: "__Host-sid" } }))
+      )
       const browser = yield* makeBrowser
       const first = yield* browser.get("/")
       expect(first.setCookie[0]).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/)
@@ -143,18 +146,23 @@ describe("SessionMiddleware with HttpServer.serve (no router)", () => {
     }).pipe(Effect.provide(Layer.merge(NodeHttpServer.layerTest, Store)), Effect.scoped))
 })
 
+class IntCounter extends SessionMiddleware.Tag<IntCounter>()("test/IntCounter", {
+  schema: Schema.Struct({ n: Schema.Int }),
+  initial: { n: 0 }
+}) {}
+
 describe("SessionMiddleware with data the schema rejects", () => {
-  const Sessions = SessionMiddleware.make({ schema: Schema.Struct({ n: Schema.Int }), initial: { n: 0 } })
+  const Sessions = IntCounter
   it.effect("setting it dies in the handler (a 500) and stores nothing", () =>
     Effect.gen(function*() {
       const app = Effect.gen(function*() {
-        const session = yield* Sessions.CurrentSession
+        const session = yield* Sessions
         yield* session.set({ n: 1 })
         const { n } = yield* session.get
         if (n === 1) yield* session.update(() => ({ n: 1.5 }))
         return yield* HttpServerResponse.json(yield* session.get)
       })
-      yield* HttpServer.serveEffect(Sessions.middleware(app))
+      yield* HttpServer.serveEffect(Sessions.middleware(app)).pipe(Effect.provide(Sessions.layer()))
       const browser = yield* makeBrowser
       const reply = yield* browser.get("/")
       expect(reply.status).toBe(500)

@@ -1,4 +1,3 @@
-import { HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
@@ -6,18 +5,12 @@ import { Effect, Layer } from "effect"
 import { PgSessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
 import { ServerPgClient, TestSchema, withSchema } from "./support/database.js"
-import { Barrier, makeApp, makeSessions } from "./support/testApp.js"
-
-const Sessions = makeSessions()
+import { Barrier, serveApp } from "./support/testApp.js"
 
 /** Serves the test app on a fresh PostgreSQL table; returns the table's name. */
 const serveOnTable = Effect.gen(function*() {
   const tableName = (yield* TestSchema).table()
-  yield* makeApp(Sessions).pipe(
-    HttpRouter.use(Sessions.middleware),
-    HttpServer.serveEffect(),
-    Effect.provide(PgSessionStore.layer({ tableName, cleanupInterval: 0 }))
-  )
+  yield* serveApp().pipe(Effect.provide(PgSessionStore.layer({ tableName, cleanupInterval: 0 })))
   return tableName
 })
 

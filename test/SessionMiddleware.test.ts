@@ -1,16 +1,9 @@
-import { HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, Ref, TestClock } from "effect"
 import { SessionKey, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
-import { Barrier, CountingMemoryStore, makeApp, makeSessions, StoreCalls } from "./support/testApp.js"
-
-const Sessions = makeSessions()
-
-/** Serves the test app (with the given middleware) on a test server in the test's scope. */
-const serve = (sessions = Sessions) =>
-  makeApp(sessions).pipe(HttpRouter.use(sessions.middleware), HttpServer.serveEffect())
+import { Barrier, CountingMemoryStore, serveApp as serve, StoreCalls, TestSession } from "./support/testApp.js"
 
 const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   effect.pipe(
@@ -117,7 +110,7 @@ describe("SessionMiddleware over HTTP", () => {
 
   it.effect("idle timeout: activity slides it, silence ends the session", () =>
     Effect.gen(function*() {
-      yield* serve(makeSessions({ idleTimeout: "10 minutes", renewalThreshold: 0 }))
+      yield* serve(({ idleTimeout: "10 minutes", renewalThreshold: 0 }))
       const browser = yield* makeBrowser
       yield* browser.get("/")
       for (let i = 0; i < 5; i++) {
@@ -131,7 +124,7 @@ describe("SessionMiddleware over HTTP", () => {
 
   it.effect("renewal threshold: read-only requests renew at most once per fraction of the idle timeout", () =>
     Effect.gen(function*() {
-      yield* serve(makeSessions({ idleTimeout: "10 minutes", renewalThreshold: 0.5 }))
+      yield* serve(({ idleTimeout: "10 minutes", renewalThreshold: 0.5 }))
       const browser = yield* makeBrowser
       yield* browser.get("/")
       const calls = yield* StoreCalls
@@ -148,7 +141,7 @@ describe("SessionMiddleware over HTTP", () => {
 
   it.effect("writes extend the expiry only once the renewal threshold has passed", () =>
     Effect.gen(function*() {
-      yield* serve(makeSessions({ idleTimeout: "10 minutes", renewalThreshold: 0.5 }))
+      yield* serve(({ idleTimeout: "10 minutes", renewalThreshold: 0.5 }))
       const browser = yield* makeBrowser
       yield* browser.get("/") // created: expires at 10:00
       yield* TestClock.adjust("2 minutes")
@@ -166,7 +159,7 @@ describe("SessionMiddleware over HTTP", () => {
 
   it.effect("absolute timeout: never extended, however active", () =>
     Effect.gen(function*() {
-      yield* serve(makeSessions({ idleTimeout: "10 minutes", absoluteTimeout: "25 minutes", renewalThreshold: 0 }))
+      yield* serve(({ idleTimeout: "10 minutes", absoluteTimeout: "25 minutes", renewalThreshold: 0 }))
       const browser = yield* makeBrowser
       yield* browser.get("/")
       yield* TestClock.adjust("8 minutes")
@@ -183,7 +176,7 @@ describe("SessionMiddleware over HTTP", () => {
 
   it.effect("remember-me: a persistent cookie and the longer timeouts", () =>
     Effect.gen(function*() {
-      yield* serve(makeSessions({ idleTimeout: "10 minutes", remember: { idleTimeout: "2 days", absoluteTimeout: "10 days" } }))
+      yield* serve(({ idleTimeout: "10 minutes", remember: { idleTimeout: "2 days", absoluteTimeout: "10 days" } }))
       const browser = yield* makeBrowser
       const plain = yield* browser.post("/login?name=ada")
       expect(sessionCookie(plain.setCookie)).not.toMatch(/Max-Age/)
@@ -269,7 +262,8 @@ describe("SessionMiddleware over HTTP", () => {
       expect(data).toMatchObject({ a: "from-a", b: "from-b", visits: 3 })
     }).pipe(provide))
 
-  it("rejects invalid configuration with InvalidConfig", () => {
+  it.effect("rejects invalid configuration with InvalidConfig when the layer is built, never in a request", () =>
+    Effect.gen(function*() {
     for (const [option, options] of [
       ["cookie", { cookie: { name: "__Host-session", path: "/app" } }],
       ["cookie", { cookie: { name: "__Host-session", domain: "example.com" } }],
@@ -280,10 +274,18 @@ describe("SessionMiddleware over HTTP", () => {
       ["idleTimeout", { idleTimeout: 0 }],
       ["absoluteTimeout", { absoluteTimeout: Infinity }],
       ["renewalThreshold", { renewalThreshold: 2 }],
-      ["staleTimeout", { staleTimeout: "soon" }]
+      ["staleTimeout", { staleTimeout: "soon" }],
+      ["cookie", { cookie: { domain: "exa mple.com" } }],
+      ["cookie", { cookie: { domain: "example.com;evil=1" } }],
+      ["cookie", { cookie: { path: "/a;b" } }],
+      ["cookie", { cookie: { sameSite: "sometimes" } }],
+      ["idleTimeout", { idleTimeout: 1e16 }],
+      ["renewalThreshold", { renewalThreshold: Number.NaN }]
     ] as const) {
-      expect(() => makeSessions(options as never)).toThrow(expect.objectContaining({ _tag: "InvalidConfig", option }))
+      const error = yield* Effect.flip(Layer.build(TestSession.layer(options as never)))
+      expect(error).toMatchObject({ _tag: "InvalidConfig", option })
     }
-    expect(() => makeSessions({ cookie: { name: "__Host-session" } })).not.toThrow()
-  })
+    yield* Layer.build(TestSession.layer({ cookie: { name: "__Host-session" } }))
+    yield* Layer.build(TestSession.layer({ cookie: { domain: "example.com", path: "/app" } }))
+  }).pipe(Effect.scoped))
 })

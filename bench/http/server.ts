@@ -50,9 +50,14 @@ const effectSqlServer = (ours: boolean) => {
   NodeRuntime.runMain(Layer.launch(Main as Layer.Layer<never, unknown>))
 }
 
+class BenchSession extends SessionMiddleware.Tag<BenchSession>()("bench/Session", {
+  schema: Data,
+  initial: { user: null, visits: 0 }
+}) {}
+
 const effectServer = (withSessions: boolean) => {
-  const Sessions = SessionMiddleware.make({ schema: Data, initial: { user: null, visits: 0 } })
-  const session = Sessions.CurrentSession
+  const Sessions = BenchSession
+  const session = Sessions
   const routes = withSessions
     ? HttpRouter.empty.pipe(
       HttpRouter.post("/login", Effect.flatMap(session, (s) => s.set({ user: "bench", visits: 0 })).pipe(Effect.as(HttpServerResponse.text("ok")))),
@@ -67,9 +72,13 @@ const effectServer = (withSessions: boolean) => {
     )
   const server = createServer()
   const Main = HttpServer.serve(routes).pipe(
-    Layer.provide(withSessions ? PgSessionStore.layer({ tableName: "bench_http_effect" }) : Layer.empty),
-    Layer.provide(PgClient.layer({ url: Redacted.make(databaseUrl()), maxConnections: 10 })),
     Layer.provide(NodeHttpServer.layer(() => server, { port: 0, host: "127.0.0.1" })),
+    Layer.provide(withSessions ? Sessions.layer() : Layer.empty),
+    Layer.provide(
+      withSessions
+        ? PgSessionStore.layerPool({ url: Redacted.make(databaseUrl()), tableName: "bench_http_effect", maxConnections: 10 })
+        : Layer.empty
+    ),
     Layer.tap(() => Effect.sync(() => announce(server)))
   )
   NodeRuntime.runMain(Layer.launch(Main as Layer.Layer<never, unknown>))

@@ -6,19 +6,11 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platf
 import { Effect, Option, Schema } from "effect"
 import { SessionMiddleware } from "../../src/index.js"
 
-/** What the demo keeps in a session. */
-export const DemoSession = Schema.Struct({
-  user: Schema.NullOr(Schema.String),
-  visits: Schema.Number
-})
-
-export const Sessions = SessionMiddleware.make({
-  schema: DemoSession,
-  initial: { user: null, visits: 0 },
-  idleTimeout: "30 minutes",
-  absoluteTimeout: "12 hours",
-  remember: { idleTimeout: "14 days", absoluteTimeout: "30 days" }
-})
+/** What the demo keeps in a session, and the tag its handlers reach it by. Options come with its layer. */
+export class DemoSession extends SessionMiddleware.Tag<DemoSession>()("demo/Session", {
+  schema: Schema.Struct({ user: Schema.NullOr(Schema.String), visits: Schema.Number }),
+  initial: { user: null, visits: 0 }
+}) {}
 
 const escape = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" })[c]!)
@@ -46,7 +38,7 @@ const page = (body: string) =>
 </html>`)
 
 const home = Effect.gen(function*() {
-  const session = yield* Sessions.CurrentSession
+  const session = yield* DemoSession
   yield* session.update((s) => ({ ...s, visits: s.visits + 1 }))
   const { user, visits } = yield* session.get
   const flash = Object.values(yield* session.flashes)
@@ -77,7 +69,7 @@ const LoginForm = Schema.Struct({
 const backHome = HttpServerResponse.redirect("/", { status: 303 })
 
 const login = Effect.gen(function*() {
-  const session = yield* Sessions.CurrentSession
+  const session = yield* DemoSession
   const form = yield* HttpServerRequest.schemaBodyUrlParams(LoginForm).pipe(Effect.option)
   if (Option.isNone(form)) {
     yield* session.flash("notice", "Please enter a name (1 to 40 characters).")
@@ -91,7 +83,7 @@ const login = Effect.gen(function*() {
 })
 
 const logout = Effect.gen(function*() {
-  const session = yield* Sessions.CurrentSession
+  const session = yield* DemoSession
   const { user } = yield* session.get
   yield* session.regenerate
   yield* session.update((s) => ({ ...s, user: null }))
@@ -101,18 +93,18 @@ const logout = Effect.gen(function*() {
 })
 
 const forget = Effect.gen(function*() {
-  const session = yield* Sessions.CurrentSession
+  const session = yield* DemoSession
   yield* session.destroy
   yield* session.flash("notice", "Logged out, and your session is forgotten.")
   return backHome
 })
 
-/** The demo's routes, with sessions. Needs a `SessionStore`. */
+/** The demo's routes, with sessions. Needs a `SessionStore` and `DemoSession.layer(...)`. */
 export const DemoApp = HttpRouter.empty.pipe(
   HttpRouter.get("/", home),
   HttpRouter.post("/login", login),
   HttpRouter.post("/logout", logout),
   HttpRouter.post("/forget", forget),
   HttpRouter.get("/healthz", HttpServerResponse.text("ok")),
-  HttpRouter.use(Sessions.middleware)
+  HttpRouter.use(DemoSession.middleware)
 )

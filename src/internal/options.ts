@@ -2,17 +2,31 @@ import { Duration, Effect } from "effect"
 import { InvalidConfig } from "../SessionError.js"
 
 /**
- * A duration input in milliseconds if it is finite, else `undefined` (NaN, ±Infinity, `Duration.infinity`, an
- * unparsable string). A plain number is taken as milliseconds and may be negative.
+ * The largest expiry, period or timeout accepted anywhere (±1000 years): beyond it a timestamp leaves the range that
+ * every backend (PostgreSQL `timestamptz`, JavaScript `Date`) holds, so it is refused up front as a typed error
+ * instead of failing later inside a write.
+ */
+export const maxPeriodMillis = 1000 * 365.25 * 24 * 60 * 60 * 1000
+
+/**
+ * A duration input in milliseconds if it is finite and within ±{@link maxPeriodMillis}, else `undefined` (NaN,
+ * ±Infinity, `Duration.infinity`, an unparsable string, 1e16). A plain number is taken as milliseconds and may be
+ * negative.
  */
 export const finiteMillis = (input: Duration.DurationInput): number | undefined => {
-  if (typeof input === "number") return Number.isFinite(input) ? input : undefined
-  try {
-    const duration = Duration.decode(input)
-    return Duration.isFinite(duration) ? Duration.toMillis(duration) : undefined
-  } catch {
-    return undefined
+  let ms: number
+  if (typeof input === "number") {
+    ms = input
+  } else {
+    try {
+      const duration = Duration.decode(input)
+      if (!Duration.isFinite(duration)) return undefined
+      ms = Duration.toMillis(duration)
+    } catch {
+      return undefined
+    }
   }
+  return Number.isFinite(ms) && Math.abs(ms) <= maxPeriodMillis ? ms : undefined
 }
 
 /** A duration option of at least `min` milliseconds, or `InvalidConfig`. */
@@ -27,7 +41,7 @@ export const durationOption = (
     : Effect.fail(
       new InvalidConfig({
         option,
-        reason: `must be a finite duration of at least ${min} ms, got ${String(input)}`
+        reason: `must be a finite duration of at least ${min} ms (and at most 1000 years), got ${String(input)}`
       })
     )
 }
@@ -37,3 +51,15 @@ export const positiveInteger = (option: string, value: number): Effect.Effect<nu
   Number.isSafeInteger(value) && value > 0
     ? Effect.succeed(value)
     : Effect.fail(new InvalidConfig({ option, reason: `must be a positive integer, got ${value}` }))
+
+/** One of the allowed string values, or `InvalidConfig`. */
+export const oneOf = <const A extends string>(
+  option: string,
+  value: string,
+  allowed: ReadonlyArray<A>
+): Effect.Effect<A, InvalidConfig> =>
+  (allowed as ReadonlyArray<string>).includes(value)
+    ? Effect.succeed(value as A)
+    : Effect.fail(
+      new InvalidConfig({ option, reason: `must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}` })
+    )

@@ -74,9 +74,40 @@ export const privateCacheControl = (headers: Headers.Headers): string => {
   return /\b(private|no-store)\b/i.test(current) ? current : `private, ${current.replace(/\bpublic\b\s*,?\s*/i, "")}`
 }
 
-/** Checks the rules of the `__Host-` and `__Secure-` cookie name prefixes; returns a reason when broken. */
-export const prefixViolation = (name: string, attributes: Attributes): string | undefined => {
-  if (Either.isLeft(Cookies.makeCookie(name, "x"))) return `${JSON.stringify(name)} is not a valid cookie name`
+/** A host name (RFC 1034 labels), optionally with the leading dot that browsers ignore. */
+const hostname = /^\.?(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+
+/**
+ * Checks the cookie's name and every attribute as `Set-Cookie` will need them (so nothing can fail later, inside a
+ * request), and the rules of the `__Host-` and `__Secure-` prefixes; returns a reason when one is broken.
+ */
+export const violation = (name: string, attributes: Attributes): string | undefined => {
+  if (typeof name !== "string" || Either.isLeft(Cookies.makeCookie(name, "x"))) {
+    return `${JSON.stringify(name)} is not a valid cookie name`
+  }
+  if (!["lax", "strict", "none"].includes(attributes.sameSite)) return `sameSite must be "lax", "strict" or "none"`
+  for (const flag of ["secure", "httpOnly"] as const) {
+    if (typeof attributes[flag] !== "boolean") return `${flag} must be a boolean`
+  }
+  if (attributes.domain !== undefined && !(typeof attributes.domain === "string" && hostname.test(attributes.domain))) {
+    return `domain ${JSON.stringify(attributes.domain)} is not a host name`
+  }
+  if (typeof attributes.path !== "string" || !attributes.path.startsWith("/")) {
+    return `path ${JSON.stringify(attributes.path)} must start with "/"`
+  }
+  const withAttributes = Cookies.makeCookie(name, "x", {
+    path: attributes.path,
+    domain: attributes.domain,
+    secure: attributes.secure,
+    httpOnly: attributes.httpOnly,
+    sameSite: attributes.sameSite
+  })
+  if (Either.isLeft(withAttributes)) {
+    const { reason } = withAttributes.left
+    if (reason === "InvalidDomain") return `domain ${JSON.stringify(attributes.domain)} is not a valid cookie domain`
+    if (reason === "InvalidPath") return `path ${JSON.stringify(attributes.path)} is not a valid cookie path`
+    return `invalid cookie attributes (${reason})`
+  }
   if (name.startsWith("__Host-")) {
     if (!attributes.secure) return "a __Host- cookie must be Secure"
     if (attributes.path !== "/") return "a __Host- cookie must have Path=/"

@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, layer } from "@effect/vitest"
-import { Duration, Effect, Exit, Layer, Scope, String, TestClock } from "effect"
+import { Duration, Effect, Exit, Layer, Logger, Scope, String, TestClock } from "effect"
 import { PgSessionStore, SessionKey, SessionStore } from "../../src/index.js"
 import { conformance } from "./conformance.js"
 import { TestSchema } from "./database.js"
@@ -87,7 +87,8 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
       Effect.gen(function*() {
         const tableName = (yield* TestSchema).table()
         const error = yield* Effect.flip(Effect.scoped(build({ tableName, createTable: false })))
-        expect(error).toMatchObject({ _tag: "SessionStoreError", operation: "init" })
+        expect(error).toMatchObject({ _tag: "InvalidConfig", option: "tableName" })
+        expect(error.message).toContain("does not exist")
         yield* Effect.scoped(build({ tableName }))
         yield* Effect.scoped(Effect.flatMap(build({ tableName, createTable: false }), (s) => s.generate()))
       }))
@@ -130,7 +131,7 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
         }))
       }))
 
-    it.effect("unlogged durability creates an UNLOGGED table; switching an existing table keeps its rows", () =>
+    it.effect("unlogged durability creates an UNLOGGED table; a mismatch is a warning, never a rewrite", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const tableName = (yield* TestSchema).table()
@@ -138,11 +139,21 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
           sql.unsafe<{ p: string }>("SELECT relpersistence AS p FROM pg_class WHERE oid = $1::regclass", [tableName]),
           ([row]) => row!.p
         )
+        const relfilenode = Effect.map(
+          sql.unsafe<{ f: number }>("SELECT relfilenode AS f FROM pg_class WHERE oid = $1::regclass", [tableName]),
+          ([row]) => row!.f
+        )
         const key = yield* Effect.scoped(Effect.flatMap(build({ tableName, durability: "unlogged" }), (s) => s.generate({ value: "kept" })))
         expect(yield* persistence).toBe("u")
-        const value = yield* Effect.scoped(Effect.flatMap(build({ tableName }), (s) => s.get(key)))
+        const before = yield* relfilenode
+        const logged: Array<string> = []
+        const value = yield* Effect.scoped(Effect.flatMap(build({ tableName }), (s) => s.get(key))).pipe(
+          Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(`${message}`))))
+        )
         expect(value.value).toBe("kept")
-        expect(yield* persistence).toBe("p")
+        expect(yield* persistence).toBe("u") // not switched
+        expect(yield* relfilenode).toBe(before) // not rewritten
+        expect(logged.join("\n")).toMatch(/is UNLOGGED but durability is "full".*ALTER TABLE .* SET LOGGED/)
       }))
 
     it.effect("works under a PgClient that transforms result names (snake_case to camelCase)", () =>

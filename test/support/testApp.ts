@@ -1,4 +1,4 @@
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Deferred, Effect, Layer, Option, Ref, Schema } from "effect"
 import { MemorySessionStore, SessionMiddleware, SessionStore } from "../../src/index.js"
 
@@ -9,13 +9,11 @@ export const Data = Schema.Struct({
   b: Schema.optional(Schema.String)
 })
 
-export const makeSessions = (options: Partial<SessionMiddleware.Options<typeof Data.Type, typeof Data.Encoded>> = {}) =>
-  SessionMiddleware.make({
-    schema: Data,
-    initial: { user: null, visits: 0 },
-    // Chromium and Node's fetch keep Secure cookies on http://localhost; the tests assert the attribute.
-    ...options
-  })
+/** The session of the test app. Chromium and Node's fetch keep Secure cookies on http://localhost. */
+export class TestSession extends SessionMiddleware.Tag<TestSession>()("test/Session", {
+  schema: Data,
+  initial: { user: null, visits: 0 }
+}) {}
 
 const query = (name: string) =>
   Effect.map(HttpServerRequest.ParsedSearchParams, (params) => Option.fromNullable(params[name] as string | undefined))
@@ -36,8 +34,8 @@ export class Barrier extends Effect.Service<Barrier>()("test/Barrier", {
 }) {}
 
 /** The routes the HTTP tests drive. */
-export const makeApp = (Sessions: SessionMiddleware.SessionMiddleware<typeof Data.Type>) => {
-  const session = Sessions.CurrentSession
+export const makeApp = () => {
+  const session = TestSession
   const show = Effect.gen(function*() {
     const s = yield* session
     return yield* HttpServerResponse.json({ data: yield* s.get, flashes: yield* s.flashes, isNew: yield* s.isNew })
@@ -80,9 +78,18 @@ export const makeApp = (Sessions: SessionMiddleware.SessionMiddleware<typeof Dat
     HttpRouter.get("/guarded", Effect.flatMap(session, (s) => s.get).pipe(
       Effect.as(HttpServerResponse.text("fine")),
       Effect.catchTag("SessionUnavailable", () => HttpServerResponse.text("handled: degraded mode", { status: 200 }))
-    ))
+    )),
+    HttpRouter.post("/regenerate", Effect.flatMap(session, (s) => s.regenerate).pipe(Effect.zipRight(show)))
   )
 }
+
+/** Serves the test app behind the session middleware configured with `options`, in the current scope. */
+export const serveApp = (options: SessionMiddleware.Options = {}) =>
+  makeApp().pipe(
+    HttpRouter.use(TestSession.middleware),
+    HttpServer.serveEffect(),
+    Effect.provide(TestSession.layer(options))
+  )
 
 /** A memory store that counts how often it is asked for a session, to prove that bad cookies never reach it. */
 export class StoreCalls extends Effect.Service<StoreCalls>()("test/StoreCalls", {
@@ -101,6 +108,7 @@ export const CountingMemoryStore = Layer.effect(
       set: (key, value, options) => count(inner.set(key, value, options)),
       touch: (key, options) => count(inner.touch(key, options)),
       modify: (key, f, options) => count(inner.modify(key, f, options)),
+      rotate: (key, f, options) => count(inner.rotate(key, f, options)),
       generate: (options) => count(inner.generate(options)),
       clear: (key) => count(inner.clear(key))
     } satisfies SessionStore.Service

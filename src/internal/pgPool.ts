@@ -1,0 +1,214 @@
+/**
+ * The `pg.Pool` this library builds and owns, behind a real `@effect/sql-pg` `PgClient` (`PgClient.fromPool`).
+ *
+ * Owning the pool is what makes deadlines safe: a connection whose query outlived its deadline is discarded,
+ * never handed to the next request (a lost reply would otherwise leave every later query on that connection
+ * waiting behind it). It also carries keepalive, bounded waits for a connection, server-side `statement_timeout`
+ * and `lock_timeout`, and lets the session store run its few hot statements as named prepared statements.
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Duration, Effect, Layer, Redacted } from "effect"
+import { createHash } from "node:crypto"
+import type { ConnectionOptions } from "node:tls"
+import Pg from "pg"
+import { InvalidConfig, SessionStoreError } from "../SessionError.js"
+import { durationOption, positiveInteger } from "./options.js"
+
+/** Connection and pool settings: those of `PgClient.layer`, plus the deadlines. */
+export interface PoolOptions {
+  readonly url?: Redacted.Redacted | undefined
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  readonly database?: string | undefined
+  readonly username?: string | undefined
+  readonly password?: Redacted.Redacted | undefined
+  readonly ssl?: boolean | ConnectionOptions | undefined
+  /** Shown in `pg_stat_activity`. Default `"effect-session"`. */
+  readonly applicationName?: string | undefined
+  /** Pool size. Default 10. */
+  readonly maxConnections?: number | undefined
+  readonly minConnections?: number | undefined
+  /** An idle connection is closed after this long. Default 30 seconds. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /** Bounds both opening a connection and waiting for a free one in the pool. Default 3 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** A connection is replaced after this long. Default: never. */
+  readonly connectionTTL?: Duration.DurationInput | undefined
+  /**
+   * Server-side `statement_timeout` of the pool's connections (every query on them, the app's included). Zero
+   * disables it. Default 3 seconds.
+   */
+  readonly statementTimeout?: Duration.DurationInput | undefined
+  /** Server-side `lock_timeout` of the pool's connections. Zero disables it. Default 3 seconds. */
+  readonly lockTimeout?: Duration.DurationInput | undefined
+  /** TCP keepalive on every connection, first probe after this idle time. Zero disables it. Default 10 seconds. */
+  readonly keepAlive?: Duration.DurationInput | undefined
+  /**
+   * Run the store's statements as named prepared statements (parsed once per connection). Turn it off behind a
+   * pooler that does not keep a connection's prepared statements (PgBouncer in transaction mode before 1.21).
+   * Default `true`.
+   */
+  readonly preparedStatements?: boolean | undefined
+  readonly transformResultNames?: ((name: string) => string) | undefined
+  readonly transformQueryNames?: ((name: string) => string) | undefined
+  readonly transformJson?: boolean | undefined
+  readonly types?: Pg.CustomTypesConfig | undefined
+  readonly spanAttributes?: Record<string, unknown> | undefined
+}
+
+/** A pool this library built, and whether it may hold named prepared statements. */
+export interface OwnedPool {
+  readonly pool: Pg.Pool
+  readonly preparedStatements: boolean
+}
+
+/** The pools behind the `PgClient`s this library built, so the store can find its fast path. */
+const owned = new WeakMap<object, OwnedPool>()
+
+/** The pool behind `client` if this library built it. */
+export const poolOf = (client: PgClient.PgClient): OwnedPool | undefined => owned.get(client)
+
+/** Whether a client still has a query on the wire (pg keeps these internals stable across 8.x). */
+const busy = (client: Pg.PoolClient): boolean => {
+  const internals = client as unknown as {
+    _getActiveQuery?: () => unknown
+    _activeQuery?: unknown
+    _queryQueue?: ReadonlyArray<unknown>
+  }
+  const active = internals._getActiveQuery?.() ?? internals._activeQuery
+  return (active !== null && active !== undefined) || (internals._queryQueue?.length ?? 0) > 0
+}
+
+/**
+ * A pool whose clients, when released with a query still in flight (an interrupted or timed-out query, whatever
+ * code ran it), are destroyed instead of going back to the pool.
+ */
+class DiscardingPool extends Pg.Pool {
+  // pg's connect has callback and promise forms; both hand out clients whose release discards busy ones.
+  override connect(...args: Array<any>): any {
+    const [callback] = args as [((...a: Array<any>) => void) | undefined]
+    if (callback === undefined) return super.connect().then((client) => discardWhenBusy(client))
+    return super.connect((error: Error | undefined, client: Pg.PoolClient | undefined, done: unknown) => {
+      if (client === undefined) return callback(error, client, done)
+      const hardened = discardWhenBusy(client)
+      return callback(error, hardened, hardened.release)
+    })
+  }
+}
+
+const discardWhenBusy = (client: Pg.PoolClient): Pg.PoolClient => {
+  const release = client.release
+  client.release = (error?: Error | boolean) =>
+    release(error || (busy(client) ? new Error("released with a query in flight: discarded") : undefined))
+  return client
+}
+
+const optionalMillis = (option: string, input: Duration.DurationInput | undefined, fallback: number) =>
+  input === undefined ? Effect.succeed(fallback) : durationOption(option, input, 0)
+
+/** The pool's settings, validated. */
+const settings = (options: PoolOptions) =>
+  Effect.all({
+    max: positiveInteger("maxConnections", options.maxConnections ?? 10),
+    idle: optionalMillis("idleTimeout", options.idleTimeout, 30_000),
+    connect: optionalMillis("connectTimeout", options.connectTimeout, 3_000),
+    ttl: optionalMillis("connectionTTL", options.connectionTTL, 0),
+    statement: optionalMillis("statementTimeout", options.statementTimeout, 3_000),
+    lock: optionalMillis("lockTimeout", options.lockTimeout, 3_000),
+    keepAlive: optionalMillis("keepAlive", options.keepAlive, 10_000)
+  }).pipe(Effect.filterOrFail(
+    ({ connect }) => connect > 0,
+    () => new InvalidConfig({ option: "connectTimeout", reason: "must be positive: a wait for a connection must end" })
+  ))
+
+/**
+ * A `PgClient` (and `SqlClient`) on a pool this library owns: hardened as described above, registered so that
+ * `PgSessionStore` takes its fast path on it, and closed with the layer.
+ */
+export const layerClient = (
+  options: PoolOptions
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, InvalidConfig | SessionStoreError> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    const s = yield* settings(options)
+    const pool = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const pool = new DiscardingPool({
+          connectionString: options.url === undefined ? undefined : Redacted.value(options.url),
+          host: options.host,
+          port: options.port,
+          database: options.database,
+          user: options.username,
+          password: options.password === undefined ? undefined : Redacted.value(options.password),
+          ssl: options.ssl,
+          application_name: options.applicationName ?? "effect-session",
+          max: s.max,
+          min: options.minConnections,
+          idleTimeoutMillis: s.idle,
+          connectionTimeoutMillis: s.connect,
+          ...(s.ttl > 0 ? { maxLifetimeSeconds: Math.ceil(s.ttl / 1000) } : {}),
+          ...(s.statement > 0 ? { statement_timeout: s.statement } : {}),
+          ...(s.lock > 0 ? { lock_timeout: s.lock } : {}),
+          keepAlive: s.keepAlive > 0,
+          keepAliveInitialDelayMillis: s.keepAlive,
+          types: options.types
+        } as Pg.PoolConfig)
+        // An idle client that fails is removed by the pool; without a listener the error would end the process.
+        pool.on("error", () => {})
+        return pool
+      }),
+      (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(2)), Effect.ignore)
+    )
+    const client = yield* PgClient.fromPool({
+      acquire: Effect.succeed(pool),
+      applicationName: options.applicationName ?? "effect-session",
+      spanAttributes: options.spanAttributes,
+      transformResultNames: options.transformResultNames,
+      transformQueryNames: options.transformQueryNames,
+      transformJson: options.transformJson,
+      types: options.types
+    }).pipe(Effect.mapError((cause) => new SessionStoreError({ operation: "connect", cause })))
+    owned.set(client, { pool, preparedStatements: options.preparedStatements !== false })
+    return Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+  })).pipe(Layer.provide(Reactivity.layer))
+
+/**
+ * Runs a statement on the pool, as a named prepared statement when `name` is given (parsed once per connection,
+ * then only bound and executed). On interruption (the deadline) the connection is released with an error, which
+ * destroys it.
+ */
+export const query = <Row>(
+  pool: Pg.Pool,
+  name: string | undefined,
+  text: string,
+  values: ReadonlyArray<unknown>
+): Effect.Effect<ReadonlyArray<Row>, Error> =>
+  Effect.async<ReadonlyArray<Row>, Error>((resume) => {
+    let settled = false
+    let release: ((error?: Error) => void) | undefined
+    pool.connect((error, client, done) => {
+      if (settled) return client === undefined ? undefined : done()
+      if (error !== undefined || client === undefined) {
+        settled = true
+        return resume(Effect.fail(error ?? new Error("no connection")))
+      }
+      release = done
+      // pg's own parsers whatever `types` the app configured: the store's columns must read as the store expects.
+      const config = { text, values: values as Array<unknown>, types: Pg.types }
+      client.query<any>(name === undefined ? config : { ...config, name }, (error, result) => {
+        if (settled) return
+        settled = true
+        done()
+        resume(error ? Effect.fail(error) : Effect.succeed(result.rows as ReadonlyArray<Row>))
+      })
+    })
+    return Effect.sync(() => {
+      if (settled) return
+      settled = true
+      release?.(new Error("deadline passed: connection discarded"))
+    })
+  })
+
+/** A statement name unique to its text, so stores on different tables never share a prepared statement. */
+export const statementName = (text: string) => `es_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`

@@ -1,0 +1,188 @@
+/**
+ * One request's session: where it came from (a tagged union), what the handler changed (the draft), what it asked
+ * for (keep, rotate, destroy), and the pure decision of what saving it takes (the plan).
+ */
+import { Either } from "effect"
+import type * as SessionKey from "../SessionKey.js"
+import type * as SessionStore from "../SessionStore.js"
+import * as ChangeLog from "./changeLog.js"
+import * as Envelope from "./envelope.js"
+import * as Renewal from "./renewal.js"
+
+/** What the request came with. */
+export type Origin =
+  /** No session: no cookie, a bad one, or a session that is gone, expired, outlived or undecodable. */
+  | { readonly _tag: "None" }
+  /** A live session. `expiresAt` is its stored expiry (epoch ms). */
+  | {
+    readonly _tag: "Live"
+    readonly key: SessionKey.SessionKey
+    readonly stored: SessionStore.StoredSession
+    readonly expiresAt: number
+  }
+  /** A key rotated away (its stale period runs): readable as it was before the rotation, never written. */
+  | { readonly _tag: "Stale"; readonly key: SessionKey.SessionKey }
+  /** The store failed while loading: every use of the session fails, nothing is saved. */
+  | { readonly _tag: "Unavailable"; readonly error: unknown }
+
+/** What the handler did to the session, applied locally as it went. */
+export interface Draft<A> {
+  data: A
+  changes: Array<ChangeLog.Change<A>>
+  /** Flash messages the request came with (consumed when it saves). */
+  readonly flashIn: Readonly<Record<string, string>>
+  /** Flash messages for the next request. */
+  flashOut: Record<string, string>
+  readonly created: number
+  remember: boolean
+  rememberChanged: boolean
+}
+
+/** What the handler asked for the session as a whole. */
+export type Fate =
+  | { readonly _tag: "Keep" }
+  | { readonly _tag: "Rotate" }
+  /** Destroyed: `key` is removed; changes made afterwards start a new session. */
+  | { readonly _tag: "Destroy"; readonly key: SessionKey.SessionKey }
+
+/** The whole per-request state. */
+export interface RequestState<A> {
+  readonly startedAt: number
+  origin: Origin
+  draft: Draft<A>
+  fate: Fate
+}
+
+/** A fresh draft holding `initial`. */
+export const emptyDraft = <A>(initial: A, now: number, flashIn: Readonly<Record<string, string>> = {}): Draft<A> => ({
+  data: initial,
+  changes: [],
+  flashIn,
+  flashOut: {},
+  created: now,
+  remember: false,
+  rememberChanged: false
+})
+
+/** The draft of a loaded session. */
+export const loadedDraft = <A>(data: A, envelope: Envelope.Envelope): Draft<A> => ({
+  data,
+  changes: [],
+  flashIn: envelope.f,
+  flashOut: {},
+  created: envelope.c,
+  remember: envelope.r,
+  rememberChanged: false
+})
+
+/** Whether the handler changed what is stored (data, flash, remember). */
+export const isDirty = <A>(draft: Draft<A>): boolean =>
+  draft.changes.length > 0 || Object.keys(draft.flashOut).length > 0 || draft.rememberChanged
+
+/** What saving takes. Expiries are epoch ms. */
+export type Plan =
+  /** Nothing to store. */
+  | { readonly _tag: "Skip" }
+  /** A new session (after removing `clear`, a destroyed one, if any). */
+  | { readonly _tag: "Create"; readonly clear: SessionKey.SessionKey | undefined; readonly expiresAt: number }
+  /** Remove the session and expire the cookie. */
+  | { readonly _tag: "Clear"; readonly key: SessionKey.SessionKey }
+  /** Push the expiry out; nothing else changed. */
+  | { readonly _tag: "Touch"; readonly key: SessionKey.SessionKey; readonly expiresAt: number }
+  /**
+   * Replay the changes onto the stored value; `expiresAt` when renewal is due. `required` is false when the only
+   * change is consuming flash messages: a request that wrote nothing is not failed for it.
+   */
+  | {
+    readonly _tag: "Write"
+    readonly key: SessionKey.SessionKey
+    readonly expiresAt: number | undefined
+    readonly required: boolean
+  }
+  /** Move the session to a new key holding the changes; the old key keeps its value for `staleTimeout` ms. */
+  | {
+    readonly _tag: "Rotate"
+    readonly key: SessionKey.SessionKey
+    readonly expiresAt: number
+    readonly staleTimeout: number
+  }
+
+/**
+ * What saving `state` at `now` takes. Pure: the same state and time give the same plan.
+ *
+ * A stale origin never plans a write (its writes were refused in the handler); an unavailable one plans nothing.
+ */
+export const plan = <A>(
+  state: RequestState<A>,
+  now: number,
+  policy: Renewal.Policy,
+  staleTimeout: number
+): Plan => {
+  const { draft, fate, origin } = state
+  const target = Renewal.expiresAt(Renewal.lifetime(policy, draft.remember), draft.created, now)
+  const create = (clear: SessionKey.SessionKey | undefined): Plan =>
+    isDirty(draft) && target > now ? { _tag: "Create", clear, expiresAt: target } : { _tag: "Skip" }
+  if (fate._tag === "Destroy") {
+    const next = create(fate.key)
+    return next._tag === "Skip" ? { _tag: "Clear", key: fate.key } : next
+  }
+  switch (origin._tag) {
+    case "None":
+      return create(undefined)
+    case "Stale":
+    case "Unavailable":
+      return { _tag: "Skip" }
+    case "Live": {
+      if (fate._tag === "Rotate") {
+        return {
+          _tag: "Rotate",
+          key: origin.key,
+          expiresAt: target,
+          staleTimeout: Math.max(0, Math.min(staleTimeout, origin.expiresAt - now))
+        }
+      }
+      const renew = draft.rememberChanged ||
+        Renewal.isDue(policy, Renewal.lifetime(policy, draft.remember), origin.expiresAt, target)
+      const dirty = isDirty(draft)
+      if (dirty || Object.keys(draft.flashIn).length > 0) {
+        return { _tag: "Write", key: origin.key, expiresAt: renew ? target : undefined, required: dirty }
+      }
+      return renew ? { _tag: "Touch", key: origin.key, expiresAt: target } : { _tag: "Skip" }
+    }
+  }
+}
+
+/**
+ * The draft's changes replayed onto a stored envelope (pure: `modify` may call it more than once). The result is
+ * both the envelope and its string, so a rotation needs no re-parse. A stored value that is no envelope, or whose
+ * data no longer decodes, is replaced by the draft itself.
+ */
+export const replay = <A>(
+  draft: Draft<A>,
+  codec: Envelope.DataCodec<A>
+) =>
+(stored: string): { readonly envelope: Envelope.Envelope; readonly value: string } => {
+  const parsed = Either.flatMap(
+    Envelope.decode(stored),
+    (envelope) => Either.map(codec.decode(envelope.d), (data) => ({ envelope, data }))
+  )
+  const envelope = Either.match(parsed, {
+    onLeft: () => toEnvelope(draft, codec),
+    onRight: ({ data, envelope }) =>
+      Envelope.make(
+        encodeData(codec, ChangeLog.replay(data, draft.changes)),
+        ChangeLog.mergeFlash(envelope.f, draft.flashIn, draft.flashOut),
+        envelope.c,
+        draft.rememberChanged ? draft.remember : envelope.r
+      )
+  })
+  return { envelope, value: Envelope.encode(envelope) }
+}
+
+/** The draft as a new session's envelope. */
+export const toEnvelope = <A>(draft: Draft<A>, codec: Envelope.DataCodec<A>): Envelope.Envelope =>
+  Envelope.make(encodeData(codec, draft.data), draft.flashOut, draft.created, draft.remember)
+
+/** Encodes data that the handler already proved encodable (`set`/`update` check it); a failure here is a defect. */
+const encodeData = <A>(codec: Envelope.DataCodec<A>, data: A): unknown =>
+  Either.getOrThrowWith(codec.encode(data), (reason) => new Error(`session data ${reason}`))
