@@ -1,10 +1,10 @@
 /**
  * A short walk through the store on the embedded engine: generate, set, get, let one expire, clean up.
- * Run with `npm start` (no PostgreSQL server needed). Set DATABASE_URL to use a server instead.
+ * Run with `npm run walkthrough` (no PostgreSQL server needed). Set DATABASE_URL to use a server instead.
  */
-import { PgClient } from "@effect/sql-pg"
 import { Console, Duration, Effect, Layer, Redacted } from "effect"
-import { EmbeddedPostgres, PgSessionStore, SessionStore } from "../src/index.js"
+import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js" // "effect-session/EmbeddedPostgres"
+import { PgSessionStore, SessionStore } from "../src/index.js" // "effect-session"
 
 const program = Effect.gen(function*() {
   const store = yield* SessionStore.SessionStore
@@ -39,13 +39,14 @@ const program = Effect.gen(function*() {
   yield* Console.log(`a malformed key never reaches the database → ${(yield* Effect.flip(store.get("not-a-key")))._tag}`)
 })
 
-const database: Layer.Layer<PgClient.PgClient, unknown> = process.env.DATABASE_URL
-  ? PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL) })
-  : EmbeddedPostgres.layer()
+const tableName = "walkthrough_sessions"
+const store = process.env.DATABASE_URL
+  ? PgSessionStore.layerPool({ url: Redacted.make(process.env.DATABASE_URL), tableName })
+  : PgSessionStore.layer({ tableName }).pipe(Layer.provide(EmbeddedPostgres.layer()))
 
 Console.log(process.env.DATABASE_URL ? "using DATABASE_URL" : "using the embedded PostgreSQL engine (PGlite)").pipe(
   Effect.zipRight(program),
-  Effect.provide(PgSessionStore.layer({ tableName: "walkthrough_sessions" }).pipe(Layer.provide(database))),
+  Effect.provide(store),
   Effect.runPromise
 ).catch((error) => {
   console.error(error)

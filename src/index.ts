@@ -4,9 +4,6 @@
  * @since 0.1.0
  */
 
-/** Embedded PostgreSQL (PGlite over a local socket) providing a `PgClient`. @since 0.1.0 */
-export * as EmbeddedPostgres from "./EmbeddedPostgres.js"
-
 /** The in-memory store. @since 0.1.0 */
 export * as MemorySessionStore from "./MemorySessionStore.js"
 

@@ -77,6 +77,8 @@ export interface Operations {
 
 const conflict = { _tag: "Conflict" } as const
 type Conflict = typeof conflict
+/** By tag: the error that reaches a retry predicate need not be the instance that was failed with. */
+const isConflict = (error: WriteError | Conflict): error is Conflict => error._tag === "Conflict"
 
 /**
  * Retries after a lost compare-and-set: twice at once (a single competitor has just written), then with jittered
@@ -137,7 +139,7 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
       }
       yield* Effect.forEach(jobs, (job, i) => settle(job, exits[i]!), { discard: true })
       return current
-    }).pipe(Effect.retry({ schedule: conflictBackoff, while: (e) => e === conflict && waiting(jobs)() }))
+    }).pipe(Effect.retry({ schedule: conflictBackoff, while: (e) => isConflict(e) && waiting(jobs)() }))
   }
 
   /** The atomic rotation of `job`, retried on conflict: `true` once rotated, `false` if `f` gave a rejected value. */
@@ -161,7 +163,7 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
       )
       if (!rotated) return yield* Effect.fail<Conflict>(conflict)
       return yield* Effect.as(settle(job, Exit.succeed({ key, value: exit.value })), true)
-    }).pipe(Effect.retry({ schedule: conflictBackoff, while: (e) => e === conflict && !job.abandoned }))
+    }).pipe(Effect.retry({ schedule: conflictBackoff, while: (e) => isConflict(e) && !job.abandoned }))
   }
 
   /**
@@ -193,19 +195,33 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
       return rotated.right ? undefined : current
     })
 
+  /**
+   * Takes every waiting job; when there is none, retires the queue in the same synchronous step, so that a job is
+   * either taken here or lands in a new queue with a new drainer, never in a retired one.
+   */
+  const take = (key: string, queue: Array<Job>) =>
+    Effect.sync(() => {
+      const jobs = queue.splice(0).filter((job) => !job.abandoned)
+      if (jobs.length === 0 && queues.get(key) === queue) queues.delete(key)
+      return jobs
+    })
+
   const drain = (key: string, id: Uint8Array, queue: Array<Job>, from: Current | undefined) =>
     Effect.gen(function*() {
       let known = from
       while (true) {
-        const jobs = queue.splice(0).filter((job) => !job.abandoned)
+        const jobs = yield* take(key, queue)
         if (jobs.length === 0) return
         known = yield* runBatch(id, queue, jobs, known)
       }
     }).pipe(
-      Effect.ensuring(Effect.suspend(() => {
-        if (queues.get(key) === queue) queues.delete(key)
-        return failAll(queue.splice(0), stopped())
-      }))
+      // Interrupted with its store (or by a defect): retire the queue and fail what still waits in it.
+      Effect.onExit((exit) =>
+        Exit.isSuccess(exit) ? Effect.void : Effect.suspend(() => {
+          if (queues.get(key) === queue) queues.delete(key)
+          return failAll(queue.splice(0), stopped())
+        })
+      )
     )
 
   return {

@@ -275,6 +275,94 @@ export const conformance = <R, E>(
       }))
     })
 
+    describe("rotate", () => {
+      test("moves the session to a new key; the old key keeps its value, read-only, for the stale period", Effect.gen(function*() {
+        const s = yield* store
+        const old = yield* s.generate({ value: "a", expiry: "1 hour" })
+        const rotation = yield* s.rotate(old, (v) => v + "b", { expiry: "2 hours", staleTimeout: "10 seconds" })
+        expect(rotation.key).not.toBe(old)
+        expect(SessionKey.isSessionKey(rotation.key)).toBe(true)
+        expect(rotation.value).toBe("ab")
+        const fresh = yield* s.get(rotation.key)
+        expect(fresh).toMatchObject({ value: "ab", rotated: false })
+        expect(Duration.toMillis(fresh.expiresIn)).toBe(7_200_000)
+        const stale = yield* s.get(old)
+        expect(stale).toMatchObject({ value: "a", rotated: true })
+        expect(Duration.toMillis(stale.expiresIn)).toBe(10_000)
+        for (const write of [
+          s.set(old, "x"),
+          s.touch(old, { expiry: "1 day" }),
+          s.modify(old, () => "x"),
+          s.modify(old, () => "x", { from: stale }),
+          s.rotate(old, () => "x")
+        ]) {
+          expect((yield* Effect.flip(write))._tag).toBe("Rotated")
+        }
+        expect(yield* s.get(old)).toMatchObject({ value: "a", rotated: true })
+        expect(Duration.toMillis((yield* s.get(old)).expiresIn)).toBe(10_000)
+        yield* TestClock.adjust(10_001)
+        expect((yield* Effect.flip(s.get(old)))._tag).toBe("Expired")
+        expect((yield* Effect.flip(s.set(old, "revived")))._tag).toBe("Rotated") // never brought back by an upsert
+        expect(yield* s.deleteExpired).toBe(1)
+        expect((yield* Effect.flip(s.get(old)))._tag).toBe("NotFound")
+        expect(yield* s.modify(rotation.key, (v) => v + "c")).toBe("abc")
+      }), { cleanupInterval: 0 })
+      test("the stale period never extends the old key: it ends no later than the session would have", Effect.gen(function*() {
+        const s = yield* store
+        const old = yield* s.generate({ value: "v", expiry: "5 seconds" })
+        yield* s.rotate(old, (v) => v, { staleTimeout: "1 minute" })
+        expect(Duration.toMillis((yield* s.get(old)).expiresIn)).toBe(5_000)
+      }))
+      test("a stale timeout of zero ends the old key at once; the default is 10 seconds and the default period", Effect.gen(function*() {
+        const s = yield* store
+        const old = yield* s.generate({ value: "v" })
+        const rotation = yield* s.rotate(old, (v) => v, { staleTimeout: 0 })
+        expect(Duration.toMillis((yield* s.get(old)).expiresIn)).toBe(0)
+        yield* TestClock.adjust(1)
+        expect((yield* Effect.flip(s.get(old)))._tag).toBe("Expired")
+        const next = yield* s.rotate(rotation.key, (v) => v)
+        expect(Duration.toMillis((yield* s.get(rotation.key)).expiresIn)).toBe(10_000)
+        expect(Duration.toMillis((yield* s.get(next.key)).expiresIn)).toBe(Duration.toMillis(Duration.weeks(1)))
+      }))
+      test("writes queued before a rotation reach both keys; writes after it are refused, never dropped", Effect.gen(function*() {
+        const s = yield* store
+        const old = yield* s.generate({ value: "0" })
+        const increment = s.modify(old, (n) => String(Number(n) + 1))
+        const outcomes = yield* Effect.forEach(
+          Array.from({ length: 101 }, (_, i) => i),
+          (i) => Effect.either<unknown, { readonly _tag: string }, never>(i === 50 ? s.rotate(old, (v) => v) : increment),
+          { concurrency: "unbounded" }
+        )
+        const rotation = Either.getOrThrow(outcomes[50]!) as SessionStore.Rotation
+        const increments = outcomes.filter((_, i) => i !== 50)
+        const written = increments.filter(Either.isRight).length
+        expect(written).toBeGreaterThan(0) // both sides of the rotation are exercised
+        expect(written).toBeLessThan(100)
+        for (const outcome of increments.filter(Either.isLeft)) expect(outcome.left._tag).toBe("Rotated")
+        expect((yield* s.get(rotation.key)).value).toBe(String(written))
+        expect((yield* s.get(old)).value).toBe(String(written))
+      }))
+      test("rotate of an unknown, expired or malformed key fails and creates nothing", Effect.gen(function*() {
+        const s = yield* store
+        expect((yield* Effect.flip(s.rotate(SessionKey.generate(), (v) => v)))._tag).toBe("NotFound")
+        expect((yield* Effect.flip(s.rotate("not a key", (v) => v)))._tag).toBe("NotFound")
+        const expiredKey = yield* s.generate({ value: "v", expiry: -1 })
+        expect((yield* Effect.flip(s.rotate(expiredKey, (v) => v)))._tag).toBe("Expired")
+        expect(yield* s.deleteExpired).toBe(1)
+      }), { cleanupInterval: 0 })
+      test("a rejected new value changes nothing: the old key stays live and writable", Effect.gen(function*() {
+        const s = yield* store
+        const old = yield* s.generate({ value: "kept", expiry: "1 minute" })
+        const error = yield* Effect.flip(s.rotate(old, () => "x".repeat(2000)))
+        expect(error._tag).toBe("InvalidValue")
+        const bad = yield* Effect.flip(s.rotate(old, (v) => v, { staleTimeout: Infinity }))
+        expect(bad._tag).toBe("InvalidExpiry")
+        expect(yield* s.get(old)).toMatchObject({ value: "kept", rotated: false })
+        expect(Duration.toMillis((yield* s.get(old)).expiresIn)).toBe(60_000)
+        expect(yield* s.modify(old, (v) => v + "!")).toBe("kept!")
+      }), { maxValueBytes: 1024 })
+    })
+
     test("200 concurrent operations on distinct keys are all correct", Effect.gen(function*() {
       const s = yield* store
       const ids = Array.from({ length: 200 }, (_, i) => i)
@@ -330,7 +418,17 @@ export const conformance = <R, E>(
       test("a non-finite expiry is InvalidExpiry and writes nothing", Effect.gen(function*() {
         const s = yield* store
         const key = yield* s.generate({ value: "kept", expiry: "1 minute" })
-        for (const expiry of [Infinity, -Infinity, NaN, Duration.infinity, "forever" as Duration.DurationInput]) {
+        for (const expiry of [
+          Infinity,
+          -Infinity,
+          NaN,
+          Duration.infinity,
+          "forever" as Duration.DurationInput,
+          1e16, // beyond what a timestamp column holds: refused up front on every backend
+          -1e16,
+          1e300,
+          Duration.days(366_000)
+        ]) {
           expect((yield* Effect.flip(s.generate({ expiry })))._tag).toBe("InvalidExpiry")
           expect((yield* Effect.flip(s.set(key, "changed", { expiry })))._tag).toBe("InvalidExpiry")
           expect((yield* Effect.flip(s.touch(key, { expiry })))._tag).toBe("InvalidExpiry")
@@ -347,7 +445,10 @@ export const conformance = <R, E>(
         ["cleanupBatchSize", { cleanupBatchSize: -1 }],
         ["cleanupInterval", { cleanupInterval: Infinity }],
         ["defaultPeriod", { defaultPeriod: -5 }],
-        ["defaultPeriod", { defaultPeriod: "a while" as Duration.DurationInput }]
+        ["defaultPeriod", { defaultPeriod: "a while" as Duration.DurationInput }],
+        ["defaultPeriod", { defaultPeriod: 1e16 }],
+        ["timeout", { timeout: 0 }],
+        ["timeout", { timeout: "never" as Duration.DurationInput }]
       ] as const) {
         it.effect(`a bad ${option} option fails the layer with InvalidConfig`, () =>
           Effect.gen(function*() {

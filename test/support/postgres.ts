@@ -171,6 +171,113 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
         }).pipe(Effect.provide(PgSessionStore.layer({ tableName }).pipe(Layer.provide(camel))), Effect.scoped)
       }))
 
+    it.effect("rotation is atomic: when the new row cannot be written, the old session is exactly as it was", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const tableName = (yield* TestSchema).table()
+        yield* Effect.scoped(Effect.gen(function*() {
+          const s = yield* build({ tableName, cleanupInterval: 0 })
+          const key = yield* s.generate({ value: "before", expiry: "1 minute" })
+          const [name] = tableName.split(".")
+          yield* sql.unsafe(`CREATE FUNCTION ${name}.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'injected failure'; END $$`)
+          yield* sql.unsafe(`CREATE TRIGGER refuse_poison BEFORE INSERT ON ${tableName}
+            FOR EACH ROW WHEN (NEW.value = 'poison') EXECUTE FUNCTION ${name}.refuse_poison()`)
+          const error = yield* Effect.flip(s.rotate(key, () => "poison", { staleTimeout: "3 seconds" }))
+          expect(error).toMatchObject({ _tag: "SessionStoreError", operation: "rotate" })
+          const after = yield* s.get(key)
+          expect(after).toMatchObject({ value: "before", rotated: false })
+          expect(Duration.toMillis(after.expiresIn)).toBe(60_000)
+          yield* TestClock.adjust("10 seconds") // past the stale period it would have had
+          expect(yield* s.get(key)).toMatchObject({ value: "before", rotated: false })
+          expect(yield* s.modify(key, (v) => v + "!")).toBe("before!")
+          const rows = yield* sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM ${tableName}`)
+          expect(rows[0]!.n).toBe(1)
+        }))
+      }))
+
+    it.effect("a 63-character table name still gets its expires_at index", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const schema = (yield* TestSchema).name
+        const table = `t${"x".repeat(62)}`
+        yield* Effect.scoped(build({ tableName: `${schema}.${table}` }))
+        const indexes = yield* sql.unsafe<{ name: string; definition: string }>(
+          `SELECT indexname AS name, indexdef AS definition FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`,
+          [schema, table]
+        )
+        const expiry = indexes.filter((index) => index.definition.includes("(expires_at)"))
+        expect(expiry).toHaveLength(1)
+        expect(expiry[0]!.name).not.toBe(table)
+        expect(Buffer.byteLength(expiry[0]!.name)).toBeLessThanOrEqual(63)
+        yield* Effect.scoped(build({ tableName: `${schema}.${table}` })) // idempotent
+        expect(yield* sql.unsafe(`SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, [schema, table]))
+          .toHaveLength(2)
+      }))
+
+    it.effect("a schema that does not exist is InvalidConfig, with or without createTable", () =>
+      Effect.gen(function*() {
+        for (const createTable of [true, false]) {
+          const error = yield* Effect.flip(Effect.scoped(build({ tableName: "no_such_schema.sessions", createTable })))
+          expect(error).toMatchObject({ _tag: "InvalidConfig", option: "tableName" })
+          expect(error.message).toContain(`schema "no_such_schema" does not exist`)
+        }
+      }))
+
+    it.effect("a table created by version 0.1 is upgraded in place at start-up, keeping its sessions", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const tableName = (yield* TestSchema).table()
+        // The 0.1 schema, and a session written the way 0.1 wrote it.
+        yield* sql.unsafe(`CREATE TABLE ${tableName} (
+          id bytea PRIMARY KEY, value text NOT NULL, expires_at timestamptz NOT NULL,
+          created_at timestamptz NOT NULL, version bigint NOT NULL DEFAULT 0)`)
+        yield* sql.unsafe(`CREATE INDEX ON ${tableName} (expires_at)`)
+        const key = SessionKey.generate()
+        yield* sql.unsafe(
+          `INSERT INTO ${tableName} (id, value, expires_at, created_at) VALUES ($1, 'from 0.1', to_timestamp(4102444800), to_timestamp(0))`,
+          [SessionKey.hash(key)]
+        )
+        const refused = yield* Effect.flip(Effect.scoped(build({ tableName, createTable: false })))
+        expect(refused).toMatchObject({ _tag: "InvalidConfig", option: "createTable" })
+        expect(refused.message).toContain(`ADD COLUMN IF NOT EXISTS rotated boolean NOT NULL DEFAULT false`)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const s = yield* build({ tableName })
+          expect(yield* s.get(key)).toMatchObject({ value: "from 0.1", rotated: false })
+          expect(yield* s.modify(key, (v) => v + ", upgraded")).toBe("from 0.1, upgraded")
+          const rotation = yield* s.rotate(key, (v) => v)
+          expect((yield* s.get(rotation.key)).value).toBe("from 0.1, upgraded")
+        }))
+        yield* Effect.scoped(build({ tableName, createTable: false })) // now complete
+        const ddl = yield* PgSessionStore.schemaSql({ tableName })
+        expect(ddl).toContain("rotated boolean NOT NULL DEFAULT false")
+      }))
+
+    it.effect("inside the app's transaction, store writes join it: a rollback undoes them", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const tableName = (yield* TestSchema).table()
+        yield* Effect.scoped(Effect.gen(function*() {
+          const s = yield* build({ tableName, cleanupInterval: 0 })
+          const key = yield* s.generate({ value: "0" })
+          const rolledBack = yield* Effect.flip(sql.withTransaction(Effect.gen(function*() {
+            yield* s.modify(key, (n) => `${Number(n) + 1}`)
+            yield* s.set(key, "set in the transaction")
+            yield* s.generate({ value: "created in the transaction" })
+            expect((yield* s.get(key)).value).toBe("set in the transaction") // seen inside
+            return yield* Effect.fail("roll back")
+          })))
+          expect(rolledBack).toBe("roll back")
+          expect((yield* s.get(key)).value).toBe("0")
+          const rows = yield* sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM ${tableName}`)
+          expect(rows[0]!.n).toBe(1)
+          // Committed, the same writes stay; concurrent writes from outside the transaction are not carried into it.
+          yield* sql.withTransaction(s.modify(key, (n) => `${Number(n) + 1}`))
+          yield* Effect.forEach([1, 2, 3], () => s.modify(key, (n) => `${Number(n) + 1}`), { concurrency: 3 })
+          expect((yield* s.get(key)).value).toBe("4")
+        }))
+      }))
+
     it.effect("an unknown durability is InvalidConfig", () =>
       Effect.gen(function*() {
         const tableName = (yield* TestSchema).table()
