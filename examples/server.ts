@@ -49,7 +49,7 @@ const Store = Layer.unwrapEffect(Effect.map(
 
 // 5. Layers build bottom-up: store and settings first, then the server opens its port, then it serves.
 const Main = HttpServer.serve(app).pipe(
-  Layer.provide(NodeHttpServer.layer(createServer, { port: 3001 })),
+  Layer.provide(NodeHttpServer.layer(createServer, { port: Number(process.env.PORT ?? 3001) })),
   Layer.provide(AppSession.layer({ idleTimeout: "30 minutes", absoluteTimeout: "1 day" })),
   Layer.provide(Store)
 )

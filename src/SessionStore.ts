@@ -313,9 +313,14 @@ export const make = <E>(
     const scope = yield* Effect.scope
     const logFailure = FailureLog.make("effect-session/SessionStore")
 
-    /** Bounds an operation by the deadline; when it passes, the operation is interrupted (its connection discarded). */
-    const deadline = (operation: string) =>
-      Effect.timeoutFail({
+    /**
+     * Bounds an operation by the deadline; when it passes, the operation is interrupted (its connection discarded).
+     * The operation is made interruptible: callers often run in uninterruptible regions (an HTTP server runs its
+     * middleware and pre-response handlers so), where a timeout would otherwise wait for the very call it bounds.
+     * The caller itself stays as protected as it was.
+     */
+    const deadline = (operation: string) => <A, E2>(effect: Effect.Effect<A, E2>) =>
+      Effect.timeoutFail(Effect.interruptible(effect), {
         duration: config.timeout,
         onTimeout: () =>
           new SessionStoreError({

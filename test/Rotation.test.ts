@@ -20,7 +20,7 @@ const staleTimeout = 3_000
 /** Serves the test app on a fresh table; returns the table's name. */
 const serve = Effect.gen(function*() {
   const tableName = (yield* TestSchema).table()
-  yield* serveApp({ staleTimeout }).pipe(Effect.provide(PgSessionStore.layer({ tableName, cleanupInterval: 0 })))
+  yield* serveApp({ staleTimeout }).pipe(Effect.provide(yield* Layer.build(PgSessionStore.layer({ tableName, cleanupInterval: 0 }))))
   return tableName
 })
 

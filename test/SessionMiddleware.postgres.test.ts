@@ -10,7 +10,7 @@ import { Barrier, serveApp } from "./support/testApp.js"
 /** Serves the test app on a fresh PostgreSQL table; returns the table's name. */
 const serveOnTable = Effect.gen(function*() {
   const tableName = (yield* TestSchema).table()
-  yield* serveApp().pipe(Effect.provide(PgSessionStore.layer({ tableName, cleanupInterval: 0 })))
+  yield* serveApp().pipe(Effect.provide(yield* Layer.build(PgSessionStore.layer({ tableName, cleanupInterval: 0 }))))
   return tableName
 })
 

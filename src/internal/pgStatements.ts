@@ -55,7 +55,8 @@ export const statements = (t: string, table: string, durability: "full" | "relax
     schemaExists: `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS present`,
     tableColumns: `SELECT attname::text AS name FROM pg_attribute
     WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`,
-    tableIndexes: `SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indrelid = to_regclass($1)`,
+    tableIndexes: `SELECT c.relname::text AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    WHERE i.indrelid = to_regclass($1)`,
     persistence: `SELECT relpersistence AS persistence FROM pg_class WHERE oid = to_regclass($1)`,
     setPersistence: `ALTER TABLE ${t} SET ${durability === "unlogged" ? "UNLOGGED" : "LOGGED"}`,
     find: `SELECT value, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_at, version::text AS version,

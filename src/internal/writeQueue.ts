@@ -239,7 +239,8 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
         }
         const fresh: Array<Job> = [job]
         queues.set(key, fresh)
-        return Effect.asVoid(Effect.forkIn(drain(key, id, fresh, from), scope))
+        // Interruptible whatever the submitter's region, so that deadlines act and the store's scope can stop it.
+        return Effect.asVoid(Effect.forkIn(Effect.interruptible(drain(key, id, fresh, from)), scope))
       })
   }
 }
