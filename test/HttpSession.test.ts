@@ -57,6 +57,24 @@ describe("HttpSession (the Session_cohttp parallel)", () => {
       expect(replaced.key).not.toBe(key)
     }).pipe(Effect.provide(Store)))
 
+  it.effect("rotate: a new key with the (new) value; the old key reads as before, refuses writes, then is gone", () =>
+    Effect.gen(function*() {
+      const before = yield* HttpSession.generate({ expiry: "1 hour" }, "anonymous")
+      const after = yield* HttpSession.rotate({ value: "logged in", expiry: "2 hours", staleTimeout: "5 seconds" }, before)
+      expect(after).toMatchObject({ value: "logged in", modified: true })
+      expect(after.key).not.toBe(before.key)
+      expect(Duration.toMillis(after.expiryPeriod)).toBe(7_200_000)
+      expect(HttpSession.toCookieHeaders("sid", after)["set-cookie"]).toContain(`sid=${after.key};`)
+      expect(yield* HttpSession.ofKey(before.key)).toMatchObject({ value: "anonymous" })
+      expect((yield* Effect.flip(HttpSession.set({ value: "hijack" }, before)))._tag).toBe("Rotated")
+      expect((yield* Effect.flip(HttpSession.rotate({ value: "again" }, before)))._tag).toBe("Rotated")
+      yield* TestClock.adjust("6 seconds")
+      expect((yield* Effect.flip(HttpSession.ofKey(before.key)))._tag).toBe("Expired")
+      expect((yield* HttpSession.ofKey(after.key)).value).toBe("logged in")
+      const kept = yield* HttpSession.rotate({}, after)
+      expect(kept.value).toBe("logged in")
+    }).pipe(Effect.provide(Store)))
+
   it.effect("set changes value and expiry (or only the expiry) and marks the session modified", () =>
     Effect.gen(function*() {
       const loaded = yield* Effect.flatMap(HttpSession.generate({}, "a"), (s) => HttpSession.ofKey(s.key))

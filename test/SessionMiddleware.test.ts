@@ -1,6 +1,7 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, Ref, TestClock } from "effect"
+import { HttpServer, HttpServerResponse } from "@effect/platform"
 import { SessionKey, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
 import { Barrier, CountingMemoryStore, serveApp as serve, StoreCalls, TestSession } from "./support/testApp.js"
@@ -194,6 +195,34 @@ describe("SessionMiddleware over HTTP", () => {
       expect(failed.status).toBe(500)
       expect(sessionCookie(failed.setCookie)).toBeDefined()
       expect(json((yield* browser.get("/peek")).body).data.user).toBe("written before the failure")
+    }).pipe(provide))
+
+  it.effect("a defect while saving is answered 500 and logged in one line, never a hung request", () =>
+    Effect.gen(function*() {
+      const logged: Array<string> = []
+      let replaying = false
+      const app = Effect.gen(function*() {
+        const session = yield* TestSession
+        yield* session.update((data) => {
+          if (replaying) throw new Error("a bug in an update function")
+          return { ...data, visits: data.visits + 1 }
+        })
+        replaying = true // the save replays the update onto the stored value: it throws there
+        return HttpServerResponse.text("handled")
+      })
+      yield* HttpServer.serveEffect(TestSession.middleware(app)).pipe(
+        Effect.provide(TestSession.layer()),
+        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(`${message}`))))
+      )
+      const browser = yield* makeBrowser
+      replaying = false
+      const created = yield* browser.get("/")
+      expect(created.status).toBe(200) // a new session stores the local result: no replay
+      replaying = false
+      const failed = yield* browser.get("/")
+      expect(failed.status).toBe(500)
+      expect(failed.body).toBe("Internal Server Error")
+      expect(logged).toEqual([expect.stringMatching(/^session save \(defect\) failed: /)])
     }).pipe(provide))
 
   describe("bad cookies are no session: never a 500, never a store call", () => {

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Proves the install as a new user would do it: packs the library, makes a throwaway npm project, runs the README's
+# install command verbatim (the tarball in place of the name), checks that one copy of effect is installed,
+# type-checks a strict program (NodeNext, no skipLibCheck) and runs it against the PostgreSQL server with PGlite
+# absent; then installs the embedded engine's optional peers as the README says and runs that entry too.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+: "${DATABASE_URL:=postgres://postgres@127.0.0.1:5432/test}"
+export DATABASE_URL
+
+tarball="$(cd "$repo" && npm pack --silent | tail -n 1)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work" "$repo/$tarball"' EXIT
+cp "$repo"/.ci/consumer/* "$work"/
+cd "$work"
+npm init -y >/dev/null
+npm pkg set type=module >/dev/null
+
+readme_command() { grep -m1 "^$1" "$repo/README.md" || { echo "README has no line starting with: $1" >&2; exit 1; }; }
+install="$(readme_command 'npm install effect-session ')"
+echo "README: $install"
+eval "${install/effect-session /$repo/$tarball } --no-audit --no-fund"
+# Tools of the consumer's own, not the library's.
+npm install -D --no-audit --no-fund typescript@~5.9.3 @types/node@~20.19.43 >/dev/null
+
+copies="$(find node_modules \( -path 'node_modules/effect/package.json' -o -path '*/node_modules/effect/package.json' \) | wc -l)"
+npm ls effect >/dev/null
+echo "copies of effect installed: $copies"
+test "$copies" -eq 1
+test ! -e node_modules/@electric-sql/pglite
+
+npx tsc -p tsconfig.json
+node out/main.js
+
+# Every TypeScript block of the README, type-checked as a consumer would write it.
+awk '/^```ts$/ { n++; out = sprintf("readme-%d.ts", n); next } /^```$/ { out = ""; next } out != "" { print > out }' "$repo/README.md"
+printf '{ "extends": "./tsconfig.json", "compilerOptions": { "noEmit": true }, "files": [%s] }\n' \
+  "$(ls readme-*.ts | sed 's/.*/"&"/' | paste -sd, -)" > tsconfig.readme.json
+echo "README TypeScript blocks: $(ls readme-*.ts | wc -l)"
+npx tsc -p tsconfig.readme.json
+
+# Older module resolution (node10) finds the types through `types` and `typesVersions`.
+cat > node10.ts <<'TS'
+import type { SessionStore } from "effect-session"
+import type { SessionConflict } from "effect-session/SessionMiddleware"
+export type Checked = [SessionStore.Service, SessionConflict]
+TS
+printf '{ "compilerOptions": { "module": "commonjs", "moduleResolution": "node10", "strict": true, "noEmit": true, "skipLibCheck": true, "lib": ["ES2022", "DOM"], "types": ["node"] }, "files": ["node10.ts"] }\n' > tsconfig.node10.json
+npx tsc -p tsconfig.node10.json
+echo "node10 resolution: types found"
+
+embedded="$(readme_command 'npm install @electric-sql/pglite')"
+echo "README: $embedded"
+eval "$embedded --no-audit --no-fund"
+npx tsc -p tsconfig.embedded.json
+node out/embedded.js

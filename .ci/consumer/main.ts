@@ -1,0 +1,59 @@
+/**
+ * A consumer of the packed library, installed as the README says, with PGlite absent: the root entry and the
+ * subpath entries it needs, type-checked strictly and run against the PostgreSQL server in DATABASE_URL.
+ */
+import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Config, Effect, Layer, Schema } from "effect"
+import { PgSessionStore, SessionMiddleware, SessionStore } from "effect-session"
+import * as SessionKey from "effect-session/SessionKey"
+import { SessionConflict } from "effect-session/SessionMiddleware"
+import { existsSync } from "node:fs"
+
+class AppSession extends SessionMiddleware.Tag<AppSession>()("AppSession", {
+  schema: Schema.Struct({ visits: Schema.Number }),
+  initial: { visits: 0 }
+}) {}
+
+const app = HttpRouter.empty.pipe(
+  HttpRouter.get("/", Effect.gen(function*() {
+    const session = yield* AppSession
+    yield* session.update((s) => ({ visits: s.visits + 1 }))
+    return HttpServerResponse.text(String((yield* session.get).visits))
+  })),
+  HttpRouter.use(AppSession.middleware)
+)
+
+const program = Effect.gen(function*() {
+  const store = yield* SessionStore.SessionStore
+  const key = yield* store.generate({ value: "hello", expiry: "1 minute" })
+  if (!SessionKey.isSessionKey(key) || (yield* store.get(key)).value !== "hello") throw new Error("store round trip")
+  const rotation = yield* store.rotate(key, (v) => v + "!")
+  if ((yield* Effect.flip(store.set(key, "x")))._tag !== "Rotated") throw new Error("rotated key accepted a write")
+
+  yield* HttpServer.serveEffect(app)
+  const client = yield* HttpClient.HttpClient
+  const first = yield* client.get("/")
+  const cookie = first.headers["set-cookie"]
+  const second = yield* client.get("/", { headers: { cookie: String(cookie).split(";")[0]! } })
+  if ((yield* second.text) !== "2") throw new Error("session not kept across requests")
+  const conflict: SessionConflict = new SessionConflict({ reason: "Rotated" })
+  console.log(`consumer OK: rotated to ${rotation.key.slice(0, 4)}…, ${conflict._tag} typed, PGlite installed: ${
+    existsSync("node_modules/@electric-sql/pglite")
+  }`)
+})
+
+const Store = PgSessionStore.layerPoolConfig({
+  url: Config.redacted("DATABASE_URL"),
+  tableName: Config.succeed("consumer_sessions")
+})
+
+program.pipe(
+  Effect.provide(Layer.mergeAll(NodeHttpServer.layerTest, AppSession.layer())),
+  Effect.provide(Store),
+  Effect.scoped,
+  Effect.runPromise
+).catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
