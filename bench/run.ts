@@ -27,6 +27,7 @@ if (!process.env.DATABASE_URL && !(await reachable(databaseUrl()))) {
   const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 64 })
   await server.start()
   process.env.DATABASE_URL = `postgres://postgres@${server.getServerConn()}/postgres`
+  process.env.BENCH_EMBEDDED = "1"
   process.env.BENCH_SCALE_ROWS ??= "100000"
   embedded = { stop: async () => { await server.stop(); await db.close() } }
   console.log("NOTE: no PostgreSQL server answered, so this run uses the EMBEDDED engine (PGlite, one query at a time).")
@@ -48,6 +49,11 @@ if (wanted("store")) {
   const { runStoreBench } = await import("./store.js")
   summary.store = await runStoreBench()
   writeResult("store", { machine, ...(summary.store as object) })
+}
+if (wanted("hot")) {
+  const { runHotBench } = await import("./hot.js")
+  summary.hot = await runHotBench()
+  writeResult("hot", { machine, ...(summary.hot as object) })
 }
 if (wanted("http")) {
   const { runHttpBench } = await import("./http.js")

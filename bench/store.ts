@@ -7,10 +7,10 @@
  *   npx tsx bench/store.ts        (BENCH_SECONDS per cell, default 3; BENCH_ROWS, default 100000)
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { writeFileSync } from "node:fs"
+import { rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
@@ -20,7 +20,7 @@ import pg from "pg"
 import { statements } from "../src/internal/pgStatements.js"
 import { PgSessionStore, SessionStore } from "../src/index.js"
 import { keyOf, keySql, missingKey, sampleValue } from "./lib/keys.js"
-import { databaseUrl, describeMachine, printTable, writeResult } from "./lib/machine.js"
+import { databaseUrl, describeMachine, embedded, printTable, writeResult } from "./lib/machine.js"
 import { interleaved, measureEffect, measurePromise, type Stats } from "./lib/measure.js"
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
@@ -69,7 +69,16 @@ const prepare = async (admin: pg.Client) => {
 type Runner = (op: Op, concurrency: number) => Promise<Stats>
 
 // ---------- effect-session ----------
-const effectRunner = (tableName: string, durability: "full" | "relaxed" | "unlogged"): Runner => (op, concurrency) => {
+/** On the pool the library builds (`layerPool`, the fast path), or on a `PgClient.layer` of the app's own. */
+const storeLayer = (tableName: string, durability: "full" | "relaxed" | "unlogged", path: "pool" | "client") => {
+  const options = { tableName, durability, cleanupInterval: 0 } as const
+  const url = Redacted.make(databaseUrl())
+  return path === "pool"
+    ? PgSessionStore.layerPool({ ...options, url, maxConnections: POOL, preparedStatements: !embedded() })
+    : PgSessionStore.layer(options).pipe(Layer.provide(PgClient.layer({ url, maxConnections: POOL })))
+}
+
+const effectRunner = (tableName: string, durability: "full" | "relaxed" | "unlogged", path: "pool" | "client" = "pool"): Runner => (op, concurrency) => {
   const program = Effect.gen(function*() {
     const store = yield* SessionStore.SessionStore
     const ops: Record<Op, (i: number) => Effect.Effect<unknown, unknown>> = {
@@ -82,12 +91,7 @@ const effectRunner = (tableName: string, durability: "full" | "relaxed" | "unlog
     }
     return yield* measureEffect(concurrency, SECONDS, ops[op])
   })
-  return program.pipe(
-    Effect.provide(PgSessionStore.layer({ tableName, durability, cleanupInterval: 0 })),
-    Effect.provide(PgClient.layer({ url: Redacted.make(databaseUrl()), maxConnections: POOL })),
-    Effect.scoped,
-    Effect.runPromise
-  )
+  return program.pipe(Effect.provide(storeLayer(tableName, durability, path)), Effect.scoped, Effect.runPromise)
 }
 
 // ---------- diagnostic: bare @effect/sql-pg running our get SQL, no store logic ----------
@@ -107,24 +111,26 @@ const bareEffectSqlRunner = (tableName: string): Runner => (op, concurrency) => 
 // ---------- raw pg, named prepared statements, same SQL ----------
 const rawRunner = (pool: pg.Pool): Runner => {
   const q = statements(`"${TABLES.raw}"`, TABLES.raw, "full")
+  // The embedded engine shares one session between connections: names would collide there.
+  const named = <A extends { name: string }>(query: A) => embedded() ? { ...query, name: undefined } : query
   const find = (key: string) =>
-    pool.query<{ value: string; expires_at: number; version: string }>({ name: "find", text: q.find, values: [hash(key)] })
+    pool.query<{ value: string; expires_at: number; version: string }>(named({ name: "find", text: q.find, values: [hash(key)] }))
   const ops: Record<Op, (i: number) => Promise<unknown>> = {
     "get (hit)": () => find(keyOf(randomRow())),
     "get (miss)": () => find(missingKey()),
     set: (i) => {
       const now = Date.now()
-      return pool.query({ name: "upsert", text: q.upsert, values: [hash(keyOf(randomRow())), sampleValue(i), now + WEEK, now] })
+      return pool.query(named({ name: "upsert", text: q.upsert, values: [hash(keyOf(randomRow())), sampleValue(i), now + WEEK, now] }))
     },
     generate: (i) => {
       const now = Date.now()
-      return pool.query({ name: "insert", text: q.insert, values: [hash(missingKey()), sampleValue(i), now + WEEK, now] })
+      return pool.query(named({ name: "insert", text: q.insert, values: [hash(missingKey()), sampleValue(i), now + WEEK, now] }))
     },
     modify: async (i) => {
       const id = hash(keyOf(randomRow()))
-      const { rows } = await pool.query<{ version: string }>({ name: "find", text: q.find, values: [id] })
+      const { rows } = await pool.query<{ version: string }>(named({ name: "find", text: q.find, values: [id] }))
       const now = Date.now()
-      return pool.query({ name: "cas", text: q.compareAndSet, values: [id, rows[0]!.version, sampleValue(i), null, now] })
+      return pool.query(named({ name: "cas", text: q.compareAndSet, values: [id, rows[0]!.version, sampleValue(i), null, now] }))
     },
     "mix 90/10": (i) => i % 10 === 0 ? ops.set(i) : ops["get (hit)"](i)
   }
@@ -167,12 +173,18 @@ const pgbench = (op: "get (hit)" | "set", concurrency: number) => {
   const sql = op === "get (hit)"
     ? q.find.replace("$1", id)
     : q.upsert.replace("$1", id).replace("$2", `repeat('x', ${sampleValue(1).length})`).replace(/to_timestamp\(\$3::float8 \/ 1000\)/, "now() + interval '7 days'").replace(/to_timestamp\(\$4::float8 \/ 1000\)/, "now()")
-  const file = join(tmpdir(), `effect-session-pgbench-${op === "set" ? "set" : "get"}.sql`)
+  const file = join(tmpdir(), `effect-session-pgbench-${process.pid}-${op === "set" ? "set" : "get"}.sql`)
   writeFileSync(file, `\\set n random(1, ${ROWS})\n${sql.replace(/\s+/g, " ")};\n`)
-  const out = execFileSync("pgbench", [
-    "-n", "-M", "prepared", "-c", String(concurrency), "-j", String(Math.min(concurrency, 2)),
-    "-T", String(SECONDS), "-f", file, databaseUrl()
-  ], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+  let out: string
+  try {
+    out = execFileSync("pgbench", [
+      "-n", "-M", "prepared", "-c", String(concurrency), "-j", String(Math.min(concurrency, 2)),
+      // pgbench takes whole seconds; BENCH_SECONDS may be fractional.
+      "-T", String(Math.max(1, Math.round(SECONDS))), "-f", file, databaseUrl()
+    ], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+  } finally {
+    rmSync(file, { force: true })
+  }
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1])
   const latency = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1])
   return { opsPerSec: tps, avgLatencyMs: latency }
@@ -195,6 +207,7 @@ export const runStoreBench = async () => {
   const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL })
   const runners: Array<[string, Runner, ReadonlyArray<Op>]> = [
     ["effect-session", effectRunner(TABLES.effect, "full"), OPS],
+    ["effect-session on PgClient.layer", effectRunner(TABLES.effect, "full", "client"), ["get (hit)", "set"]],
     ["raw pg", rawRunner(pool), OPS],
     ["connect-pg-simple", cpsRunner(pool), OPS],
     ["@effect/sql-pg alone, same SQL", bareEffectSqlRunner(TABLES.effect), ["get (hit)", "get (miss)"]],
@@ -210,12 +223,14 @@ export const runStoreBench = async () => {
     }
   }
   const ceiling: Array<{ op: string; concurrency: number; opsPerSec: number; avgLatencyMs: number }> = []
-  if (hasPgbench()) {
+  if (embedded()) {
+    console.log("the embedded engine: no pgbench ceiling row (pgbench needs a server)")
+  } else if (hasPgbench()) {
     for (const concurrency of CONCURRENCY) {
       for (const op of ["get (hit)", "set"] as const) ceiling.push({ op, concurrency, ...pgbench(op, concurrency) })
     }
   } else {
-    console.log("pgbench is not installed: no database ceiling row (apt-get install postgresql-client)")
+    console.log("pgbench is not installed: the ceiling row is skipped (apt-get install postgresql-client to add it)")
   }
   await pool.end()
   await admin.end()

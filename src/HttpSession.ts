@@ -20,6 +20,7 @@ import { SessionStore } from "./SessionStore.js"
  * operations return the updated record.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface HttpSession {
   readonly key: SessionKey.SessionKey
@@ -35,6 +36,7 @@ export interface HttpSession {
  * persistent cookie whose `Max-Age` is the session's expiry period (`discard: true` makes a browser-session cookie).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface CookieOptions {
   readonly discard?: boolean | undefined
@@ -56,6 +58,7 @@ const periodOf = (store: SessionStore["Type"], expiry: Duration.DurationInput | 
  * Fetches the live session for `key` (`of_key`).
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const ofKey = (
   key: string
@@ -73,6 +76,7 @@ export const ofKey = (
  * cookie is absent (or duplicated, or not a well-formed key: such a cookie is ignored without touching the store).
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const ofHeader = (
   cookieName: string,
@@ -87,6 +91,7 @@ export const ofHeader = (
  * Allocates a new session holding `value` (`generate`); it is `modified`, so its cookie will be sent.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const generate = (
   options: { readonly expiry?: Duration.DurationInput | undefined },
@@ -103,6 +108,7 @@ export const generate = (
  * (`of_header_or_create`).
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const ofHeaderOrCreate = (
   options: { readonly expiry?: Duration.DurationInput | undefined },
@@ -126,6 +132,7 @@ export const ofHeaderOrCreate = (
  * `modified` set, so `toCookieHeaders` tells the client to delete the cookie.
  *
  * @since 0.1.0
+ * @category operations
  */
 export const clear = (session: HttpSession): Effect.Effect<HttpSession, SessionStoreError, SessionStore> =>
   Effect.flatMap(SessionStore, (store) =>
@@ -136,6 +143,7 @@ export const clear = (session: HttpSession): Effect.Effect<HttpSession, SessionS
  * `expiry` the store's default period applies.
  *
  * @since 0.1.0
+ * @category operations
  */
 export const set = (
   options: { readonly expiry?: Duration.DurationInput | undefined; readonly value?: string | undefined },
@@ -191,6 +199,7 @@ export const rotate = (
  * `Max-Age=0` once cleared, no `Max-Age` when `discard`), and `Vary: Cookie` always.
  *
  * @since 0.1.0
+ * @category headers
  */
 export const toCookieHeaders = (
   cookieName: string,
@@ -209,6 +218,7 @@ export const toCookieHeaders = (
  * Headers that tell the client to delete the session cookie (`clear_hdrs`).
  *
  * @since 0.1.0
+ * @category headers
  */
 export const clearHeaders = (
   options: { readonly path?: string | undefined; readonly domain?: string | undefined },

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer } from "effect"
+import { Config, type ConfigError, Effect, Layer } from "effect"
 import type { InvalidConfig } from "./SessionError.js"
 import * as SessionStore from "./SessionStore.js"
 
@@ -107,3 +107,24 @@ export const layer = (
   options: SessionStore.Options = {}
 ): Layer.Layer<SessionStore.SessionStore, InvalidConfig> =>
   Layer.scoped(SessionStore.SessionStore, Effect.suspend(() => SessionStore.make(backend(), options)))
+
+/**
+ * {@link layer} with its options read through `Config`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { MemorySessionStore } from "effect-session"
+ *
+ * const Sessions = MemorySessionStore.layerConfig({
+ *   defaultPeriod: Config.duration("SESSION_PERIOD").pipe(Config.withDefault("1 day"))
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<SessionStore.Options>
+): Layer.Layer<SessionStore.SessionStore, InvalidConfig | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

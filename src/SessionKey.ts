@@ -12,13 +12,14 @@ import { createHash, randomBytes } from "node:crypto"
  * A well-formed session key. Obtain one from {@link generate} or {@link parse}.
  *
  * @since 0.1.0
+ * @category models
  */
 export type SessionKey = string & Brand.Brand<"effect-session/SessionKey">
 
-/** Number of random bytes in a key. @since 0.1.0 */
+/** Number of random bytes in a key. @since 0.1.0 @category constants */
 export const byteLength = 32
 
-/** Length of an encoded key in characters. @since 0.1.0 */
+/** Length of an encoded key in characters. @since 0.1.0 @category constants */
 export const encodedLength = 43
 
 // 42 full base64url characters carry 252 bits; the 43rd carries the last 4 bits, so its two low bits are zero.
@@ -28,6 +29,7 @@ const wellFormed = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/
  * Generates a fresh key from the operating system's CSPRNG (never `effect/Random`).
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const generate = (): SessionKey => randomBytes(byteLength).toString("base64url") as SessionKey
 
@@ -36,6 +38,7 @@ export const generate = (): SessionKey => randomBytes(byteLength).toString("base
  * Runs in constant time with respect to the database (it never touches one).
  *
  * @since 0.1.0
+ * @category guards
  */
 export const isSessionKey = (input: string): input is SessionKey =>
   input.length === encodedLength && wellFormed.test(input)
@@ -44,5 +47,6 @@ export const isSessionKey = (input: string): input is SessionKey =>
  * The digest a store keeps in place of the key: `SHA-256(key)`, 32 bytes.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const hash = (key: SessionKey): Uint8Array => createHash("sha256").update(key).digest()

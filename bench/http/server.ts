@@ -15,7 +15,7 @@ import { createServer, type Server } from "node:http"
 import pg from "pg"
 import { statements } from "../../src/internal/pgStatements.js"
 import { PgSessionStore, SessionMiddleware } from "../../src/index.js"
-import { databaseUrl } from "../lib/machine.js"
+import { databaseUrl, embedded } from "../lib/machine.js"
 
 const kind = process.argv[2]
 const announce = (server: Server) => {
@@ -76,7 +76,12 @@ const effectServer = (withSessions: boolean) => {
     Layer.provide(withSessions ? Sessions.layer() : Layer.empty),
     Layer.provide(
       withSessions
-        ? PgSessionStore.layerPool({ url: Redacted.make(databaseUrl()), tableName: "bench_http_effect", maxConnections: 10 })
+        ? PgSessionStore.layerPool({
+          url: Redacted.make(databaseUrl()),
+          tableName: "bench_http_effect",
+          maxConnections: 10,
+          preparedStatements: !embedded()
+        })
         : Layer.empty
     ),
     Layer.tap(() => Effect.sync(() => announce(server)))

@@ -6,6 +6,9 @@ import pg from "pg"
 
 export const databaseUrl = () => process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/test"
 
+/** Whether this run uses the embedded engine (set by bench/run.ts): one shared session, no prepared statement names. */
+export const embedded = () => process.env.BENCH_EMBEDDED === "1"
+
 export const describeMachine = async () => {
   const client = new pg.Client({ connectionString: databaseUrl() })
   await client.connect()

@@ -83,7 +83,7 @@ const busy = (client: Pg.PoolClient): boolean => {
 
 /**
  * A pool whose clients, when released with a query still in flight (an interrupted or timed-out query, whatever
- * code ran it), are destroyed instead of going back to the pool.
+ * code ran it) or after failing, are destroyed instead of going back to the pool.
  */
 class DiscardingPool extends Pg.Pool {
   // pg's connect has callback and promise forms; both hand out clients whose release discards busy ones.
@@ -98,10 +98,19 @@ class DiscardingPool extends Pg.Pool {
   }
 }
 
+/**
+ * Hardens a checked-out client: an `error` it emits while out of the pool (its backend terminated, its socket
+ * reset) is caught instead of ending the process, and makes its release discard it; so does a query in flight.
+ */
 const discardWhenBusy = (client: Pg.PoolClient): Pg.PoolClient => {
   const release = client.release
-  client.release = (error?: Error | boolean) =>
-    release(error || (busy(client) ? new Error("released with a query in flight: discarded") : undefined))
+  let failure: Error | undefined
+  const onError = (error: Error) => void (failure = error)
+  client.on("error", onError)
+  client.release = (error?: Error | boolean) => {
+    client.off("error", onError)
+    return release(error || failure || (busy(client) ? new Error("released with a query in flight: discarded") : undefined))
+  }
   return client
 }
 

@@ -11,10 +11,11 @@ import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Redacted } from "effect"
+import { Context, Effect, Fiber, Layer, Logger, Redacted } from "effect"
 import { createServer } from "node:http"
 import pg from "pg"
 import { PgSessionStore, SessionKey, type SessionStore } from "../../src/index.js"
+import * as PgPool from "../../src/internal/pgPool.js"
 import { defaultUrl } from "../support/database.js"
 import * as Load from "../support/load.js"
 import * as TcpProxy from "../support/tcpProxy.js"
@@ -277,6 +278,28 @@ describe("deadlines in the store", () => {
         }
         throw new Error("the timed-out connection is still open")
       })
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live("a connection reset in the middle of a query fails that query only: nothing reaches the process", () =>
+    Effect.gen(function*() {
+      const uncaught: Array<unknown> = []
+      const listener = (error: unknown) => void uncaught.push(error)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => process.on("uncaughtException", listener)),
+        () => Effect.sync(() => process.off("uncaughtException", listener))
+      )
+      const proxy = yield* TcpProxy.make(target)
+      const context = yield* Layer.build(PgPool.layerClient({ url: throughProxy(proxy), maxConnections: 2 }))
+      const { pool } = PgPool.poolOf(Context.get(context, PgClient.PgClient))!
+      const sleeping = yield* Effect.fork(Effect.either(PgPool.query(pool, undefined, "SELECT pg_sleep(5)", [])))
+      yield* Effect.sleep("300 millis") // the query is on the wire
+      proxy.cut() // the socket is reset under a checked-out client
+      const outcome = yield* Fiber.join(sleeping)
+      expect(outcome._tag).toBe("Left")
+      const rows = yield* PgPool.query<{ ok: number }>(pool, undefined, "SELECT 1 AS ok", [])
+      expect(rows).toEqual([{ ok: 1 }])
+      yield* Effect.sleep("200 millis")
+      expect(uncaught).toEqual([])
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
   it.live("server-side lock_timeout: a lock fails the statement in the database before the client deadline", () =>
