@@ -27,9 +27,13 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const ROWS = Number(process.env.BENCH_ROWS ?? 100_000)
 const POOL = 10
-const CONCURRENCY = [1, 16]
-const OPS = ["get (hit)", "get (miss)", "set", "generate", "modify", "mix 90/10"] as const
-type Op = typeof OPS[number]
+const CONCURRENCY = process.env.BENCH_CONCURRENCY ? process.env.BENCH_CONCURRENCY.split(",").map(Number) : [1, 16]
+const ALL_OPS = ["get (hit)", "get (miss)", "set", "generate", "modify", "mix 90/10"] as const
+type Op = typeof ALL_OPS[number]
+/** BENCH_OPS="get (hit),set" runs only those operations. */
+const OPS: ReadonlyArray<Op> = process.env.BENCH_OPS
+  ? ALL_OPS.filter((op) => process.env.BENCH_OPS!.split(",").includes(op))
+  : ALL_OPS
 const WRITES: ReadonlyArray<Op> = ["set", "generate", "modify"]
 const WEEK = 7 * 24 * 3600 * 1000
 

@@ -101,6 +101,8 @@ export const layer = (
       statementTimeout: 0,
       lockTimeout: 0,
       // Every socket connection shares PGlite's one session, so names prepared by one would collide in another.
-      preparedStatements: false
+      preparedStatements: false,
+      // PGlite runs one statement at a time: pipelining gains nothing there.
+      pipelinedReads: 0
     }).pipe(Layer.mapError((cause) => new EmbeddedPostgresError({ cause })))
   }))

@@ -14,8 +14,8 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "@effect/sql"
-import { Config, type ConfigError, Effect, Layer, type Scope } from "effect"
-import { oneOf } from "./internal/options.js"
+import { Cause, Config, type ConfigError, type Context, Effect, Layer, type Scope } from "effect"
+import { durationOption, oneOf } from "./internal/options.js"
 import * as PgPool from "./internal/pgPool.js"
 import { columns, statements } from "./internal/pgStatements.js"
 import { InvalidConfig, SessionStoreError } from "./SessionError.js"
@@ -162,34 +162,45 @@ const init = (
     Effect.catchTag("SqlError", (cause) => Effect.fail(new SessionStoreError({ operation: "init", cause })))
   )
 
-/** Runs one of the store's statements and returns its rows. */
+/** Runs one of the store's statements within the deadline and returns its rows. */
 type Run = <A extends object>(statement: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<A>, unknown>
 
+/** Whether `fiber` runs inside an `@effect/sql` transaction (one context lookup: this is on every statement). */
+const inTransactionOf = (fiber: { readonly currentContext: Context.Context<never> }) =>
+  fiber.currentContext.unsafeMap.has(SqlClient.TransactionConnection.key)
+
 /** Whether the calling fiber runs inside an `@effect/sql` transaction. */
-const inTransaction = Effect.map(Effect.serviceOption(SqlClient.TransactionConnection), (tx) => tx._tag === "Some")
+const inTransaction = Effect.withFiberRuntime<boolean>((fiber) => Effect.succeed(inTransactionOf(fiber)))
 
 /**
- * On a pool this library owns: named prepared statements (unless turned off), straight on the pool; inside the
- * app's transaction, on the transaction's connection, so the statement joins it.
+ * On a pool this library owns: named prepared statements (unless turned off), reads on the pipelined connections
+ * and writes on the pool; inside the app's transaction, on the transaction's connection, so the statement joins it.
  */
-const onPool = (owned: PgPool.OwnedPool, q: Statements, viaClient: Run): Run => {
+const onPool = (owned: PgPool.OwnedPool, q: Statements, viaClient: Run, timeout: number): Run => {
   const names = new Map<string, string | undefined>()
   for (const text of Object.values(q)) {
     if (typeof text === "string") names.set(text, owned.preparedStatements ? PgPool.statementName(text) : undefined)
   }
+  const { pipeline, pool } = owned
   return (statement, params) =>
-    Effect.flatMap(
-      inTransaction,
-      (tx) => tx ? viaClient(statement, params) : PgPool.query(owned.pool, names.get(statement), statement, params)
-    )
+    Effect.withFiberRuntime((fiber) => {
+      if (inTransactionOf(fiber)) return viaClient(statement, params)
+      const name = names.get(statement)
+      return pipeline !== undefined && statement === q.find
+        ? pipeline.query(name, statement, params, timeout)
+        : PgPool.query(pool, name, statement, params, timeout)
+    })
 }
 
 /**
  * On any `PgClient`: through `@effect/sql`, with our column names kept as written whatever `transformResultNames`
  * the app uses. Disconnected, so a deadline returns at once even while the driver cancels the query.
  */
-const onClient = (sql: PgClient.PgClient): Run => (statement, params) =>
-  Effect.disconnect(sql.unsafe<any>(statement, params as Array<never>).withoutTransform)
+const onClient = (sql: PgClient.PgClient, timeout: number): Run => (statement, params) =>
+  Effect.timeoutFail(Effect.interruptible(Effect.disconnect(sql.unsafe<any>(statement, params as Array<never>).withoutTransform)), {
+    duration: timeout,
+    onTimeout: () => new Cause.TimeoutException(`no answer within ${timeout} ms`)
+  })
 
 /**
  * Builds the store on the `PgClient` in context, creating or upgrading the table unless `createTable: false`. On a
@@ -213,9 +224,12 @@ export const make = (
     yield* init(sql, q, target, options)
 
     const owned = PgPool.poolOf(sql)
-    const run = owned === undefined ? onClient(sql) : onPool(owned, q, onClient(sql))
+    const timeout = yield* durationOption("timeout", options.timeout ?? SessionStore.defaults.timeout, 1)
+    const viaClient = onClient(sql, timeout)
+    const run = owned === undefined ? viaClient : onPool(owned, q, viaClient, timeout)
     const backend: SessionStore.Backend<unknown> = {
       inTransaction,
+      enforcesDeadline: true,
       find: (id) =>
         Effect.map(
           run<{ value: string; expires_at: number; version: string; rotated: boolean }>(q.find, [id]),

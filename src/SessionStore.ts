@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Deferred, Duration, Effect, Schedule, type Scope } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Schedule, type Scope } from "effect"
 import * as FailureLog from "./internal/failureLog.js"
 import { durationOption, finiteMillis, positiveInteger } from "./internal/options.js"
 import * as WriteQueue from "./internal/writeQueue.js"
@@ -239,6 +239,12 @@ export interface Backend<E = unknown> {
    * fiber, unqueued, so that they join that transaction (and never carry other callers' writes into it).
    */
   readonly inTransaction?: Effect.Effect<boolean> | undefined
+  /**
+   * Whether every primitive fails within the store's `timeout` on its own (a timer per statement, as
+   * `PgSessionStore` does; or synchronous, as the memory backend). The store then adds no deadline of its own,
+   * which would cost two fibers per call. Default `false`: the store bounds each call.
+   */
+  readonly enforcesDeadline?: boolean | undefined
 }
 
 /**
@@ -319,21 +325,15 @@ export const make = <E>(
      * middleware and pre-response handlers so), where a timeout would otherwise wait for the very call it bounds.
      * The caller itself stays as protected as it was.
      */
+    const timedOut = (operation: string) =>
+      new SessionStoreError({ operation, cause: new Cause.TimeoutException(`no answer within ${config.timeout} ms`) })
     const deadline = (operation: string) => <A, E2>(effect: Effect.Effect<A, E2>) =>
-      Effect.timeoutFail(Effect.interruptible(effect), {
-        duration: config.timeout,
-        onTimeout: () =>
-          new SessionStoreError({
-            operation,
-            cause: new Cause.TimeoutException(`no answer within ${config.timeout} ms`)
-          })
-      })
+      Effect.timeoutFail(Effect.interruptible(effect), { duration: config.timeout, onTimeout: () => timedOut(operation) })
     /** A backend call: its failures become `SessionStoreError`, and it is bounded by the deadline. */
-    const call = <A>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, SessionStoreError> =>
-      effect.pipe(
-        Effect.mapError((cause) => new SessionStoreError({ operation, cause })),
-        deadline(operation)
-      )
+    const call = <A>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, SessionStoreError> => {
+      const mapped = Effect.mapError(effect, (cause) => new SessionStoreError({ operation, cause }))
+      return backend.enforcesDeadline === true ? mapped : deadline(operation)(mapped)
+    }
     const notFound = Effect.fail(new NotFound())
     const expired = Effect.fail(new Expired())
     const rotated = Effect.fail(new Rotated())
@@ -405,10 +405,15 @@ export const make = <E>(
             (inTransaction) =>
               inTransaction ? writes.runAlone(id, queuedJob, known) : writes.submit(id, queuedJob, known)
           )
+        // The caller's deadline is a timer that fails its result (and withdraws the job), not a racing fiber.
+        const timer = setTimeout(() => {
+          queuedJob.abandoned = true
+          Deferred.unsafeDone(result, Exit.fail(timedOut(operation)))
+        }, config.timeout)
         return submit.pipe(
-          Effect.zipRight(deadline(operation)(Deferred.await(result))),
-          Effect.onInterrupt(() => Effect.sync(() => (queuedJob.abandoned = true))),
-          Effect.tapError(() => Effect.sync(() => (queuedJob.abandoned = true)))
+          Effect.zipRight(Deferred.await(result)),
+          Effect.ensuring(Effect.sync(() => clearTimeout(timer))),
+          Effect.onInterrupt(() => Effect.sync(() => (queuedJob.abandoned = true)))
         )
       })
 
@@ -440,20 +445,22 @@ export const make = <E>(
           yield* call("generate", backend.insert(SessionKey.hash(key), value, until, now))
           return key
         }),
-      // The hottest path of an HTTP app: kept free of generators.
+      // The hottest path of an HTTP app: one backend call and one step after it, no generator.
       get: (key) =>
         withId(key, notFound, (id) =>
           Effect.flatMap(
             call("get", backend.find(id)),
             (row) =>
-              Effect.clockWith((clock) => {
+              Effect.clockWith((clock): Effect.Effect<StoredSession, NotFound | Expired> => {
                 const now = clock.unsafeCurrentTimeMillis()
-                return Effect.map(live(row, now), (row): StoredSession => ({
+                if (row === undefined) return notFound
+                if (now > row.expiresAt) return expired
+                return Effect.succeed<StoredSession>({
                   value: row.value,
                   expiresIn: Duration.millis(row.expiresAt - now),
                   revision: revisionOf(id, row.version),
                   rotated: row.rotated
-                }))
+                })
               })
           )),
       set: (key, value, options = {}) =>
