@@ -14,13 +14,14 @@ const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 const SESSIONS = 1000
 const CONNECTIONS = 32
-const SERVERS = (process.env.BENCH_HTTP_SERVERS?.split(",") ?? ["effect-session", "effect-plain", "effect-sql", "effect-sql-ours", "express"]) as ReadonlyArray<ServerKind>
-type ServerKind = "effect-session" | "effect-plain" | "effect-sql" | "effect-sql-ours" | "express"
+const SERVERS = (process.env.BENCH_HTTP_SERVERS?.split(",") ?? ["effect-session", "effect-plain", "effect-sql", "effect-sql-ours", "effect-store-get", "express"]) as ReadonlyArray<ServerKind>
+type ServerKind = "effect-session" | "effect-plain" | "effect-sql" | "effect-sql-ours" | "effect-store-get" | "express"
 const LABEL: Record<ServerKind, string> = {
   "effect-session": "effect-session (SessionMiddleware)",
   "effect-plain": "same server, no sessions (ceiling)",
   "effect-sql": "same server, one SELECT per request (floor)",
   "effect-sql-ours": "same server, the store's SELECT on the session's row",
+  "effect-store-get": "same server, store.get on the owned pool, no middleware",
   express: "express 5 + express-session + connect-pg-simple"
 }
 
@@ -101,7 +102,7 @@ export const runHttpBench = async () => {
     const results: Array<{ route: string; server: ServerKind } & Result> = []
     for (const route of ["/read", "/write"]) {
       // The one-SELECT floor has no writing route.
-      const kinds = SERVERS.filter((k) => route === "/read" || !k.startsWith("effect-sql"))
+      const kinds = SERVERS.filter((k) => route === "/read" || !(k.startsWith("effect-sql") || k === "effect-store-get"))
       const runs = new Map<ServerKind, Array<Result>>(kinds.map((k) => [k, []]))
       for (let round = 0; round < ROUNDS; round++) {
         for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse()) {

@@ -14,7 +14,7 @@ import { createHash } from "node:crypto"
 import { createServer, type Server } from "node:http"
 import pg from "pg"
 import { statements } from "../../src/internal/pgStatements.js"
-import { PgSessionStore, SessionMiddleware } from "../../src/index.js"
+import { PgSessionStore, SessionMiddleware, SessionStore } from "../../src/index.js"
 import { databaseUrl, embedded } from "../lib/machine.js"
 
 const kind = process.argv[2]
@@ -80,7 +80,8 @@ const effectServer = (withSessions: boolean) => {
           url: Redacted.make(databaseUrl()),
           tableName: "bench_http_effect",
           maxConnections: 10,
-          preparedStatements: !embedded()
+          preparedStatements: !embedded(),
+          ...(embedded() ? { pipelinedReads: 0 } : {})
         })
         : Layer.empty
     ),
@@ -113,7 +114,37 @@ const expressServer = () => {
   const server = app.listen(0, "127.0.0.1", () => announce(server))
 }
 
+/** A diagnostic: the store's own get on the fast path (pipelined), without the middleware. */
+const storeGetServer = () => {
+  const routes = HttpRouter.empty.pipe(
+    HttpRouter.post("/login", Effect.flatMap(SessionStore.SessionStore, (store) => store.generate({ value: "bench" })).pipe(
+      Effect.map((key) => HttpServerResponse.text("ok", { headers: { "set-cookie": `session=${key}; Path=/` } }))
+    )),
+    HttpRouter.get("/read", Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const store = yield* SessionStore.SessionStore
+      const key = (request.headers.cookie ?? "").split("=")[1] ?? ""
+      const found = yield* Effect.either(store.get(key))
+      return HttpServerResponse.text(found._tag === "Right" ? found.right.value : "none")
+    }))
+  )
+  const server = createServer()
+  const Main = HttpServer.serve(routes).pipe(
+    Layer.provide(NodeHttpServer.layer(() => server, { port: 0, host: "127.0.0.1" })),
+    Layer.provide(PgSessionStore.layerPool({
+      url: Redacted.make(databaseUrl()),
+      tableName: "bench_http_store",
+      maxConnections: 10,
+      preparedStatements: !embedded(),
+      ...(embedded() ? { pipelinedReads: 0 } : {})
+    })),
+    Layer.tap(() => Effect.sync(() => announce(server)))
+  )
+  NodeRuntime.runMain(Layer.launch(Main as Layer.Layer<never, unknown>))
+}
+
 if (kind === "effect-session") effectServer(true)
+else if (kind === "effect-store-get") storeGetServer()
 else if (kind === "effect-plain") effectServer(false)
 else if (kind === "express") expressServer()
 else if (kind === "effect-sql") effectSqlServer(false)
