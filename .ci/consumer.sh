@@ -32,7 +32,13 @@ test ! -e node_modules/@electric-sql/pglite
 npx tsc -p tsconfig.json
 node out/main.js
 
-# Every TypeScript block of the README, type-checked as a consumer would write it.
+# Every TypeScript block of the README, type-checked as a consumer would write it (after the README's
+# OpenTelemetry install, which its observability example needs).
+telemetry="$(readme_command 'npm install @effect/opentelemetry')"
+echo "README: $telemetry"
+eval "$telemetry --no-audit --no-fund" >/dev/null
+copies="$(find node_modules \( -path 'node_modules/effect/package.json' -o -path '*/node_modules/effect/package.json' \) | wc -l)"
+test "$copies" -eq 1
 awk '/^```ts$/ { n++; out = sprintf("readme-%d.ts", n); next } /^```$/ { out = ""; next } out != "" { print > out }' "$repo/README.md"
 printf '{ "extends": "./tsconfig.json", "compilerOptions": { "noEmit": true }, "files": [%s] }\n' \
   "$(ls readme-*.ts | sed 's/.*/"&"/' | paste -sd, -)" > tsconfig.readme.json

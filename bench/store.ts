@@ -17,8 +17,9 @@ import { promisify } from "node:util"
 import connectPgSimple from "connect-pg-simple"
 import session from "express-session"
 import pg from "pg"
-import { statements } from "../src/internal/pgStatements.js"
-import { PgSessionStore, SessionStore } from "../src/index.js"
+import * as Observability from "../dist/internal/observability.js"
+import { statements } from "../dist/internal/pgStatements.js"
+import { MemorySessionStore, PgSessionStore, SessionStore } from "../dist/index.js"
 import { keyOf, keySql, missingKey, sampleValue } from "./lib/keys.js"
 import { databaseUrl, describeMachine, embedded, printTable, writeResult } from "./lib/machine.js"
 import { interleaved, measureEffect, measurePromise, type Stats } from "./lib/measure.js"
@@ -96,6 +97,16 @@ const effectRunner = (tableName: string, durability: "full" | "relaxed" | "unlog
     return yield* measureEffect(concurrency, SECONDS, ops[op])
   })
   return program.pipe(Effect.provide(storeLayer(tableName, durability, path)), Effect.scoped, Effect.runPromise)
+}
+
+/** The same runner with the library's spans and metrics switched off: what instrumentation costs (no tracer installed). */
+const uninstrumented = (runner: Runner): Runner => async (op, concurrency) => {
+  Observability.setEnabled(false)
+  try {
+    return await runner(op, concurrency)
+  } finally {
+    Observability.setEnabled(true)
+  }
 }
 
 // ---------- diagnostic: bare @effect/sql-pg running our get SQL, no store logic ----------
@@ -203,6 +214,38 @@ const hasPgbench = () => {
   }
 }
 
+/**
+ * What the library's spans and metrics cost with no tracer installed, where it can be resolved: CPU only (the
+ * in-memory backend), get and modify at concurrency 16, 9 interleaved rounds of 1 s, medians. On the database the
+ * machine's noise is larger than the effect.
+ */
+const instrumentationCost = () =>
+  Effect.gen(function*() {
+    const store = yield* SessionStore.make(MemorySessionStore.backend(), { cleanupInterval: 0 })
+    const keys = yield* Effect.forEach(Array.from({ length: 1000 }), (_, i) => store.generate({ value: sampleValue(i) }))
+    const key = () => keys[Math.floor(Math.random() * keys.length)]!
+    const ops = { get: () => store.get(key()), modify: () => store.modify(key(), (v) => v) }
+    const rows: Array<{ op: string; "ops/s with": number; "ops/s without": number; "with / without": number }> = []
+    for (const [op, run] of Object.entries(ops)) {
+      const rates = { on: [] as Array<number>, off: [] as Array<number> }
+      for (let round = 0; round < 9; round++) {
+        for (const on of round % 2 === 0 ? [true, false] : [false, true]) {
+          Observability.setEnabled(on)
+          rates[on ? "on" : "off"].push((yield* measureEffect(16, 1, run)).opsPerSec)
+        }
+      }
+      Observability.setEnabled(true)
+      const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+      rows.push({
+        op,
+        "ops/s with": Math.round(median(rates.on)),
+        "ops/s without": Math.round(median(rates.off)),
+        "with / without": median(rates.on) / median(rates.off)
+      })
+    }
+    return rows
+  }).pipe(Effect.scoped, Effect.runPromise)
+
 export const runStoreBench = async () => {
   console.log(`\n## Store level: ${ROWS} live sessions per table, pool ${POOL}, ${ROUNDS} interleaved rounds of ${SECONDS}s per cell, ${databaseUrl().replace(/:[^:@/]*@/, ":***@")}\n`)
   const admin = new pg.Client({ connectionString: databaseUrl() })
@@ -212,6 +255,7 @@ export const runStoreBench = async () => {
   const runners: Array<[string, Runner, ReadonlyArray<Op>]> = [
     ["effect-session", effectRunner(TABLES.effect, "full"), OPS],
     ["effect-session on PgClient.layer", effectRunner(TABLES.effect, "full", "client"), ["get (hit)", "set"]],
+    ["effect-session, no spans or metrics", uninstrumented(effectRunner(TABLES.effect, "full")), ["get (hit)", "set"]],
     ["raw pg", rawRunner(pool), OPS],
     ["connect-pg-simple", cpsRunner(pool), OPS],
     ["@effect/sql-pg alone, same SQL", bareEffectSqlRunner(TABLES.effect), ["get (hit)", "get (miss)"]],
@@ -259,11 +303,24 @@ export const runStoreBench = async () => {
     }
   })
   printTable(rows)
+  const instrumentation = results
+    .filter((r) => r.impl === "effect-session, no spans or metrics")
+    .map((off) => {
+      const on = find(off.op, off.concurrency, "effect-session")!
+      return { op: off.op, conc: off.concurrency, "with / without spans and metrics": on.opsPerSec / off.opsPerSec }
+    })
+  if (instrumentation.length > 0) {
+    console.log("\nSpans and metrics, no tracer installed, on the database (1.00 = nothing; within this machine's noise):")
+    printTable(instrumentation)
+  }
+  const cpu = await instrumentationCost()
+  console.log("\nSpans and metrics, no tracer installed, CPU only (in-memory backend, medians of 9 interleaved rounds):")
+  printTable(cpu)
   if (ceiling.length > 0) {
     console.log("\npgbench (prepared, same SQL; the database's ceiling on this machine):")
     printTable(ceiling.map((c) => ({ op: c.op, conc: c.concurrency, "ops/s": Math.round(c.opsPerSec), "avg ms": c.avgLatencyMs })))
   }
-  return { rows: ROWS, pool: POOL, seconds: SECONDS, rounds: ROUNDS, results, ceiling, table: rows }
+  return { rows: ROWS, pool: POOL, seconds: SECONDS, rounds: ROUNDS, results, ceiling, instrumentation, instrumentationCpu: cpu, table: rows }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

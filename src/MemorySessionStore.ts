@@ -28,6 +28,7 @@ export const backend = (): SessionStore.Backend<never> => {
   const live = (entry: Entry | undefined, now: number): entry is Entry =>
     entry !== undefined && !entry.rotated && now <= entry.expiresAt
   return {
+    name: "memory",
     // Every primitive is synchronous: it cannot outlive a deadline.
     enforcesDeadline: true,
     find: (id) =>

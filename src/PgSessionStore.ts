@@ -228,6 +228,7 @@ export const make = (
     const viaClient = onClient(sql, timeout)
     const run = owned === undefined ? viaClient : onPool(owned, q, viaClient, timeout)
     const backend: SessionStore.Backend<unknown> = {
+      name: "postgres",
       inTransaction,
       enforcesDeadline: true,
       find: (id) =>

@@ -16,6 +16,9 @@
  */
 import {
   Cookies,
+  HttpApiMiddleware,
+  HttpApiSchema,
+  HttpLayerRouter,
   type HttpApp,
   HttpApp as App,
   type HttpServerRequest,
@@ -37,6 +40,7 @@ import {
 import * as ChangeLog from "./internal/changeLog.js"
 import * as Envelope from "./internal/envelope.js"
 import * as FailureLog from "./internal/failureLog.js"
+import * as Observability from "./internal/observability.js"
 import { durationOption } from "./internal/options.js"
 import * as Renewal from "./internal/renewal.js"
 import * as RequestState from "./internal/requestState.js"
@@ -45,28 +49,38 @@ import { InvalidConfig } from "./SessionError.js"
 import type * as SessionKey from "./SessionKey.js"
 import * as SessionStore from "./SessionStore.js"
 
+const unavailableMessage = "sessions are temporarily unavailable"
+
 /**
  * The session store could not be reached (or did not answer within its deadline) while loading or saving the
  * session. Handlers can `catchTag` it; otherwise it renders as `503 Service Unavailable` with `Retry-After` (never
- * as a silently empty session).
+ * as a silently empty session). Encoded (in an HttpApi response), it says only that sessions are temporarily
+ * unavailable: the store failure behind it is kept in `cause`, which is never encoded.
  *
  * @since 0.1.0
  * @category errors
  */
 export class SessionUnavailable extends Schema.TaggedError<SessionUnavailable>()("SessionUnavailable", {
-  cause: Schema.Defect
-}) implements HttpServerRespondable.Respondable {
-  override get message() {
-    return "sessions are temporarily unavailable"
+  message: Schema.optionalWith(Schema.Literal(unavailableMessage), { default: () => unavailableMessage })
+}, HttpApiSchema.annotations({ status: 503, description: "Sessions are temporarily unavailable; retry later" }))
+  implements HttpServerRespondable.Respondable
+{
+  /** The error for a store failure, which it keeps as its (never encoded) `cause`. */
+  static because(cause: unknown): SessionUnavailable {
+    const error = new SessionUnavailable()
+    Object.defineProperty(error, "cause", { value: cause, enumerable: false, configurable: true, writable: true })
+    return error
   }
   [HttpServerRespondable.symbol]() {
     return Effect.succeed(unavailableResponse)
   }
 }
 
-const unavailableResponse = HttpServerResponse.text("Service Unavailable: sessions are temporarily unavailable", {
+const retryAfter = { "retry-after": "5", "cache-control": "no-store" }
+
+const unavailableResponse = HttpServerResponse.text(`Service Unavailable: ${unavailableMessage}`, {
   status: 503,
-  headers: { "retry-after": "5", "cache-control": "no-store" }
+  headers: retryAfter
 })
 
 /**
@@ -82,7 +96,9 @@ const unavailableResponse = HttpServerResponse.text("Service Unavailable: sessio
  */
 export class SessionConflict extends Schema.TaggedError<SessionConflict>()("SessionConflict", {
   reason: Schema.Literal("Rotated", "Ended")
-}) implements HttpServerRespondable.Respondable {
+}, HttpApiSchema.annotations({ status: 409, description: "The session changed under the request; nothing was stored" }))
+  implements HttpServerRespondable.Respondable
+{
   override get message() {
     return this.reason === "Rotated"
       ? "this session key was replaced (for example by a login); the change was not applied"
@@ -245,7 +261,51 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.TagCl
     E,
     Exclude<R, Self> | Settings<Self> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest
   >
+  /**
+   * The session as an `HttpApiMiddleware`: `group.middleware(Session.Api)` gives the group's handlers the tag, and
+   * declares `SessionUnavailable` (503) and `SessionConflict` (409) as errors of its endpoints (so they show in
+   * OpenAPI). Implemented by {@link apiLayer}.
+   */
+  readonly Api: HttpApiMiddleware.TagClass<
+    ApiMiddleware<Self>,
+    `${Id}/HttpApi`,
+    {
+      readonly provides: Context.Tag<Self, CurrentSession<A>>
+      readonly failure: typeof ApiErrors
+    }
+  >
+  /** The implementation of {@link Api}; needs the settings layer and a store. */
+  readonly apiLayer: Layer.Layer<ApiMiddleware<Self>, never, Settings<Self> | SessionStore.SessionStore>
+  /**
+   * The session as an `HttpLayerRouter` middleware: provide `Session.routerMiddleware.layer` to routes, and their
+   * handlers can `yield*` the tag.
+   */
+  readonly routerMiddleware: HttpLayerRouter.Middleware<{
+    provides: Self
+    handles: never
+    error: never
+    requires: never
+    layerError: never
+    layerRequires: Settings<Self> | SessionStore.SessionStore
+  }>
 }
+
+/**
+ * The identifier of a session tag's `HttpApiMiddleware`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ApiMiddleware<Self> {
+  readonly [HttpApiMiddleware.TypeId]: {
+    readonly provides: Self
+    readonly failure: SessionUnavailable | SessionConflict
+    readonly failureContext: never
+  }
+}
+
+/** What an HttpApi endpoint that uses the session can fail with. */
+const ApiErrors = Schema.Union(SessionUnavailable, SessionConflict)
 
 const positiveMillis = (option: string, input: Duration.DurationInput) => durationOption(option, input, 1)
 
@@ -327,17 +387,24 @@ export const Tag = <Self>() =>
   const layerConfig = (config: Config.Config.Wrap<Options>) =>
     Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
 
-  const forRequest = Effect.gen(function*() {
-    const settings = yield* SettingsTag
-    const request = yield* Request.HttpServerRequest
-    const store = yield* SessionStore.SessionStore
-    const state = yield* load(settings, store, SessionCookie.read(request.headers, settings.cookieName))
-    yield* App.appendPreResponseHandler((_, response) => save(settings, store, state, response))
-    return handle(settings, state)
-  })
+  const settingsAndStore = Effect.all([SettingsTag, SessionStore.SessionStore])
+  const forRequest = Effect.flatMap(settingsAndStore, ([settings, store]) => requestSession(settings, store))
 
   const middleware = <E, R>(app: HttpApp.Default<E, R>) =>
     Effect.flatMap(forRequest, (session) => Effect.provideService(app, TagClass, session))
+
+  const Api = HttpApiMiddleware.Tag<ApiMiddleware<Self>>()(`${id}/HttpApi`, { provides: TagClass, failure: ApiErrors })
+  // The service type is a conditional type of the tag's options that TypeScript cannot resolve for a generic `A`;
+  // `SessionTag` states the layer's type.
+  const apiLayer = Layer.effect(
+    Api,
+    Effect.map(settingsAndStore, ([settings, store]) => requestSession(settings, store)) as Effect.Effect<never>
+  )
+
+  const routerMiddleware = HttpLayerRouter.middleware<{ provides: Self }>()(
+    Effect.map(settingsAndStore, ([settings, store]) => (httpEffect) =>
+      Effect.flatMap(requestSession(settings, store), (session) => Effect.provideService(httpEffect, TagClass, session)))
+  )
 
   return Object.assign(TagClass, {
     schema: definition.schema,
@@ -346,9 +413,33 @@ export const Tag = <Self>() =>
     layer,
     layerConfig,
     forRequest,
-    middleware
+    middleware,
+    Api,
+    apiLayer,
+    routerMiddleware
   }) as unknown as SessionTag<Self, Id, A, I>
 }
+
+/** Loads the request's session and arranges for it to be saved with the response; returns the handlers' view. */
+const requestSession = <A>(settings: Resolved<A>, store: SessionStore.Service) =>
+  Effect.flatMap(Request.HttpServerRequest, (request) => {
+    const cookie = SessionCookie.inspect(request.headers, settings.cookieName)
+    const loaded = Observability.middlewareSpan(
+      "load",
+      load(settings, store, cookie.key),
+      (state) => ({ "session.origin": state.origin._tag, "session.cookie": cookie.rejected ?? (Option.isSome(cookie.key) ? "present" : "absent") })
+    )
+    return Effect.flatMap(
+      cookie.rejected === undefined
+        ? loaded
+        : Effect.zipRight(Observability.count(Observability.cookiesRejected, 1, ["reason", cookie.rejected]), loaded),
+      (state) =>
+        Effect.as(
+          App.appendPreResponseHandler((_, response) => save(settings, store, state, response)),
+          handle(settings, state)
+        )
+    )
+  })
 
 /** Reads the request's session: no cookie costs nothing; a cookie costs one `get`. */
 const load = <A>(
@@ -405,14 +496,15 @@ const load = <A>(
 const handle = <A>(settings: Resolved<A>, state: RequestState.RequestState<A>): CurrentSession<A> => {
   // The origin is settled by `load`, before any handler runs.
   const unavailable = state.origin._tag === "Unavailable"
-    ? Effect.fail(new SessionUnavailable({ cause: state.origin.error }))
+    ? Effect.fail(SessionUnavailable.because(state.origin.error))
     : undefined
   const read = <X>(f: () => X): Effect.Effect<X, SessionUnavailable> => unavailable ?? Effect.sync(f)
+  const refused = Effect.zipRight(
+    Observability.count(Observability.writesRefused, 1, ["reason", "Rotated"]),
+    Effect.fail(new SessionConflict({ reason: "Rotated" }))
+  )
   const write = (f: () => void): Effect.Effect<void, SessionUnavailable | SessionConflict> =>
-    unavailable ??
-      Effect.suspend(() =>
-        state.origin._tag === "Stale" ? Effect.fail(new SessionConflict({ reason: "Rotated" })) : Effect.sync(f)
-      )
+    unavailable ?? Effect.suspend(() => state.origin._tag === "Stale" ? refused : Effect.sync(f))
   /** Data the schema cannot encode is a bug in the handler: it dies there, with the schema's message. */
   const encodable = (data: A): A => {
     const encoded = settings.codec.encode(data)
@@ -464,12 +556,14 @@ const save = <A>(
   state: RequestState.RequestState<A>,
   response: HttpServerResponse.HttpServerResponse
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-  const withVary = HttpServerResponse.setHeader(response, "vary", SessionCookie.vary(response.headers))
+  let withVary = HttpServerResponse.setHeader(response, "vary", SessionCookie.vary(response.headers))
+  // However the 503 was rendered (an HttpApi encodes the error itself), it says when to come back.
+  if (state.origin._tag === "Unavailable" && response.status === 503) withVary = HttpServerResponse.setHeaders(withVary, retryAfter)
   return Effect.clockWith((clock) => {
     const now = clock.unsafeCurrentTimeMillis()
     const plan = RequestState.plan(state, now, settings.policy, settings.staleTimeout)
     if (plan._tag === "Skip") return Effect.succeed(withVary)
-    return execute(settings, store, state, plan, now, withVary).pipe(
+    const saved = execute(settings, store, state, plan, now, withVary).pipe(
       Effect.catchTags({
         SessionStoreError: (error) =>
           Effect.as(settings.logFailure("session save", error), withVaryOf(unavailableResponse)),
@@ -482,6 +576,10 @@ const save = <A>(
         Effect.as(settings.logFailure("session save (defect)", cause), withVaryOf(internalError))
       )
     )
+    return Observability.middlewareSpan("save", saved, (response) => ({
+      "session.plan": plan._tag,
+      "http.response.status_code": response.status
+    }))
   })
 }
 
@@ -511,18 +609,28 @@ const execute = <A>(
   /** A refused write: the handler's response is replaced, so nothing unstored is acknowledged. */
   const refused = (reason: SessionConflict["reason"]) => {
     const conflict = withVaryOf(conflictResponse(new SessionConflict({ reason })))
-    return Effect.succeed(reason === "Ended" ? cookie(conflict, "", 0) : conflict)
+    return Effect.as(
+      Observability.count(Observability.writesRefused, 1, ["reason", reason]),
+      reason === "Ended" ? cookie(conflict, "", 0) : conflict
+    )
   }
   switch (plan._tag) {
     case "Create":
       return Effect.gen(function*() {
-        if (plan.clear !== undefined) yield* store.clear(plan.clear)
+        if (plan.clear !== undefined) {
+          yield* store.clear(plan.clear)
+          yield* Observability.count(Observability.sessionsDestroyed)
+        }
         const value = Envelope.encode(RequestState.toEnvelope(draft, settings.codec))
         const key = yield* store.generate({ value, expiry: plan.expiresAt - now })
+        yield* Observability.count(Observability.sessionsCreated)
         return cookie(withVary, key, persistent(plan.expiresAt))
       })
     case "Clear":
-      return Effect.as(store.clear(plan.key), cookie(withVary, "", 0))
+      return store.clear(plan.key).pipe(
+        Effect.zipRight(Observability.count(Observability.sessionsDestroyed)),
+        Effect.as(cookie(withVary, "", 0))
+      )
     case "Touch":
       return store.touch(plan.key, { expiry: plan.expiresAt - now }).pipe(
         Effect.as(draft.remember ? cookie(withVary, plan.key, persistent(plan.expiresAt)) : withVary),
@@ -553,6 +661,7 @@ const execute = <A>(
         staleTimeout: plan.staleTimeout,
         from
       }).pipe(
+        Effect.tap(() => Observability.count(Observability.sessionsRotated)),
         Effect.map((rotation) => cookie(withVary, rotation.key, persistent(plan.expiresAt))),
         Effect.catchTags({
           NotFound: () => refused("Ended"),

@@ -18,6 +18,7 @@
  */
 import { Cause, Context, Deferred, Duration, Effect, Exit, Schedule, type Scope } from "effect"
 import * as FailureLog from "./internal/failureLog.js"
+import * as Observability from "./internal/observability.js"
 import { durationOption, finiteMillis, positiveInteger } from "./internal/options.js"
 import * as WriteQueue from "./internal/writeQueue.js"
 import {
@@ -190,6 +191,8 @@ export interface Row {
  * @category backends
  */
 export interface Backend<E = unknown> {
+  /** A short name for spans and logs (`"postgres"`, `"memory"`). */
+  readonly name?: string | undefined
   readonly find: (id: Uint8Array) => Effect.Effect<Row | undefined, E>
   /** Inserts a new row (used by `generate`; ids are random, so conflicts do not happen). */
   readonly insert: (id: Uint8Array, value: string, expiresAt: number, now: number) => Effect.Effect<void, E>
@@ -329,9 +332,12 @@ export const make = <E>(
       new SessionStoreError({ operation, cause: new Cause.TimeoutException(`no answer within ${config.timeout} ms`) })
     const deadline = (operation: string) => <A, E2>(effect: Effect.Effect<A, E2>) =>
       Effect.timeoutFail(Effect.interruptible(effect), { duration: config.timeout, onTimeout: () => timedOut(operation) })
-    /** A backend call: its failures become `SessionStoreError`, and it is bounded by the deadline. */
-    const call = <A>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, SessionStoreError> => {
-      const mapped = Effect.mapError(effect, (cause) => new SessionStoreError({ operation, cause }))
+    /** A backend call: timed, its failures become `SessionStoreError`, and it is bounded by the deadline. */
+    const call = <A>(
+      operation: Observability.StoreOperation,
+      effect: Effect.Effect<A, E>
+    ): Effect.Effect<A, SessionStoreError> => {
+      const mapped = Observability.timed(operation, effect, (cause) => new SessionStoreError({ operation, cause }))
       return backend.enforcesDeadline === true ? mapped : deadline(operation)(mapped)
     }
     const notFound = Effect.fail(new NotFound())
@@ -375,28 +381,43 @@ export const make = <E>(
     const live = (row: Row | undefined, now: number): Effect.Effect<Row, NotFound | Expired> =>
       row === undefined ? notFound : now > row.expiresAt ? expired : Effect.succeed(row)
 
+    /** One statement of a queued write (timed as a whole by its caller): failures mapped, bounded by the deadline. */
+    const statement = <A>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, SessionStoreError> => {
+      const mapped = Effect.mapError(effect, (cause) => new SessionStoreError({ operation, cause }))
+      return backend.enforcesDeadline === true ? mapped : deadline(operation)(mapped)
+    }
+
     const writes = WriteQueue.make({
       now: currentTime,
       read: (id) =>
         Effect.flatMap(
-          Effect.zip(call("modify", backend.find(id)), currentTime),
+          Effect.zip(statement("modify", backend.find(id)), currentTime),
           ([row, now]) => Effect.flatMap(live(row, now), (row) => row.rotated ? rotated : Effect.succeed(row))
         ),
-      write: (id, version, value, until, now) => call("modify", backend.compareAndSet(id, version, value, until, now)),
+      write: (id, version, value, until, now) =>
+        statement("modify", backend.compareAndSet(id, version, value, until, now)),
       rotate: (id, version, newId, value, until, staleUntil, now) =>
-        call("rotate", backend.rotate(id, version, newId, value, until, staleUntil, now)),
+        statement("rotate", backend.rotate(id, version, newId, value, until, staleUntil, now)),
       checkValue: invalidValue
     }, scope)
 
+    const backendName = backend.name ?? "custom"
+    const measured = <A, E2>(
+      operation: Observability.StoreOperation,
+      effect: Effect.Effect<A, E2>,
+      attributes?: () => Record<string, unknown>
+    ) => Observability.storeSpan(backendName, operation, effect, attributes)
+
     /** Queues a write and waits for it, within the deadline; a caller that gives up withdraws its job. */
     const queued = <A>(
-      operation: string,
+      operation: "modify" | "rotate",
       id: Uint8Array,
       from: StoredSession | undefined,
       job: (result: Deferred.Deferred<A, WriteQueue.WriteError>) => WriteQueue.Job
     ) =>
       Effect.flatMap(Deferred.make<A, WriteQueue.WriteError>(), (result) => {
         const queuedJob = job(result)
+        const attempts = () => ({ "session.attempts": queuedJob.attempts })
         const known = knownFrom(id, from)
         const submit = backend.inTransaction === undefined
           ? writes.submit(id, queuedJob, known)
@@ -410,11 +431,12 @@ export const make = <E>(
           queuedJob.abandoned = true
           Deferred.unsafeDone(result, Exit.fail(timedOut(operation)))
         }, config.timeout)
-        return submit.pipe(
+        const waited = submit.pipe(
           Effect.zipRight(Deferred.await(result)),
           Effect.ensuring(Effect.sync(() => clearTimeout(timer))),
           Effect.onInterrupt(() => Effect.sync(() => (queuedJob.abandoned = true)))
         )
+        return measured(operation, Observability.timed(operation, waited, (error) => error), attempts)
       })
 
     const deleteExpired = Effect.gen(function*() {
@@ -436,7 +458,7 @@ export const make = <E>(
           Effect.flatMap((ms) => Effect.sync(() => void (defaultPeriod = ms)))
         ),
       generate: (options = {}) =>
-        Effect.gen(function*() {
+        measured("generate", Effect.gen(function*() {
           const value = options.value ?? ""
           yield* checkValue(value)
           const now = yield* currentTime
@@ -444,10 +466,10 @@ export const make = <E>(
           const key = SessionKey.generate()
           yield* call("generate", backend.insert(SessionKey.hash(key), value, until, now))
           return key
-        }),
+        })),
       // The hottest path of an HTTP app: one backend call and one step after it, no generator.
       get: (key) =>
-        withId(key, notFound, (id) =>
+        measured("get", withId(key, notFound, (id) =>
           Effect.flatMap(
             call("get", backend.find(id)),
             (row) =>
@@ -462,18 +484,18 @@ export const make = <E>(
                   rotated: row.rotated
                 })
               })
-          )),
+          ))),
       set: (key, value, options = {}) =>
-        withId(key, notFound, (id) =>
+        measured("set", withId(key, notFound, (id) =>
           Effect.gen(function*() {
             yield* checkValue(value)
             const now = yield* currentTime
             const until = yield* expiresAt(now, options.expiry)
             const outcome = yield* call("set", backend.upsert(id, value, until, now))
             if (outcome === "rotated") return yield* rotated
-          })),
+          }))),
       touch: (key, options = {}) =>
-        withId(key, notFound, (id) =>
+        measured("touch", withId(key, notFound, (id) =>
           Effect.gen(function*() {
             const now = yield* currentTime
             const until = yield* expiresAt(now, options.expiry)
@@ -481,7 +503,7 @@ export const make = <E>(
             if (outcome === "missing") return yield* notFound
             if (outcome === "expired") return yield* expired
             if (outcome === "rotated") return yield* rotated
-          })),
+          }))),
       modify: (key, f, options = {}) =>
         withId(key, notFound, (id) =>
           Effect.flatMap(
@@ -492,7 +514,8 @@ export const make = <E>(
                 f,
                 expiry,
                 result,
-                abandoned: false
+                abandoned: false,
+                attempts: 0
               }))
           )),
       rotate: (key, f, options = {}) =>
@@ -508,16 +531,25 @@ export const make = <E>(
               expiry,
               staleTimeout: Math.max(0, stale),
               result,
-              abandoned: false
+              abandoned: false,
+              attempts: 0
             }))
           })),
-      clear: (key) => withId(key, Effect.void, (id) => call("clear", backend.remove(id))),
-      deleteExpired
+      clear: (key) => measured("clear", withId(key, Effect.void, (id) => call("clear", backend.remove(id)))),
+      deleteExpired: measured("deleteExpired", deleteExpired)
     }
 
     if (config.cleanupInterval > 0) {
-      const sweep = deleteExpired.pipe(
-        Effect.tap((removed) => removed > 0 ? Effect.logDebug(`removed ${removed} expired sessions`) : Effect.void),
+      const sweep = service.deleteExpired.pipe(
+        Effect.tap((removed) =>
+          Effect.zipRight(
+            Effect.zipRight(
+              Observability.count(Observability.cleanupRuns),
+              Observability.count(Observability.cleanupRemoved, removed)
+            ),
+            removed > 0 ? Effect.logDebug(`removed ${removed} expired sessions`) : Effect.void
+          )
+        ),
         Effect.catchAll((error) => logFailure("cleanup", error, "Warning"))
       )
       // Every interval ±20%, so that many instances started together do not prune at once.

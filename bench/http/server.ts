@@ -13,8 +13,8 @@ import session from "express-session"
 import { createHash } from "node:crypto"
 import { createServer, type Server } from "node:http"
 import pg from "pg"
-import { statements } from "../../src/internal/pgStatements.js"
-import { PgSessionStore, SessionMiddleware, SessionStore } from "../../src/index.js"
+import { statements } from "../../dist/internal/pgStatements.js"
+import { PgSessionStore, SessionMiddleware, SessionStore } from "../../dist/index.js"
 import { databaseUrl, embedded } from "../lib/machine.js"
 
 const kind = process.argv[2]

@@ -26,23 +26,35 @@ export const attributes = (options: {
   sameSite: options.sameSite ?? "lax"
 })
 
+/** Why a session cookie that was sent is not used. */
+export type Rejection = "oversized" | "duplicated" | "malformed"
+
 /**
- * The session key sent in the `Cookie` header under `name`, if it occurs exactly once and is a well-formed key.
- * A missing, duplicated, malformed or oversized cookie is `None`, so it never reaches the store.
+ * The session key sent in the `Cookie` header under `name`, if it occurs exactly once and is a well-formed key;
+ * otherwise why not (absent: no reason). A rejected cookie never reaches the store.
  */
-export const read = (headers: Headers.Headers, name: string): Option.Option<SessionKey.SessionKey> => {
+export const inspect = (
+  headers: Headers.Headers,
+  name: string
+): { readonly key: Option.Option<SessionKey.SessionKey>; readonly rejected?: Rejection } => {
   const header = headers["cookie"]
-  if (header === undefined || header.length > 16 * 1024) return Option.none()
+  if (header === undefined) return { key: Option.none() }
+  if (header.length > 16 * 1024) return { key: Option.none(), rejected: "oversized" }
   let found: string | undefined
   // Cookie pairs are separated by ";" (RFC 6265 §4.2.1); each pair is parsed by @effect/platform.
   for (const pair of header.split(";")) {
     const value = Cookies.parseHeader(pair)[name]
     if (value === undefined) continue
-    if (found !== undefined) return Option.none()
+    if (found !== undefined) return { key: Option.none(), rejected: "duplicated" }
     found = value
   }
-  return found !== undefined && SessionKey.isSessionKey(found) ? Option.some(found) : Option.none()
+  if (found === undefined) return { key: Option.none() }
+  return SessionKey.isSessionKey(found) ? { key: Option.some(found) } : { key: Option.none(), rejected: "malformed" }
 }
+
+/** The session key sent under `name`, if exactly one well-formed one was sent (see {@link inspect}). */
+export const read = (headers: Headers.Headers, name: string): Option.Option<SessionKey.SessionKey> =>
+  inspect(headers, name).key
 
 /** A `Set-Cookie` for the key; `maxAge` undefined makes a browser-session cookie, zero deletes it. */
 export const make = (

@@ -11,6 +11,7 @@
 import { Deferred, Effect, Exit, Schedule, type Scope } from "effect"
 import { type Expired, type InvalidValue, type NotFound, type Rotated, SessionStoreError } from "../SessionError.js"
 import * as SessionKey from "../SessionKey.js"
+import * as Observability from "./observability.js"
 
 /** A session's value and the row version it was read at. */
 export interface Current {
@@ -32,6 +33,8 @@ interface JobBase<A> {
   readonly result: Deferred.Deferred<A, WriteError>
   /** Set when the caller gave up (deadline): the job is dropped unless its batch already started. */
   abandoned: boolean
+  /** Statements tried for this job so far (a span attribute). */
+  attempts: number
 }
 
 /** `modify`: replace the value with `f(value)`; `expiry` (ms from the write) resets the expiry when given. */
@@ -118,6 +121,7 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
   const writeAll = (id: Uint8Array, jobs: ReadonlyArray<ModifyJob>, known: Current | undefined) => {
     let start = known
     return Effect.gen(function*() {
+      for (const job of jobs) job.attempts++
       const now = yield* operations.now
       const row = start ?? (yield* operations.read(id))
       start = undefined
@@ -134,8 +138,12 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
       let current: Current = row
       if (exits.some(Exit.isSuccess)) {
         const version = yield* operations.write(id, row.version, value, expiry === undefined ? undefined : now + expiry, now)
-        if (version === undefined) return yield* Effect.fail<Conflict>(conflict)
+        if (version === undefined) {
+          yield* Observability.count(Observability.writeConflicts)
+          return yield* Effect.fail<Conflict>(conflict)
+        }
         current = { value, version }
+        yield* Observability.count(Observability.writesMerged, exits.filter(Exit.isSuccess).length - 1)
       }
       yield* Effect.forEach(jobs, (job, i) => settle(job, exits[i]!), { discard: true })
       return current
@@ -146,6 +154,7 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
   const rotateOnce = (id: Uint8Array, job: RotateJob, known: Current | undefined) => {
     let start = known
     return Effect.gen(function*() {
+      job.attempts++
       const now = yield* operations.now
       const row = start ?? (yield* operations.read(id))
       start = undefined
@@ -161,7 +170,10 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
         now + job.staleTimeout,
         now
       )
-      if (!rotated) return yield* Effect.fail<Conflict>(conflict)
+      if (!rotated) {
+        yield* Observability.count(Observability.writeConflicts)
+        return yield* Effect.fail<Conflict>(conflict)
+      }
       return yield* Effect.as(settle(job, Exit.succeed({ key, value: exit.value })), true)
     }).pipe(Effect.retry({ schedule: conflictBackoff, while: (e) => isConflict(e) && !job.abandoned }))
   }

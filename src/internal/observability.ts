@@ -1,0 +1,180 @@
+/**
+ * The library's spans and metrics. Spans never carry a session key, its hash, or a value; metrics count and time
+ * operations, never identify sessions.
+ *
+ * Spans are created only when a tracer other than Effect's built-in one is installed (an OpenTelemetry exporter, a
+ * test tracer): the built-in one records nothing, so without one the hot path pays nothing for them. Metrics are
+ * Effect `Metric`s, always on.
+ */
+import { Cause, Context, Effect, Metric, MetricBoundaries, Tracer } from "effect"
+
+/** Effect's built-in tracer, the default when no other is installed. */
+const builtinTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
+
+let enabled = true
+
+/** For the benchmark only: the same code with no spans and no metrics, to measure what they cost. */
+export const setEnabled = (on: boolean) => void (enabled = on)
+
+/** The store operations that are measured. */
+export type StoreOperation = "generate" | "get" | "set" | "touch" | "modify" | "rotate" | "clear" | "deleteExpired"
+
+const storeOperations: ReadonlyArray<StoreOperation> = [
+  "generate",
+  "get",
+  "set",
+  "touch",
+  "modify",
+  "rotate",
+  "clear",
+  "deleteExpired"
+]
+
+const byOperation = <M>(make: (operation: StoreOperation) => M) =>
+  new Map(storeOperations.map((operation) => [operation, make(operation)]))
+
+/** Duration of store operations, by operation. */
+export const operationDuration = Metric.histogram(
+  "effect_session_store_operation_seconds",
+  MetricBoundaries.exponential({ start: 0.0001, factor: 2, count: 16 }),
+  "Duration of session store operations"
+)
+const durations = byOperation((operation) => Metric.tagged(operationDuration, "operation", operation))
+
+/** Store operations that failed (the backend failed or did not answer in time), by operation. */
+export const operationFailures = Metric.counter("effect_session_store_failures_total", {
+  description: "Session store operations that failed with SessionStoreError",
+  incremental: true
+})
+const failures = byOperation((operation) => Metric.tagged(operationFailures, "operation", operation))
+
+/** Compare-and-set writes that lost a race with another process and were retried. */
+export const writeConflicts = Metric.counter("effect_session_write_conflicts_total", {
+  description: "Compare-and-set writes that lost to a concurrent write and were retried",
+  incremental: true
+})
+
+/** Writes merged into another's statement by the write queue (each saved a statement). */
+export const writesMerged = Metric.counter("effect_session_writes_merged_total", {
+  description: "Session writes merged into one compare-and-set with others queued on the same session",
+  incremental: true
+})
+
+/** Runs of the cleanup fiber, and the sessions they removed. */
+export const cleanupRuns = Metric.counter("effect_session_cleanup_runs_total", {
+  description: "Runs of the expired-session cleanup",
+  incremental: true
+})
+export const cleanupRemoved = Metric.counter("effect_session_cleanup_removed_total", {
+  description: "Expired sessions removed by cleanup",
+  incremental: true
+})
+
+/** Sessions created, rotated and destroyed by the HTTP middleware. */
+export const sessionsCreated = Metric.counter("effect_session_sessions_created_total", { incremental: true })
+export const sessionsRotated = Metric.counter("effect_session_sessions_rotated_total", { incremental: true })
+export const sessionsDestroyed = Metric.counter("effect_session_sessions_destroyed_total", { incremental: true })
+
+/** Session cookies ignored because they were malformed, duplicated or oversized, by reason. */
+export const cookiesRejected = Metric.counter("effect_session_cookies_rejected_total", {
+  description: "Session cookies ignored as malformed, duplicated or oversized",
+  incremental: true
+})
+
+/** Writes refused with a 409 (a rotated key, or a session that ended meanwhile), by reason. */
+export const writesRefused = Metric.counter("effect_session_writes_refused_total", {
+  description: "Session writes refused (SessionConflict), by reason",
+  incremental: true
+})
+
+/** Adds `by` to a counter when enabled; `tags` are pairs. */
+export const count = (
+  counter: Metric.Metric.Counter<number>,
+  by = 1,
+  ...tags: ReadonlyArray<readonly [string, string]>
+): Effect.Effect<void> => {
+  if (!enabled || by === 0) return Effect.void
+  let metric = counter
+  for (const [key, value] of tags) metric = Metric.tagged(metric, key, value)
+  return Effect.sync(() => metric.unsafeUpdate(by, []))
+}
+
+/** What an operation's failure says, for a span attribute: an expected tag, or "failure" / "interrupted". */
+const outcomeOf = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "Some") {
+    const tag = (failure.value as { readonly _tag?: unknown })._tag
+    return tag === "SessionStoreError" || typeof tag !== "string" ? "failure" : tag
+  }
+  return Cause.isInterruptedOnly(cause) ? "interrupted" : "defect"
+}
+
+/**
+ * An operation (or its one backend call), timed: its duration by operation and its failures (`SessionStoreError`:
+ * an expected `NotFound` is no failure), with its error mapped by `onError`. It replaces the error mapping a
+ * backend call needs anyway, so the metrics cost one `performance.now()` pair.
+ */
+export const timed = <A, E, E2>(
+  operation: StoreOperation,
+  effect: Effect.Effect<A, E>,
+  onError: (error: E) => E2
+): Effect.Effect<A, E2> => {
+  if (!enabled) return Effect.mapError(effect, onError)
+  const duration = durations.get(operation)!
+  const failure = failures.get(operation)!
+  return Effect.suspend(() => {
+    const started = performance.now()
+    return Effect.matchCauseEffect(effect, {
+      onFailure: (cause) => {
+        duration.unsafeUpdate((performance.now() - started) / 1000, [])
+        const mapped = Cause.map(cause, onError)
+        if (outcomeOf(mapped) === "failure") failure.unsafeUpdate(1, [])
+        return Effect.failCause(mapped)
+      },
+      onSuccess: (value) => {
+        duration.unsafeUpdate((performance.now() - started) / 1000, [])
+        return Effect.succeed(value)
+      }
+    })
+  })
+}
+
+/**
+ * A store operation as a span `effect-session.store.<operation>` (backend, operation, outcome, and what
+ * `attributes` adds at the end, such as attempts), when a tracer is installed; otherwise the operation itself.
+ */
+export const storeSpan = <A, E>(
+  backend: string,
+  operation: StoreOperation,
+  effect: Effect.Effect<A, E>,
+  attributes?: () => Record<string, unknown>
+): Effect.Effect<A, E> => {
+  if (!enabled) return effect
+  // One step: the fiber's tracer, read in place (Effect.tracerWith would take two).
+  return Effect.withFiberRuntime((fiber) => {
+    if (Context.get(fiber.currentDefaultServices, Tracer.Tracer) === builtinTracer) return effect
+    const annotate = (outcome: string) =>
+      Effect.annotateCurrentSpan({ "session.outcome": outcome, ...(attributes?.() ?? {}) })
+    return Effect.withSpan(
+      Effect.matchCauseEffect(effect, {
+        onFailure: (cause) => Effect.zipRight(annotate(outcomeOf(cause)), Effect.failCause(cause)),
+        onSuccess: (value) => Effect.as(annotate("ok"), value)
+      }),
+      `effect-session.store.${operation}`,
+      { kind: "client", attributes: { "session.backend": backend, "session.operation": operation } }
+    )
+  })
+}
+
+/** A middleware step (`load`, `save`) as a span, when a tracer is installed; `attributes` are read at its end. */
+export const middlewareSpan = <A, E, R>(
+  step: "load" | "save",
+  effect: Effect.Effect<A, E, R>,
+  attributes: (result: A) => Record<string, unknown>
+): Effect.Effect<A, E, R> =>
+  !enabled ? effect : Effect.withFiberRuntime((fiber) =>
+    Context.get(fiber.currentDefaultServices, Tracer.Tracer) === builtinTracer ? effect : Effect.withSpan(
+      Effect.tap(effect, (result) => Effect.annotateCurrentSpan(attributes(result))),
+      `effect-session.middleware.${step}`
+    )
+  )
