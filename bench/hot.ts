@@ -50,7 +50,7 @@ const resetTable = async (admin: pg.Client) => {
   await admin.query(`DROP TABLE IF EXISTS ${TABLE}`)
   const q = statements(`"${TABLE}"`, TABLE, "full")
   await admin.query(q.createTable)
-  await admin.query(q.createIndex)
+  for (const [, ddl] of q.indexes) await admin.query(ddl)
   await admin.query(
     `INSERT INTO ${TABLE} (id, value, expires_at, created_at) VALUES ($1, '0', now() + interval '1 day', now())`,
     [hash(KEY)]

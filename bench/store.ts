@@ -57,7 +57,7 @@ const prepare = async (admin: pg.Client) => {
   for (const [table, unlogged] of [[TABLES.effect, false], [TABLES.effectUnlogged, true], [TABLES.raw, false]] as const) {
     await admin.query(`DROP TABLE IF EXISTS ${table}`)
     await admin.query(statements(`"${table}"`, table, unlogged ? "unlogged" : "full").createTable)
-    await admin.query(statements(`"${table}"`, table, "full").createIndex)
+    for (const [, ddl] of statements(`"${table}"`, table, "full").indexes) await admin.query(ddl)
     await admin.query(fill(table), [sampleValue(0)])
   }
   await admin.query(`DROP TABLE IF EXISTS ${TABLES.cps}`)

@@ -99,7 +99,8 @@ export const generate = (
 ): Effect.Effect<HttpSession, InvalidValue | InvalidExpiry | SessionStoreError, SessionStore> =>
   Effect.flatMap(SessionStore, (store) =>
     Effect.gen(function*() {
-      const key = yield* store.generate({ value, expiry: options.expiry })
+      // No owner is passed, so InvalidSubject cannot occur.
+      const key = yield* store.generate({ value, expiry: options.expiry }).pipe(Effect.catchTag("InvalidSubject", Effect.die))
       return { key, value, expiryPeriod: yield* periodOf(store, options.expiry), modified: true }
     }))
 
@@ -186,10 +187,11 @@ export const rotate = (
   Effect.flatMap(SessionStore, (store) =>
     Effect.gen(function*() {
       const value = options.value
+      // No owner is passed (the new key keeps the old one's), so InvalidSubject cannot occur.
       const rotation = yield* store.rotate(session.key, (current) => value ?? current, {
         expiry: options.expiry,
         staleTimeout: options.staleTimeout
-      })
+      }).pipe(Effect.catchTag("InvalidSubject", Effect.die))
       const expiryPeriod = yield* periodOf(store, options.expiry)
       return { key: rotation.key, value: rotation.value, expiryPeriod, modified: true }
     }))

@@ -8,14 +8,20 @@ import { Config, type ConfigError, Effect, Layer } from "effect"
 import type { InvalidConfig } from "./SessionError.js"
 import * as SessionStore from "./SessionStore.js"
 
-interface Entry {
+interface Entry extends SessionStore.StoredOwner {
   value: string
   expiresAt: number
   version: number
   rotated: boolean
+  createdAt: number
+  lastSeenAt: number
+  subject: string | null
+  audience: string | null
+  metadata: string | null
 }
 
 const idOf = (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("base64")
+const idFrom = (key: string) => new Uint8Array(Buffer.from(key, "base64"))
 
 /**
  * A `Backend` over a `Map`. Every primitive is synchronous, so each is atomic.
@@ -27,6 +33,22 @@ export const backend = (): SessionStore.Backend<never> => {
   const rows = new Map<string, Entry>()
   const live = (entry: Entry | undefined, now: number): entry is Entry =>
     entry !== undefined && !entry.rotated && now <= entry.expiresAt
+  const info = (key: string, entry: Entry): SessionStore.InfoRow => ({
+    id: idFrom(key),
+    subject: entry.subject,
+    audience: entry.audience,
+    metadata: entry.metadata,
+    createdAt: entry.createdAt,
+    expiresAt: entry.expiresAt,
+    lastSeenAt: entry.lastSeenAt
+  })
+  const ownerOf = (owner: SessionStore.StoredOwner) => ({
+    subject: owner.subject,
+    audience: owner.audience,
+    metadata: owner.metadata
+  })
+  const matches = (entry: Entry, subject: string, audience: string | undefined) =>
+    entry.subject === subject && (audience === undefined || entry.audience === audience)
   return {
     name: "memory",
     // Every primitive is synchronous: it cannot outlive a deadline.
@@ -34,16 +56,44 @@ export const backend = (): SessionStore.Backend<never> => {
     find: (id) =>
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
-        return entry &&
-          { value: entry.value, expiresAt: entry.expiresAt, version: String(entry.version), rotated: entry.rotated }
+        return entry && {
+          value: entry.value,
+          expiresAt: entry.expiresAt,
+          version: String(entry.version),
+          rotated: entry.rotated,
+          subject: entry.subject,
+          audience: entry.audience
+        }
       }),
-    insert: (id, value, expiresAt) =>
-      Effect.sync(() => void rows.set(idOf(id), { value, expiresAt, version: 1, rotated: false })),
-    upsert: (id, value, expiresAt) =>
+    insert: (id, value, expiresAt, now, owner) =>
+      Effect.sync(() =>
+        void rows.set(idOf(id), {
+          value,
+          expiresAt,
+          version: 1,
+          rotated: false,
+          createdAt: now,
+          lastSeenAt: now,
+          ...ownerOf(owner)
+        })
+      ),
+    upsert: (id, value, expiresAt, now) =>
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
         if (entry?.rotated) return "rotated"
-        rows.set(idOf(id), { value, expiresAt, version: (entry?.version ?? 0) + 1, rotated: false })
+        const revived = entry === undefined || entry.expiresAt < now
+        rows.set(idOf(id), {
+          subject: null,
+          audience: null,
+          metadata: null,
+          ...entry,
+          value,
+          expiresAt,
+          version: (entry?.version ?? 0) + 1,
+          rotated: false,
+          createdAt: revived ? now : entry.createdAt,
+          lastSeenAt: now
+        })
         return "written"
       }),
     touch: (id, expiresAt, now) =>
@@ -53,6 +103,7 @@ export const backend = (): SessionStore.Backend<never> => {
         if (entry.rotated) return "rotated"
         if (now > entry.expiresAt) return "expired"
         entry.expiresAt = expiresAt
+        entry.lastSeenAt = now
         return "touched"
       }),
     compareAndSet: (id, version, value, expiresAt, now) =>
@@ -61,17 +112,71 @@ export const backend = (): SessionStore.Backend<never> => {
         if (!live(entry, now) || String(entry.version) !== version) return undefined
         entry.value = value
         if (expiresAt !== undefined) entry.expiresAt = expiresAt
+        entry.lastSeenAt = now
         return String(++entry.version)
       }),
-    rotate: (id, version, newId, value, expiresAt, staleExpiresAt, now) =>
+    rotate: (id, version, newId, value, expiresAt, staleExpiresAt, now, owner) =>
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
         if (!live(entry, now) || String(entry.version) !== version) return false
-        rows.set(idOf(newId), { value, expiresAt, version: 1, rotated: false })
+        rows.set(idOf(newId), {
+          value,
+          expiresAt,
+          version: 1,
+          rotated: false,
+          createdAt: now,
+          lastSeenAt: now,
+          ...ownerOf(owner ?? entry)
+        })
         entry.rotated = true
         entry.expiresAt = Math.min(entry.expiresAt, staleExpiresAt)
         entry.version++
         return true
+      }),
+    setOwner: (id, owner, now) =>
+      Effect.sync(() => {
+        const entry = rows.get(idOf(id))
+        if (entry === undefined) return "missing"
+        if (entry.rotated) return "rotated"
+        if (now > entry.expiresAt) return "expired"
+        Object.assign(entry, ownerOf(owner), { lastSeenAt: now })
+        return "set"
+      }),
+    list: (subject, audience, now, limit) =>
+      Effect.sync(() =>
+        [...rows]
+          .filter(([, entry]) => live(entry, now) && matches(entry, subject, audience))
+          .sort(([, a], [, b]) => b.lastSeenAt - a.lastSeenAt)
+          .slice(0, limit)
+          .map(([key, entry]) => info(key, entry))
+      ),
+    page: (after, now, limit) =>
+      Effect.sync(() => {
+        const from = after === undefined ? undefined : Buffer.from(after)
+        return [...rows]
+          .map(([key, entry]) => [Buffer.from(key, "base64"), key, entry] as const)
+          .filter(([id, , entry]) => live(entry, now) && (from === undefined || Buffer.compare(id, from) > 0))
+          .sort(([a], [b]) => Buffer.compare(a, b))
+          .slice(0, limit)
+          .map(([, key, entry]) => info(key, entry))
+      }),
+    revoke: (id, subject) =>
+      Effect.sync(() => {
+        const entry = rows.get(idOf(id))
+        if (entry === undefined || (subject !== undefined && entry.subject !== subject)) return false
+        return rows.delete(idOf(id))
+      }),
+    revokeSubject: (subject, audience, except) =>
+      Effect.sync(() => {
+        const keep = except === undefined ? undefined : idOf(except)
+        let revoked = 0
+        for (const [key, entry] of rows) {
+          if (key !== keep && matches(entry, subject, audience)) {
+            rows.delete(key)
+            revoked++
+          }
+        }
+        return revoked
       }),
     remove: (id) => Effect.sync(() => void rows.delete(idOf(id))),
     deleteExpiredBatch: (now, limit) =>

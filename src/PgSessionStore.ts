@@ -124,8 +124,10 @@ const init = (
       const missing = missingColumns(yield* present)
       if (missing.some((name) => !q.upgradable(name))) return missing
       for (const name of missing) yield* sql.unsafe(q.addColumn(name))
-      const indexes = yield* sql.unsafe<{ name: string }>(q.tableIndexes, [target.quoted]).withoutTransform
-      if (!indexes.some((index) => index.name === q.indexName)) yield* sql.unsafe(q.createIndex)
+      const indexes = new Set(
+        (yield* sql.unsafe<{ name: string }>(q.tableIndexes, [target.quoted]).withoutTransform).map((i) => i.name)
+      )
+      for (const [name, ddl] of q.indexes) if (!indexes.has(name)) yield* sql.unsafe(ddl)
       return []
     })
     const missing = createTable ? yield* sql.withTransaction(upgrade) : missingColumns(yield* present)
@@ -227,17 +229,50 @@ export const make = (
     const timeout = yield* durationOption("timeout", options.timeout ?? SessionStore.defaults.timeout, 1)
     const viaClient = onClient(sql, timeout)
     const run = owned === undefined ? viaClient : onPool(owned, q, viaClient, timeout)
+    type Info = {
+      id: Uint8Array
+      subject: string | null
+      audience: string | null
+      metadata: string | null
+      created_at: number
+      expires_at: number
+      last_seen_at: number
+    }
+    const info = (row: Info): SessionStore.InfoRow => ({
+      id: row.id,
+      subject: row.subject,
+      audience: row.audience,
+      metadata: row.metadata,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+      lastSeenAt: row.last_seen_at
+    })
     const backend: SessionStore.Backend<unknown> = {
       name: "postgres",
       inTransaction,
       enforcesDeadline: true,
       find: (id) =>
         Effect.map(
-          run<{ value: string; expires_at: number; version: string; rotated: boolean }>(q.find, [id]),
+          run<{
+            value: string
+            expires_at: number
+            version: string
+            rotated: boolean
+            subject: string | null
+            audience: string | null
+          }>(q.find, [id]),
           ([row]) =>
-            row && { value: row.value, expiresAt: row.expires_at, version: row.version, rotated: row.rotated }
+            row && {
+              value: row.value,
+              expiresAt: row.expires_at,
+              version: row.version,
+              rotated: row.rotated,
+              subject: row.subject,
+              audience: row.audience
+            }
         ),
-      insert: (id, value, expiresAt, now) => Effect.asVoid(run(q.insert, [id, value, expiresAt, now])),
+      insert: (id, value, expiresAt, now, owner) =>
+        Effect.asVoid(run(q.insert, [id, value, expiresAt, now, owner.subject, owner.audience, owner.metadata])),
       upsert: (id, value, expiresAt, now) =>
         Effect.map(run(q.upsert, [id, value, expiresAt, now]), (rows) => rows.length === 1 ? "written" : "rotated"),
       touch: (id, expiresAt, now) =>
@@ -251,10 +286,37 @@ export const make = (
           run<{ version: string }>(q.compareAndSet, [id, version, value, expiresAt ?? null, now]),
           ([row]) => row?.version
         ),
-      rotate: (id, version, newId, value, expiresAt, staleExpiresAt, now) =>
+      rotate: (id, version, newId, value, expiresAt, staleExpiresAt, now, owner) =>
         Effect.map(
-          run<{ rotated: number }>(q.rotate, [id, version, newId, value, expiresAt, staleExpiresAt, now]),
+          run<{ rotated: number }>(q.rotate, [
+            id,
+            version,
+            newId,
+            value,
+            expiresAt,
+            staleExpiresAt,
+            now,
+            owner !== undefined,
+            owner?.subject ?? null,
+            owner?.audience ?? null,
+            owner?.metadata ?? null
+          ]),
           ([row]) => row?.rotated === 1
+        ),
+      setOwner: (id, owner, now) =>
+        Effect.map(
+          run<{ changed: boolean; rotated: boolean | null }>(q.setOwner, [id, owner.subject, owner.audience, owner.metadata, now]),
+          ([row]) =>
+            row?.changed ? "set" : row?.rotated === true ? "rotated" : row?.rotated === false ? "expired" : "missing"
+        ),
+      list: (subject, audience, now, limit) =>
+        Effect.map(run<Info>(q.list, [subject, audience ?? null, now, limit]), (rows) => rows.map(info)),
+      page: (after, now, limit) => Effect.map(run<Info>(q.page, [after ?? null, now, limit]), (rows) => rows.map(info)),
+      revoke: (id, subject) => Effect.map(run(q.revoke, [id, subject ?? null]), (rows) => rows.length > 0),
+      revokeSubject: (subject, audience, except) =>
+        Effect.map(
+          run<{ revoked: number }>(q.revokeSubject, [subject, audience ?? null, except ?? null]),
+          ([row]) => row?.revoked ?? 0
         ),
       remove: (id) => Effect.asVoid(run(q.remove, [id])),
       deleteExpiredBatch: (now, limit) =>
@@ -374,5 +436,5 @@ export const layerPoolConfig = (
 export const schemaSql = (options: Pick<Options, "tableName" | "durability"> = {}): Effect.Effect<string, InvalidConfig> =>
   Effect.map(quoteTableName(options.tableName ?? "effect_sessions"), ({ quoted, table }) => {
     const q = statements(quoted, table, options.durability ?? "full")
-    return `${q.createTable};\n${q.createIndex};\n`
+    return [q.createTable, ...q.indexes.map(([, ddl]) => ddl)].map((ddl) => `${ddl};\n`).join("")
   })

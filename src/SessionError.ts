@@ -65,6 +65,22 @@ export class InvalidValue extends Schema.TaggedError<InvalidValue>()("InvalidVal
 }
 
 /**
+ * A subject, audience or metadata was rejected before anything was written: empty, too large, or not a
+ * well-formed string (NUL characters and lone surrogates cannot be stored faithfully).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidSubject extends Schema.TaggedError<InvalidSubject>()("InvalidSubject", {
+  field: Schema.Literal("subject", "audience", "metadata"),
+  reason: Schema.String
+}) {
+  override get message() {
+    return `invalid session ${this.field}: ${this.reason}`
+  }
+}
+
+/**
  * An expiry or period that is not a finite duration (NaN, Infinity, an unparsable string) or lies beyond
  * ±1000 years (which no database timestamp could hold reliably). Negative numbers of milliseconds are allowed: they
  * yield a session that is already expired.

@@ -50,3 +50,21 @@ export const isSessionKey = (input: string): input is SessionKey =>
  * @category utils
  */
 export const hash = (key: SessionKey): Uint8Array => createHash("sha256").update(key).digest()
+
+/**
+ * The public id of a session: `base64url(SHA-256(key))`, the digest the store keeps. Safe to show a user and to
+ * send back (to revoke that session): it cannot be turned back into the key, and it does not open a session.
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const id = (key: SessionKey): string => Buffer.from(hash(key)).toString("base64url")
+
+/**
+ * The digest behind a session id, if `input` is a well-formed id (43 canonical base64url characters).
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const digestOfId = (input: string): Uint8Array | undefined =>
+  input.length === encodedLength && wellFormed.test(input) ? Buffer.from(input, "base64url") : undefined

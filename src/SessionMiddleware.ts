@@ -40,13 +40,14 @@ import {
 import * as ChangeLog from "./internal/changeLog.js"
 import * as Envelope from "./internal/envelope.js"
 import * as FailureLog from "./internal/failureLog.js"
+import * as OwnerCheck from "./internal/owner.js"
 import * as Observability from "./internal/observability.js"
 import { durationOption } from "./internal/options.js"
 import * as Renewal from "./internal/renewal.js"
 import * as RequestState from "./internal/requestState.js"
 import * as SessionCookie from "./internal/sessionCookie.js"
-import { InvalidConfig } from "./SessionError.js"
-import type * as SessionKey from "./SessionKey.js"
+import { InvalidConfig, type InvalidSubject } from "./SessionError.js"
+import * as SessionKey from "./SessionKey.js"
 import * as SessionStore from "./SessionStore.js"
 
 const unavailableMessage = "sessions are temporarily unavailable"
@@ -146,6 +147,31 @@ export interface CurrentSession<A> {
   readonly isNew: Effect.Effect<boolean, SessionUnavailable>
   /** Whether the request's key was rotated away: the session reads as before the rotation and refuses writes. */
   readonly isRotated: Effect.Effect<boolean, SessionUnavailable>
+  /** Who the session belongs to (`setSubject`), if anyone. */
+  readonly subject: Effect.Effect<Option.Option<string>, SessionUnavailable>
+  /**
+   * Says who the session belongs to (a user id, at login), or with `null` that it belongs to nobody; with an
+   * audience and small metadata (user agent, IP) to show in a list of sessions. Saved with the response: together
+   * with a `regenerate`, in the rotation's one statement. A bad owner fails here, with `InvalidSubject`.
+   */
+  readonly setSubject: (
+    subject: string | null,
+    options?: Omit<SessionStore.Owner, "subject">
+  ) => Effect.Effect<void, SessionUnavailable | SessionConflict | InvalidSubject>
+  /** The live sessions of this session's subject, most recent first, the current one marked; none without one. */
+  readonly sessions: Effect.Effect<ReadonlyArray<SessionStore.SessionInfo & { readonly current: boolean }>, SessionUnavailable>
+  /**
+   * Ends one of this subject's sessions, by id, at once; the current one's id ends this session (as `destroy`).
+   * Whether a session ended: an id of another subject's session ends nothing.
+   */
+  readonly revoke: (id: string) => Effect.Effect<boolean, SessionUnavailable | SessionConflict>
+  /**
+   * "Log out everywhere": ends every session of this subject; with `keepCurrent`, all but this one ("everywhere
+   * else"). How many other sessions ended.
+   */
+  readonly logoutEverywhere: (
+    options?: { readonly keepCurrent?: boolean | undefined }
+  ) => Effect.Effect<number, SessionUnavailable | SessionConflict>
 }
 
 /**
@@ -436,7 +462,7 @@ const requestSession = <A>(settings: Resolved<A>, store: SessionStore.Service) =
       (state) =>
         Effect.as(
           App.appendPreResponseHandler((_, response) => save(settings, store, state, response)),
-          handle(settings, state)
+          handle(settings, store, state)
         )
     )
   })
@@ -493,7 +519,11 @@ const load = <A>(
   })
 
 /** The handlers' view of the request's session. */
-const handle = <A>(settings: Resolved<A>, state: RequestState.RequestState<A>): CurrentSession<A> => {
+const handle = <A>(
+  settings: Resolved<A>,
+  store: SessionStore.Service,
+  state: RequestState.RequestState<A>
+): CurrentSession<A> => {
   // The origin is settled by `load`, before any handler runs.
   const unavailable = state.origin._tag === "Unavailable"
     ? Effect.fail(SessionUnavailable.because(state.origin.error))
@@ -512,6 +542,26 @@ const handle = <A>(settings: Resolved<A>, state: RequestState.RequestState<A>): 
     return data
   }
   const encodedOrUndefined = (data: A) => Either.getOrUndefined(settings.codec.encode(data))
+  /** The subject as this request sees it: a pending `setSubject`, else the stored one. */
+  const currentSubject = (): string | null =>
+    state.draft.owner !== undefined
+      ? state.draft.owner.subject ?? null
+      : state.origin._tag === "Live" ? state.origin.stored.subject : null
+  const currentKey = () => state.origin._tag === "Live" ? state.origin.key : undefined
+  const endCurrent = () => {
+    const { origin } = state
+    if (origin._tag === "Live" || origin._tag === "Stale") state.fate = { _tag: "Destroy", key: origin.key }
+    state.origin = { _tag: "None" }
+    state.draft = RequestState.emptyDraft(settings.initial, state.startedAt, state.draft.flashIn)
+  }
+  /** An action on the subject's other sessions: refused through a stale key; store failures are 503s. */
+  const stateful = <X>(f: () => Effect.Effect<X, unknown>): Effect.Effect<X, SessionUnavailable | SessionConflict> =>
+    unavailable ??
+      Effect.suspend((): Effect.Effect<X, SessionUnavailable | SessionConflict> =>
+        state.origin._tag === "Stale"
+          ? refused
+          : Effect.catchAll(f(), (error) => Effect.fail(SessionUnavailable.because(error)))
+      )
   return {
     get: read(() => state.draft.data),
     set: (data) =>
@@ -530,19 +580,54 @@ const handle = <A>(settings: Resolved<A>, state: RequestState.RequestState<A>): 
     regenerate: write(() => {
       if (state.fate._tag === "Keep") state.fate = { _tag: "Rotate" }
     }),
-    destroy: read(() => {
-      const { origin } = state
-      if (origin._tag === "Live" || origin._tag === "Stale") state.fate = { _tag: "Destroy", key: origin.key }
-      state.origin = { _tag: "None" }
-      state.draft = RequestState.emptyDraft(settings.initial, state.startedAt, state.draft.flashIn)
-    }),
+    destroy: read(endCurrent),
     rememberMe: (remember) =>
       write(() => {
         state.draft.rememberChanged = state.draft.rememberChanged || remember !== state.draft.remember
         state.draft.remember = remember
       }),
     isNew: read(() => state.origin._tag === "None"),
-    isRotated: read(() => state.origin._tag === "Stale")
+    isRotated: read(() => state.origin._tag === "Stale"),
+    subject: read(() => Option.fromNullable(currentSubject())),
+    setSubject: (subject, options = {}) =>
+      Effect.flatMap(
+        OwnerCheck.stored({ ...options, subject }),
+        () => write(() => void (state.draft.owner = { ...options, subject }))
+      ),
+    sessions: unavailable ?? Effect.suspend(() => {
+      const subject = currentSubject()
+      if (subject === null || state.origin._tag === "Stale") return Effect.succeed([])
+      const current = currentKey()
+      const currentId = current === undefined ? undefined : SessionKey.id(current)
+      return store.list(subject).pipe(
+        Effect.map((sessions) => sessions.map((info) => ({ ...info, current: info.id === currentId }))),
+        Effect.catchAll((error) => Effect.fail(SessionUnavailable.because(error)))
+      )
+    }),
+    revoke: (id) =>
+      stateful(() => {
+        const subject = currentSubject()
+        const current = currentKey()
+        if (current !== undefined && id === SessionKey.id(current)) {
+          endCurrent()
+          return Effect.succeed(true)
+        }
+        if (subject === null) return Effect.succeed(false)
+        return store.revoke(id, { subject }).pipe(
+          Effect.as(true),
+          Effect.catchTag("NotFound", () => Effect.succeed(false))
+        )
+      }),
+    logoutEverywhere: (options = {}) =>
+      stateful(() => {
+        const subject = currentSubject()
+        const current = currentKey()
+        const others = subject === null
+          ? Effect.succeed(0)
+          : store.revokeSubject(subject, current === undefined ? {} : { except: current })
+        if (options.keepCurrent !== true) endCurrent()
+        return others
+      })
   }
 }
 
@@ -570,6 +655,8 @@ const save = <A>(
         InvalidValue: (error) =>
           Effect.as(settings.logFailure("session save", error), withVaryOf(internalError)),
         InvalidExpiry: (error) =>
+          Effect.as(settings.logFailure("session save", error), withVaryOf(internalError)),
+        InvalidSubject: (error) =>
           Effect.as(settings.logFailure("session save", error), withVaryOf(internalError))
       }),
       Effect.catchAllCause((cause) =>
@@ -622,7 +709,7 @@ const execute = <A>(
           yield* Observability.count(Observability.sessionsDestroyed)
         }
         const value = Envelope.encode(RequestState.toEnvelope(draft, settings.codec))
-        const key = yield* store.generate({ value, expiry: plan.expiresAt - now })
+        const key = yield* store.generate({ value, expiry: plan.expiresAt - now, ...draft.owner })
         yield* Observability.count(Observability.sessionsCreated)
         return cookie(withVary, key, persistent(plan.expiresAt))
       })
@@ -641,9 +728,22 @@ const execute = <A>(
           Rotated: () => Effect.succeed(withVary)
         })
       )
+    case "SetSubject":
+      return store.setSubject(plan.key, draft.owner!.subject ?? null, draft.owner!).pipe(
+        Effect.as(withVary),
+        Effect.catchTags({
+          NotFound: () => refused("Ended"),
+          Expired: () => refused("Ended"),
+          Rotated: () => refused("Rotated")
+        })
+      )
     case "Write":
       return store.modify(plan.key, replay, { expiry: plan.expiresAt === undefined ? undefined : plan.expiresAt - now, from })
         .pipe(
+          // A new owner follows the write (a second statement; with a rotation it is the same one).
+          Effect.zipRight(
+            draft.owner === undefined ? Effect.void : store.setSubject(plan.key, draft.owner.subject ?? null, draft.owner)
+          ),
           Effect.as(
             plan.expiresAt !== undefined && draft.remember
               ? cookie(withVary, plan.key, persistent(plan.expiresAt))
@@ -659,7 +759,8 @@ const execute = <A>(
       return store.rotate(plan.key, replay, {
         expiry: plan.expiresAt - now,
         staleTimeout: plan.staleTimeout,
-        from
+        from,
+        ...draft.owner
       }).pipe(
         Effect.tap(() => Observability.count(Observability.sessionsRotated)),
         Effect.map((rotation) => cookie(withVary, rotation.key, persistent(plan.expiresAt))),

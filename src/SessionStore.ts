@@ -16,8 +16,22 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Deferred, Duration, Effect, Exit, Schedule, type Scope } from "effect"
+import {
+  Cause,
+  Chunk,
+  Context,
+  DateTime,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Option,
+  Schedule,
+  type Scope,
+  Stream
+} from "effect"
 import * as FailureLog from "./internal/failureLog.js"
+import * as OwnerCheck from "./internal/owner.js"
 import * as Observability from "./internal/observability.js"
 import { durationOption, finiteMillis, positiveInteger } from "./internal/options.js"
 import * as WriteQueue from "./internal/writeQueue.js"
@@ -25,6 +39,7 @@ import {
   Expired,
   InvalidConfig,
   InvalidExpiry,
+  type InvalidSubject,
   InvalidValue,
   NotFound,
   Rotated,
@@ -48,6 +63,41 @@ export interface StoredSession {
    * key fails with `Rotated`, and it expires at the end of its stale period.
    */
   readonly rotated: boolean
+  /** Who the session belongs to, if the app said so (`generate`, `rotate` or `setSubject`). */
+  readonly subject: string | null
+  /** The audience of the session (an app name, say), if any. */
+  readonly audience: string | null
+}
+
+/**
+ * Who a session belongs to: an app-chosen subject (a user id), an optional audience (an app name), and small
+ * metadata to show in a list of sessions (a user agent, an IP address). Bounded: subject and audience at most 256
+ * bytes, metadata at most 1 KiB as JSON.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Owner {
+  readonly subject?: string | null | undefined
+  readonly audience?: string | null | undefined
+  readonly metadata?: Readonly<Record<string, string>> | null | undefined
+}
+
+/**
+ * A live session as a list shows it: never its key. `id` is `SessionKey.id(key)`, safe to show and to send back.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SessionInfo {
+  readonly id: string
+  readonly subject: string | null
+  readonly audience: string | null
+  readonly metadata: Readonly<Record<string, string>>
+  readonly createdAt: DateTime.Utc
+  readonly expiresAt: DateTime.Utc
+  /** The last write or renewal: as fresh as the renewal threshold of the middleware. */
+  readonly lastSeenAt: DateTime.Utc
 }
 
 /**
@@ -79,7 +129,7 @@ export interface ModifyOptions extends ExpiryOptions {
  * @since 0.2.0
  * @category models
  */
-export interface RotateOptions extends ModifyOptions {
+export interface RotateOptions extends ModifyOptions, Owner {
   readonly staleTimeout?: Duration.DurationInput | undefined
 }
 
@@ -105,10 +155,10 @@ export interface Service {
   readonly defaultPeriod: Effect.Effect<Duration.Duration>
   /** Changes the default period; affects only operations that start afterwards (`set_default_period`). */
   readonly setDefaultPeriod: (period: Duration.DurationInput) => Effect.Effect<void, InvalidExpiry>
-  /** Allocates a new session (value defaults to the empty string) and returns its key. */
+  /** Allocates a new session (value defaults to the empty string), optionally owned, and returns its key. */
   readonly generate: (
-    options?: ExpiryOptions & { readonly value?: string | undefined }
-  ) => Effect.Effect<SessionKey.SessionKey, InvalidValue | InvalidExpiry | SessionStoreError>
+    options?: ExpiryOptions & Owner & { readonly value?: string | undefined }
+  ) => Effect.Effect<SessionKey.SessionKey, InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError>
   /** The value and remaining period of a live session (also of a rotated one, during its stale period). */
   readonly get: (key: string) => Effect.Effect<StoredSession, NotFound | Expired | SessionStoreError>
   /** Sets the value and expiry, creating the session if it does not exist (upsert). A rotated key refuses. */
@@ -142,7 +192,42 @@ export interface Service {
     key: string,
     f: (current: string) => string,
     options?: RotateOptions
-  ) => Effect.Effect<Rotation, NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError>
+  ) => Effect.Effect<
+    Rotation,
+    NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError
+  >
+  /**
+   * Sets (or, with `null`, removes) who a live session belongs to, with its audience and metadata. The new session
+   * of a login usually gets it through `rotate` instead, in the same statement.
+   */
+  readonly setSubject: (
+    key: string,
+    subject: string | null,
+    options?: Omit<Owner, "subject">
+  ) => Effect.Effect<void, NotFound | Expired | Rotated | InvalidSubject | SessionStoreError>
+  /** The live sessions of a subject (of one audience, if given), most recently seen first; at most 1000. */
+  readonly list: (
+    subject: string,
+    options?: { readonly audience?: string | undefined }
+  ) => Effect.Effect<ReadonlyArray<SessionInfo>, InvalidSubject | SessionStoreError>
+  /**
+   * Ends the session with this id (`SessionKey.id(key)`) at once, everywhere. With `subject`, only if it belongs to
+   * that subject (what a "your sessions" page must use). An unknown or malformed id is `NotFound`.
+   */
+  readonly revoke: (
+    id: string,
+    options?: { readonly subject?: string | undefined }
+  ) => Effect.Effect<void, NotFound | SessionStoreError>
+  /**
+   * Ends every session of a subject (of one audience, if given), except the one whose key is `except` ("log out
+   * everywhere else"); returns how many ended.
+   */
+  readonly revokeSubject: (
+    subject: string,
+    options?: { readonly audience?: string | undefined; readonly except?: string | undefined }
+  ) => Effect.Effect<number, InvalidSubject | SessionStoreError>
+  /** Every live session, in pages of 500 (the scs `All()` parallel, for admin tools). */
+  readonly all: Stream.Stream<SessionInfo, SessionStoreError>
   /** Removes a session. Idempotent: clearing an unknown or malformed key succeeds. */
   readonly clear: (key: string) => Effect.Effect<void, SessionStoreError>
   /** Removes every expired session (in bounded batches) and returns how many were removed. */
@@ -180,6 +265,33 @@ export interface Row {
   readonly expiresAt: number
   readonly version: string
   readonly rotated: boolean
+  readonly subject: string | null
+  readonly audience: string | null
+}
+
+/**
+ * Who a row belongs to, as stored: metadata as JSON text.
+ *
+ * @since 0.2.0
+ * @category backends
+ */
+export interface StoredOwner {
+  readonly subject: string | null
+  readonly audience: string | null
+  readonly metadata: string | null
+}
+
+/**
+ * A row as a listing returns it.
+ *
+ * @since 0.2.0
+ * @category backends
+ */
+export interface InfoRow extends StoredOwner {
+  readonly id: Uint8Array
+  readonly createdAt: number
+  readonly expiresAt: number
+  readonly lastSeenAt: number
 }
 
 /**
@@ -195,7 +307,13 @@ export interface Backend<E = unknown> {
   readonly name?: string | undefined
   readonly find: (id: Uint8Array) => Effect.Effect<Row | undefined, E>
   /** Inserts a new row (used by `generate`; ids are random, so conflicts do not happen). */
-  readonly insert: (id: Uint8Array, value: string, expiresAt: number, now: number) => Effect.Effect<void, E>
+  readonly insert: (
+    id: Uint8Array,
+    value: string,
+    expiresAt: number,
+    now: number,
+    owner: StoredOwner
+  ) => Effect.Effect<void, E>
   /** Inserts, or replaces value and expiry (bumping the version) unless the row is rotated. */
   readonly upsert: (
     id: Uint8Array,
@@ -232,8 +350,32 @@ export interface Backend<E = unknown> {
     value: string,
     expiresAt: number,
     staleExpiresAt: number,
-    now: number
+    now: number,
+    owner: StoredOwner | undefined
   ) => Effect.Effect<boolean, E>
+  /** Sets the owner of a row that is live at `now` and not rotated, reporting what it found. */
+  readonly setOwner: (
+    id: Uint8Array,
+    owner: StoredOwner,
+    now: number
+  ) => Effect.Effect<"set" | "expired" | "missing" | "rotated", E>
+  /** The live, unrotated rows of a subject (and audience), most recently seen first, at most `limit`. */
+  readonly list: (
+    subject: string,
+    audience: string | undefined,
+    now: number,
+    limit: number
+  ) => Effect.Effect<ReadonlyArray<InfoRow>, E>
+  /** Live, unrotated rows in id order, after `after`, at most `limit`. */
+  readonly page: (after: Uint8Array | undefined, now: number, limit: number) => Effect.Effect<ReadonlyArray<InfoRow>, E>
+  /** Deletes the row `id` (only if its subject is `subject`, when given); whether it did. */
+  readonly revoke: (id: Uint8Array, subject: string | undefined) => Effect.Effect<boolean, E>
+  /** Deletes the rows of a subject (and audience), except `except`; how many it deleted. */
+  readonly revokeSubject: (
+    subject: string,
+    audience: string | undefined,
+    except: Uint8Array | undefined
+  ) => Effect.Effect<number, E>
   readonly remove: (id: Uint8Array) => Effect.Effect<void, E>
   /** Deletes at most `limit` rows with `expiresAt < now`, returning how many it deleted. */
   readonly deleteExpiredBatch: (now: number, limit: number) => Effect.Effect<number, E>
@@ -305,6 +447,9 @@ const validateConfig = (options: Options) =>
 
 const currentTime = Effect.clockWith((clock) => clock.currentTimeMillis)
 
+/** Sessions per page of `all`. */
+const pageSize = 500
+
 /**
  * Builds the service from a backend: validation, hashing, expiry arithmetic, deadlines, the write queues of
  * `modify` and `rotate`, and the cleanup fiber, which is forked into the current scope and stops when it closes.
@@ -362,6 +507,20 @@ export const make = <E>(
       return invalid === undefined ? Effect.void : Effect.fail(invalid)
     }
 
+    const ownerPart = (field: "subject" | "audience", input: string | null | undefined) =>
+      OwnerCheck.name(field, input)
+    const storedOwner = (owner: Owner) => OwnerCheck.stored(owner)
+    const noOwner = OwnerCheck.none
+    const infoOf = (row: InfoRow): SessionInfo => ({
+      id: Buffer.from(row.id.buffer, row.id.byteOffset, row.id.byteLength).toString("base64url"),
+      subject: row.subject,
+      audience: row.audience,
+      metadata: row.metadata === null ? {} : JSON.parse(row.metadata),
+      createdAt: DateTime.unsafeMake(row.createdAt),
+      expiresAt: DateTime.unsafeMake(row.expiresAt),
+      lastSeenAt: DateTime.unsafeMake(row.lastSeenAt)
+    })
+
     /** Runs `f` with the hashed key, or fails with `onMalformed` without any I/O. */
     const withId = <A, E2, R, E3>(
       key: string,
@@ -396,8 +555,8 @@ export const make = <E>(
         ),
       write: (id, version, value, until, now) =>
         statement("modify", backend.compareAndSet(id, version, value, until, now)),
-      rotate: (id, version, newId, value, until, staleUntil, now) =>
-        statement("rotate", backend.rotate(id, version, newId, value, until, staleUntil, now)),
+      rotate: (id, version, newId, value, until, staleUntil, now, owner) =>
+        statement("rotate", backend.rotate(id, version, newId, value, until, staleUntil, now, owner)),
       checkValue: invalidValue
     }, scope)
 
@@ -461,10 +620,11 @@ export const make = <E>(
         measured("generate", Effect.gen(function*() {
           const value = options.value ?? ""
           yield* checkValue(value)
+          const owner = (yield* storedOwner(options)) ?? noOwner
           const now = yield* currentTime
           const until = yield* expiresAt(now, options.expiry)
           const key = SessionKey.generate()
-          yield* call("generate", backend.insert(SessionKey.hash(key), value, until, now))
+          yield* call("generate", backend.insert(SessionKey.hash(key), value, until, now, owner))
           return key
         })),
       // The hottest path of an HTTP app: one backend call and one step after it, no generator.
@@ -481,7 +641,9 @@ export const make = <E>(
                   value: row.value,
                   expiresIn: Duration.millis(row.expiresAt - now),
                   revision: revisionOf(id, row.version),
-                  rotated: row.rotated
+                  rotated: row.rotated,
+                  subject: row.subject,
+                  audience: row.audience
                 })
               })
           ))),
@@ -525,16 +687,61 @@ export const make = <E>(
             const stale = options.staleTimeout === undefined
               ? Duration.toMillis(defaults.staleTimeout)
               : yield* expiryMillis(options.staleTimeout)
+            const owner = yield* storedOwner(options)
             return yield* queued<Rotation>("rotate", id, options.from, (result) => ({
               _tag: "Rotate",
               f,
               expiry,
+              owner,
               staleTimeout: Math.max(0, stale),
               result,
               abandoned: false,
               attempts: 0
             }))
           })),
+      setSubject: (key, subject, options = {}) =>
+        withId(key, notFound, (id) =>
+          Effect.gen(function*() {
+            const owner = (yield* storedOwner({ ...options, subject })) ?? noOwner
+            const now = yield* currentTime
+            const outcome = yield* call("setSubject", backend.setOwner(id, owner, now))
+            if (outcome === "missing") return yield* notFound
+            if (outcome === "expired") return yield* expired
+            if (outcome === "rotated") return yield* rotated
+          })),
+      list: (subject, options = {}) =>
+        Effect.gen(function*() {
+          const checked = yield* ownerPart("subject", subject)
+          const audience = yield* ownerPart("audience", options.audience)
+          const now = yield* currentTime
+          const rows = yield* call("list", backend.list(checked!, audience ?? undefined, now, 1000))
+          return rows.map(infoOf)
+        }),
+      revoke: (id, options = {}) => {
+        const digest = SessionKey.digestOfId(id)
+        if (digest === undefined) return notFound
+        return Effect.flatMap(
+          call("revoke", backend.revoke(digest, options.subject)),
+          (revoked) => revoked ? Effect.void : notFound
+        )
+      },
+      revokeSubject: (subject, options = {}) =>
+        Effect.gen(function*() {
+          const checked = yield* ownerPart("subject", subject)
+          const audience = yield* ownerPart("audience", options.audience)
+          const except = options.except !== undefined && SessionKey.isSessionKey(options.except)
+            ? SessionKey.hash(options.except)
+            : undefined
+          return yield* call("revokeSubject", backend.revokeSubject(checked!, audience ?? undefined, except))
+        }),
+      all: Stream.paginateChunkEffect(undefined as Uint8Array | undefined, (after) =>
+        Effect.flatMap(currentTime, (now) =>
+          Effect.map(call("all", backend.page(after, now, pageSize)), (rows) =>
+            [
+              Chunk.fromIterable(rows.map(infoOf)),
+              rows.length < pageSize ? Option.none() : Option.some(rows[rows.length - 1]!.id)
+            ] as const
+          ))),
       clear: (key) => measured("clear", withId(key, Effect.void, (id) => call("clear", backend.remove(id)))),
       deleteExpired: measured("deleteExpired", deleteExpired)
     }

@@ -20,6 +20,7 @@ const expiry = fc.option(
   { nil: undefined }
 )
 const slot = fc.integer({ min: 0, max: SLOTS - 1 })
+const subject = fc.constantFrom("ada", "grace", "")
 
 const command = fc.oneof(
   fc.record({ op: fc.constant("generate" as const), slot, value, expiry }),
@@ -29,7 +30,13 @@ const command = fc.oneof(
   fc.record({ op: fc.constant("clear" as const), slot }),
   fc.record({ op: fc.constant("modify" as const), slot, value, expiry }),
   fc.record({ op: fc.constant("advance" as const), ms: fc.integer({ min: 0, max: 90_000 }) }),
-  fc.record({ op: fc.constant("deleteExpired" as const) })
+  fc.record({ op: fc.constant("deleteExpired" as const) }),
+  fc.record({ op: fc.constant("rotate" as const), slot, to: slot, subject: fc.option(subject, { nil: undefined }) }),
+  fc.record({ op: fc.constant("owned" as const), slot, subject, value }),
+  fc.record({ op: fc.constant("setSubject" as const), slot, subject: fc.option(subject, { nil: null }) }),
+  fc.record({ op: fc.constant("list" as const), subject }),
+  fc.record({ op: fc.constant("revoke" as const), slot, scoped: fc.option(subject, { nil: undefined }) }),
+  fc.record({ op: fc.constant("revokeSubject" as const), subject, except: fc.option(slot, { nil: undefined }) })
 )
 type Command = typeof command extends fc.Arbitrary<infer C> ? C : never
 
@@ -57,6 +64,26 @@ const run = (store: SessionStore.Service, keys: Array<string>, c: Command) => {
       return Effect.as(TestClock.adjust(c.ms), "advanced")
     case "deleteExpired":
       return outcome(store.deleteExpired)
+    case "rotate":
+      return outcome(Effect.map(store.rotate(keys[c.slot]!, (v) => v + "~", { subject: c.subject }), (r) => {
+        keys[c.to] = r.key
+        return ["rotated", r.value]
+      }))
+    case "owned":
+      return outcome(Effect.map(store.generate({ value: c.value, subject: c.subject }), (key) => {
+        keys[c.slot] = key
+        return "generated"
+      }))
+    case "setSubject":
+      return outcome(store.setSubject(keys[c.slot]!, c.subject))
+    case "list":
+      // Sessions by slot (keys differ between the stores), as a set: equal times may list in any order.
+      return outcome(Effect.map(store.list(c.subject), (sessions) =>
+        sessions.map((info) => keys.findIndex((key) => SessionKey.isSessionKey(key) && SessionKey.id(key) === info.id)).sort()))
+    case "revoke":
+      return outcome(store.revoke(SessionKey.id(keys[c.slot]! as SessionKey.SessionKey), { subject: c.scoped }))
+    case "revokeSubject":
+      return outcome(store.revokeSubject(c.subject, { except: c.except === undefined ? undefined : keys[c.except] }))
   }
 }
 

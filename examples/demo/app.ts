@@ -1,9 +1,10 @@
 /**
  * The demo app: log in with a name, a per-session visit counter, flash messages after login and logout,
- * "log out" and "log out and forget me". Exported so tests and benchmarks run the very same app.
+ * "log out" and "log out and forget me", and "Your sessions" (every device the name is logged in on, each
+ * revocable, and "log out everywhere else"). Exported so tests and benchmarks run the very same app.
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Option, Schema } from "effect"
+import { DateTime, Effect, Option, Schema } from "effect"
 import { SessionMiddleware } from "../../src/index.js"
 
 /** What the demo keeps in a session, and the tag its handlers reach it by. Options come with its layer. */
@@ -28,6 +29,7 @@ const page = (body: string) =>
     .counter { font-size: 2.5rem; font-weight: 600; }
     form { margin: .6rem 0; } input[type=text] { padding: .35rem; } button { padding: .35rem .8rem; }
     small { color: #666; }
+    table { border-collapse: collapse; margin: .6rem 0; } td, th { padding: .3rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }
   </style>
 </head>
 <body>
@@ -57,8 +59,45 @@ const home = Effect.gen(function*() {
   return yield* page(`${flash}
   <p>Hello, <strong id="user">${escape(user)}</strong>!</p>
   ${counter}
+  <p><a href="/sessions" id="your-sessions">Your sessions</a></p>
   <form method="post" action="/logout"><button type="submit">Log out</button></form>
   <form method="post" action="/forget"><button type="submit">Log out and forget me</button></form>`)
+})
+
+const time = (at: DateTime.Utc) => DateTime.formatIso(at).replace("T", " ").slice(0, 19) + " UTC"
+
+/** "Your sessions": every live session of the logged-in user, this one marked, each revocable. */
+const sessions = Effect.gen(function*() {
+  const session = yield* DemoSession
+  const { user } = yield* session.get
+  if (user === null) return backHome
+  const rows = (yield* session.sessions).map((s) => `<tr class="session" data-id="${s.id}">
+      <td>${s.current ? "<strong>This device</strong>" : escape(s.metadata.userAgent ?? "unknown device")}</td>
+      <td>${time(s.createdAt)}</td><td>${time(s.lastSeenAt)}</td>
+      <td>${s.current ? "" : `<form method="post" action="/sessions/revoke"><input type="hidden" name="id" value="${s.id}">
+        <button type="submit" class="revoke">Revoke</button></form>`}</td></tr>`)
+  return yield* page(`${Object.values(yield* session.flashes).map((m) => `<p class="flash" id="flash">${escape(m)}</p>`).join("")}
+  <h2>Your sessions, ${escape(user)}</h2>
+  <table><thead><tr><th>Device</th><th>Signed in</th><th>Last seen</th><th></th></tr></thead>
+  <tbody>${rows.join("")}</tbody></table>
+  <form method="post" action="/sessions/logout-others"><button type="submit" id="logout-others">Log out everywhere else</button></form>
+  <p><a href="/">Back</a></p>`)
+})
+
+const revoke = Effect.gen(function*() {
+  const session = yield* DemoSession
+  const form = yield* HttpServerRequest.schemaBodyUrlParams(Schema.Struct({ id: Schema.String })).pipe(Effect.option)
+  // Scoped to this user's sessions: an id of someone else's session revokes nothing.
+  const revoked = Option.isSome(form) && (yield* session.revoke(form.value.id))
+  yield* session.flash("notice", revoked ? "That session is logged out." : "No such session.")
+  return HttpServerResponse.redirect("/sessions", { status: 303 })
+})
+
+const logoutOthers = Effect.gen(function*() {
+  const session = yield* DemoSession
+  const ended = yield* session.logoutEverywhere({ keepCurrent: true })
+  yield* session.flash("notice", `Logged out ${ended} other session${ended === 1 ? "" : "s"}.`)
+  return HttpServerResponse.redirect("/sessions", { status: 303 })
 })
 
 const LoginForm = Schema.Struct({
@@ -75,8 +114,13 @@ const login = Effect.gen(function*() {
     yield* session.flash("notice", "Please enter a name (1 to 40 characters).")
     return backHome
   }
+  const request = yield* HttpServerRequest.HttpServerRequest
   yield* session.regenerate // a new key at login defeats session fixation
   yield* session.update((s) => ({ ...s, user: form.value.name }))
+  // Whose session this is (listed in "Your sessions"); saved in the rotation's one statement.
+  yield* session.setSubject(form.value.name, {
+    metadata: { userAgent: (request.headers["user-agent"] ?? "unknown").slice(0, 300) }
+  })
   yield* session.rememberMe(form.value.remember === "1")
   yield* session.flash("notice", `Welcome, ${form.value.name}!`)
   return backHome
@@ -87,6 +131,7 @@ const logout = Effect.gen(function*() {
   const { user } = yield* session.get
   yield* session.regenerate
   yield* session.update((s) => ({ ...s, user: null }))
+  yield* session.setSubject(null)
   yield* session.rememberMe(false)
   yield* session.flash("notice", `Goodbye${user ? `, ${user}` : ""}. You are logged out.`)
   return backHome
@@ -105,6 +150,9 @@ export const DemoApp = HttpRouter.empty.pipe(
   HttpRouter.post("/login", login),
   HttpRouter.post("/logout", logout),
   HttpRouter.post("/forget", forget),
+  HttpRouter.get("/sessions", sessions),
+  HttpRouter.post("/sessions/revoke", revoke),
+  HttpRouter.post("/sessions/logout-others", logoutOthers),
   HttpRouter.get("/healthz", HttpServerResponse.text("ok")),
   HttpRouter.use(DemoSession.middleware)
 )

@@ -17,7 +17,20 @@ let enabled = true
 export const setEnabled = (on: boolean) => void (enabled = on)
 
 /** The store operations that are measured. */
-export type StoreOperation = "generate" | "get" | "set" | "touch" | "modify" | "rotate" | "clear" | "deleteExpired"
+export type StoreOperation =
+  | "generate"
+  | "get"
+  | "set"
+  | "touch"
+  | "modify"
+  | "rotate"
+  | "clear"
+  | "deleteExpired"
+  | "setSubject"
+  | "list"
+  | "revoke"
+  | "revokeSubject"
+  | "all"
 
 const storeOperations: ReadonlyArray<StoreOperation> = [
   "generate",
@@ -27,7 +40,12 @@ const storeOperations: ReadonlyArray<StoreOperation> = [
   "modify",
   "rotate",
   "clear",
-  "deleteExpired"
+  "deleteExpired",
+  "setSubject",
+  "list",
+  "revoke",
+  "revokeSubject",
+  "all"
 ]
 
 const byOperation = <M>(make: (operation: StoreOperation) => M) =>

@@ -36,6 +36,8 @@ export interface Draft<A> {
   readonly created: number
   remember: boolean
   rememberChanged: boolean
+  /** A new owner for the session (`setSubject`), saved with it; `undefined`: unchanged. */
+  owner: SessionStore.Owner | undefined
 }
 
 /** What the handler asked for the session as a whole. */
@@ -61,7 +63,8 @@ export const emptyDraft = <A>(initial: A, now: number, flashIn: Readonly<Record<
   flashOut: {},
   created: now,
   remember: false,
-  rememberChanged: false
+  rememberChanged: false,
+  owner: undefined
 })
 
 /** The draft of a loaded session. */
@@ -72,12 +75,16 @@ export const loadedDraft = <A>(data: A, envelope: Envelope.Envelope): Draft<A> =
   flashOut: {},
   created: envelope.c,
   remember: envelope.r,
-  rememberChanged: false
+  rememberChanged: false,
+  owner: undefined
 })
 
 /** Whether the handler changed what is stored (data, flash, remember). */
 export const isDirty = <A>(draft: Draft<A>): boolean =>
   draft.changes.length > 0 || Object.keys(draft.flashOut).length > 0 || draft.rememberChanged
+
+/** Whether saving creates a session: the handler stored something in it, or said who it belongs to. */
+const isWorthKeeping = <A>(draft: Draft<A>): boolean => isDirty(draft) || draft.owner !== undefined
 
 /** What saving takes. Expiries are epoch ms. */
 export type Plan =
@@ -89,6 +96,8 @@ export type Plan =
   | { readonly _tag: "Clear"; readonly key: SessionKey.SessionKey }
   /** Push the expiry out; nothing else changed. */
   | { readonly _tag: "Touch"; readonly key: SessionKey.SessionKey; readonly expiresAt: number }
+  /** Set who the session belongs to; nothing else changed. */
+  | { readonly _tag: "SetSubject"; readonly key: SessionKey.SessionKey }
   /**
    * Replay the changes onto the stored value; `expiresAt` when renewal is due. `required` is false when the only
    * change is consuming flash messages: a request that wrote nothing is not failed for it.
@@ -110,7 +119,8 @@ export type Plan =
 /**
  * What saving `state` at `now` takes. Pure: the same state and time give the same plan.
  *
- * A stale origin never plans a write (its writes were refused in the handler); an unavailable one plans nothing.
+ * A stale origin never plans a write (its writes were refused in the handler); an unavailable one plans nothing. A
+ * new owner (`draft.owner`) goes with a creation or a rotation; on a write it follows it (see the executor).
  */
 export const plan = <A>(
   state: RequestState<A>,
@@ -121,7 +131,7 @@ export const plan = <A>(
   const { draft, fate, origin } = state
   const target = Renewal.expiresAt(Renewal.lifetime(policy, draft.remember), draft.created, now)
   const create = (clear: SessionKey.SessionKey | undefined): Plan =>
-    isDirty(draft) && target > now ? { _tag: "Create", clear, expiresAt: target } : { _tag: "Skip" }
+    isWorthKeeping(draft) && target > now ? { _tag: "Create", clear, expiresAt: target } : { _tag: "Skip" }
   if (fate._tag === "Destroy") {
     const next = create(fate.key)
     return next._tag === "Skip" ? { _tag: "Clear", key: fate.key } : next
@@ -147,6 +157,7 @@ export const plan = <A>(
       if (dirty || Object.keys(draft.flashIn).length > 0) {
         return { _tag: "Write", key: origin.key, expiresAt: renew ? target : undefined, required: dirty }
       }
+      if (draft.owner !== undefined) return { _tag: "SetSubject", key: origin.key }
       return renew ? { _tag: "Touch", key: origin.key, expiresAt: target } : { _tag: "Skip" }
     }
   }

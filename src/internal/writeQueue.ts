@@ -11,6 +11,7 @@
 import { Deferred, Effect, Exit, Schedule, type Scope } from "effect"
 import { type Expired, type InvalidValue, type NotFound, type Rotated, SessionStoreError } from "../SessionError.js"
 import * as SessionKey from "../SessionKey.js"
+import type { StoredOwner } from "../SessionStore.js"
 import * as Observability from "./observability.js"
 
 /** A session's value and the row version it was read at. */
@@ -43,11 +44,15 @@ export interface ModifyJob extends JobBase<string> {
   readonly expiry: number | undefined
 }
 
-/** `rotate`: a new key holding `f(value)` for `expiry` ms; the old key keeps its value for `staleTimeout` ms. */
+/**
+ * `rotate`: a new key holding `f(value)` for `expiry` ms, owned by `owner` (or by the old row's owner); the old key
+ * keeps its value for `staleTimeout` ms.
+ */
 export interface RotateJob extends JobBase<Rotation> {
   readonly _tag: "Rotate"
   readonly expiry: number
   readonly staleTimeout: number
+  readonly owner: StoredOwner | undefined
 }
 
 export type Job = ModifyJob | RotateJob
@@ -73,7 +78,8 @@ export interface Operations {
     value: string,
     expiresAt: number,
     staleExpiresAt: number,
-    now: number
+    now: number,
+    owner: StoredOwner | undefined
   ) => Effect.Effect<boolean, SessionStoreError>
   readonly checkValue: (value: string) => InvalidValue | undefined
 }
@@ -168,7 +174,8 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
         exit.value,
         now + job.expiry,
         now + job.staleTimeout,
-        now
+        now,
+        job.owner
       )
       if (!rotated) {
         yield* Observability.count(Observability.writeConflicts)

@@ -88,6 +88,48 @@ describe("the demo in Chromium", () => {
     await context.close()
   })
 
+  it("your sessions: two devices of one user, one revokes the other, then logs out everywhere else", async () => {
+    const name = `Lin ${Date.now()}`
+    const devices = await Promise.all(["Laptop/1.0", "Phone/1.0"].map(async (userAgent) => {
+      const context = await browser.newContext({ userAgent })
+      const page = await context.newPage()
+      await page.goto(baseUrl)
+      await page.fill("input[name=name]", name)
+      await page.click("button[type=submit]")
+      await page.waitForSelector("#user")
+      return { context, page }
+    }))
+    const [laptop, phone] = devices as [typeof devices[0], typeof devices[0]]
+
+    await laptop.page.click("#your-sessions")
+    await laptop.page.waitForSelector("tr.session")
+    expect(await laptop.page.locator("tr.session").count()).toBe(2)
+    expect(await laptop.page.locator("tr.session", { hasText: "This device" }).count()).toBe(1)
+    const phoneRow = laptop.page.locator("tr.session", { hasText: "Phone/1.0" })
+    expect(await phoneRow.count()).toBe(1)
+    await phoneRow.locator("button.revoke").click()
+    await laptop.page.waitForSelector("#flash")
+    expect(await laptop.page.textContent("#flash")).toBe("That session is logged out.")
+    expect(await laptop.page.locator("tr.session").count()).toBe(1)
+
+    await phone.page.reload()
+    expect(await phone.page.locator("input[name=name]").count()).toBe(1) // logged out at once
+    await phone.page.fill("input[name=name]", name)
+    await phone.page.click("button[type=submit]")
+    await phone.page.waitForSelector("#user")
+
+    await laptop.page.reload()
+    expect(await laptop.page.locator("tr.session").count()).toBe(2)
+    await laptop.page.click("#logout-others")
+    await laptop.page.waitForSelector("#flash")
+    expect(await laptop.page.textContent("#flash")).toBe("Logged out 1 other session.")
+    await phone.page.reload()
+    expect(await phone.page.locator("input[name=name]").count()).toBe(1)
+    await laptop.page.goto(baseUrl)
+    expect(await laptop.page.textContent("#user")).toBe(name) // this device stays logged in
+    await Promise.all(devices.map(({ context }) => context.close()))
+  })
+
   it("remember me gives a persistent cookie; plain log out keeps the counter, clears the user", async () => {
     const context = await browser.newContext()
     const page = await context.newPage()

@@ -1,5 +1,5 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { Duration, Effect, Either, Layer, TestClock } from "effect"
+import { Chunk, DateTime, Duration, Effect, Either, Layer, Stream, TestClock } from "effect"
 import { SessionKey, SessionStore } from "../../src/index.js"
 import type { InvalidConfig, SessionStoreError } from "../../src/SessionError.js"
 
@@ -361,6 +361,125 @@ export const conformance = <R, E>(
         expect(Duration.toMillis((yield* s.get(old)).expiresIn)).toBe(60_000)
         expect(yield* s.modify(old, (v) => v + "!")).toBe("kept!")
       }), { maxValueBytes: 1024 })
+    })
+
+    describe("subjects, listing, revocation", () => {
+      test("a session's owner: set at generate, shown by get and list with a public id, never the key", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "v", expiry: "1 hour", subject: "user-1", audience: "web", metadata: { ua: "Firefox", ip: "10.0.0.1" } })
+        expect(yield* s.get(key)).toMatchObject({ subject: "user-1", audience: "web" })
+        const listed = yield* s.list("user-1")
+        expect(listed).toHaveLength(1)
+        expect(listed[0]).toMatchObject({ id: SessionKey.id(key), subject: "user-1", audience: "web", metadata: { ua: "Firefox", ip: "10.0.0.1" } })
+        expect(listed[0]!.id).not.toBe(key)
+        expect(DateTime.toEpochMillis(listed[0]!.expiresAt) - DateTime.toEpochMillis(listed[0]!.createdAt)).toBe(3_600_000)
+        expect(yield* s.list("user-2")).toEqual([])
+        expect((yield* s.get(yield* s.generate())).subject).toBeNull()
+      }))
+      test("setSubject later, and null to remove it; only on live, unrotated sessions", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ expiry: "1 minute" })
+        yield* s.setSubject(key, "user-1", { audience: "admin", metadata: { ua: "curl" } })
+        expect((yield* s.list("user-1", { audience: "admin" })).map((i) => i.id)).toEqual([SessionKey.id(key)])
+        expect(yield* s.list("user-1", { audience: "web" })).toEqual([])
+        yield* s.setSubject(key, null)
+        expect(yield* s.list("user-1")).toEqual([])
+        expect((yield* Effect.flip(s.setSubject(SessionKey.generate(), "x")))._tag).toBe("NotFound")
+        expect((yield* Effect.flip(s.setSubject("not a key", "x")))._tag).toBe("NotFound")
+        const rotation = yield* s.rotate(key, (v) => v, { expiry: "1 minute" })
+        expect((yield* Effect.flip(s.setSubject(key, "x")))._tag).toBe("Rotated")
+        yield* TestClock.adjust("2 minutes")
+        expect((yield* Effect.flip(s.setSubject(rotation.key, "x")))._tag).toBe("Expired")
+      }))
+      test("rotate keeps the owner, or sets it (a login); the stale key is never listed", Effect.gen(function*() {
+        const s = yield* store
+        const anonymous = yield* s.generate({ value: "cart" })
+        const login = yield* s.rotate(anonymous, (v) => v, { subject: "user-1", metadata: { ua: "Safari" } })
+        expect((yield* s.list("user-1")).map((i) => i.id)).toEqual([SessionKey.id(login.key)])
+        expect((yield* s.get(anonymous)).subject).toBeNull() // the stale copy keeps what it had
+        const again = yield* s.rotate(login.key, (v) => v)
+        const listed = yield* s.list("user-1")
+        expect(listed.map((i) => i.id)).toEqual([SessionKey.id(again.key)])
+        expect(listed[0]!.metadata).toEqual({ ua: "Safari" })
+      }))
+      test("list: live sessions of the subject only, most recently seen first", Effect.gen(function*() {
+        const s = yield* store
+        const first = yield* s.generate({ subject: "u", expiry: "1 hour" })
+        yield* TestClock.adjust("1 second")
+        const second = yield* s.generate({ subject: "u", expiry: "1 hour" })
+        yield* TestClock.adjust("1 second")
+        yield* s.generate({ subject: "u", expiry: "1 second" }) // expires
+        yield* s.generate({ subject: "other", expiry: "1 hour" })
+        yield* TestClock.adjust("2 seconds")
+        yield* s.modify(first, (v) => v + "!") // seen again: now the most recent
+        const listed = yield* s.list("u")
+        expect(listed.map((i) => i.id)).toEqual([SessionKey.id(first), SessionKey.id(second)])
+        expect(DateTime.toEpochMillis(listed[0]!.lastSeenAt)).toBeGreaterThan(DateTime.toEpochMillis(listed[0]!.createdAt))
+      }))
+      test("revoke by id ends the session at once; scoped by subject it touches nobody else's", Effect.gen(function*() {
+        const s = yield* store
+        const mine = yield* s.generate({ subject: "me" })
+        const theirs = yield* s.generate({ subject: "them" })
+        expect((yield* Effect.flip(s.revoke(SessionKey.id(theirs), { subject: "me" })))._tag).toBe("NotFound")
+        yield* s.get(theirs) // still alive
+        yield* s.revoke(SessionKey.id(mine), { subject: "me" })
+        expect((yield* Effect.flip(s.get(mine)))._tag).toBe("NotFound")
+        yield* s.revoke(SessionKey.id(theirs))
+        expect((yield* Effect.flip(s.get(theirs)))._tag).toBe("NotFound")
+        for (const id of [SessionKey.id(theirs), SessionKey.id(SessionKey.generate()), "malformed", "", "x".repeat(10_000)]) {
+          expect((yield* Effect.flip(s.revoke(id)))._tag).toBe("NotFound")
+        }
+      }))
+      test("revokeSubject: every session of a subject (and audience), except the current one", Effect.gen(function*() {
+        const s = yield* store
+        const current = yield* s.generate({ subject: "u", audience: "web" })
+        const laptop = yield* s.generate({ subject: "u", audience: "web" })
+        const phone = yield* s.generate({ subject: "u", audience: "app" })
+        const someoneElse = yield* s.generate({ subject: "v", audience: "web" })
+        expect(yield* s.revokeSubject("u", { audience: "web", except: current })).toBe(1)
+        expect((yield* Effect.flip(s.get(laptop)))._tag).toBe("NotFound")
+        yield* s.get(current)
+        yield* s.get(phone)
+        expect(yield* s.revokeSubject("u")).toBe(2)
+        expect((yield* Effect.flip(s.get(current)))._tag).toBe("NotFound")
+        expect((yield* Effect.flip(s.get(phone)))._tag).toBe("NotFound")
+        yield* s.get(someoneElse)
+        expect(yield* s.revokeSubject("nobody")).toBe(0)
+      }))
+      test("all: every live session, across pages, ids not keys", Effect.gen(function*() {
+        const s = yield* store
+        const keys = yield* Effect.forEach(Array.from({ length: 1_050 }, (_, i) => i), (i) =>
+          s.generate({ subject: `user-${i % 7}` }), { concurrency: 50 })
+        yield* s.generate({ expiry: -1 }) // expired: not listed
+        const rotated = yield* s.rotate(keys[0]!, (v) => v) // its stale copy: not listed
+        const all = Chunk.toReadonlyArray(yield* Stream.runCollect(s.all))
+        const expected = new Set([...keys.slice(1), rotated.key].map(SessionKey.id))
+        expect(all).toHaveLength(expected.size)
+        expect(new Set(all.map((i) => i.id))).toEqual(expected)
+      }), { cleanupInterval: 0 })
+      test("bad subjects, audiences and metadata are InvalidSubject and write nothing", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ subject: "kept" })
+        for (const [field, owner] of [
+          ["subject", { subject: "" }],
+          ["subject", { subject: "x".repeat(257) }],
+          ["subject", { subject: "a\u0000b" }],
+          ["audience", { subject: "u", audience: "\ud800" }],
+          ["metadata", { subject: "u", metadata: { note: "x".repeat(2_000) } }],
+          ["metadata", { subject: "u", metadata: { n: 1 as unknown as string } }],
+          ["metadata", { subject: "u", metadata: ["a"] as unknown as Record<string, string> }]
+        ] as const) {
+          expect(yield* Effect.flip(s.generate(owner))).toMatchObject({ _tag: "InvalidSubject", field })
+          const { subject, ...rest } = owner as SessionStore.Owner
+          expect(yield* Effect.flip(s.setSubject(key, subject ?? null, rest))).toMatchObject({ _tag: "InvalidSubject", field })
+          expect(yield* Effect.flip(s.rotate(key, (v) => v, owner))).toMatchObject({ _tag: "InvalidSubject", field })
+        }
+        expect(yield* Effect.flip(s.list(""))).toMatchObject({ _tag: "InvalidSubject" })
+        expect(yield* Effect.flip(s.revokeSubject(""))).toMatchObject({ _tag: "InvalidSubject" })
+        expect(yield* s.get(key)).toMatchObject({ subject: "kept", rotated: false })
+        expect((yield* s.list("kept")).map((i) => i.id)).toEqual([SessionKey.id(key)])
+        expect(yield* s.list("u")).toEqual([])
+      }))
     })
 
     test("200 concurrent operations on distinct keys are all correct", Effect.gen(function*() {

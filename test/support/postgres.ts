@@ -210,9 +210,10 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
         expect(expiry).toHaveLength(1)
         expect(expiry[0]!.name).not.toBe(table)
         expect(Buffer.byteLength(expiry[0]!.name)).toBeLessThanOrEqual(63)
+        expect(indexes.filter((index) => index.definition.includes("(subject, audience)"))).toHaveLength(1)
         yield* Effect.scoped(build({ tableName: `${schema}.${table}` })) // idempotent
         expect(yield* sql.unsafe(`SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, [schema, table]))
-          .toHaveLength(2)
+          .toHaveLength(3) // the primary key, expires_at, and (subject, audience)
       }))
 
     it.effect("a schema that does not exist is InvalidConfig, with or without createTable", () =>
@@ -245,9 +246,16 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
           const s = yield* build({ tableName })
           expect(yield* s.get(key)).toMatchObject({ value: "from 0.1", rotated: false })
           expect(yield* s.modify(key, (v) => v + ", upgraded")).toBe("from 0.1, upgraded")
-          const rotation = yield* s.rotate(key, (v) => v)
+          const rotation = yield* s.rotate(key, (v) => v, { subject: "user-1" })
           expect((yield* s.get(rotation.key)).value).toBe("from 0.1, upgraded")
+          expect((yield* s.list("user-1")).map((info) => info.id)).toEqual([SessionKey.id(rotation.key)])
         }))
+        const [tableSchema, table] = tableName.split(".")
+        const indexes = yield* sql.unsafe<{ definition: string }>(
+          `SELECT indexdef AS definition FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`,
+          [tableSchema, table]
+        )
+        expect(indexes.some((index) => index.definition.includes("(subject, audience)"))).toBe(true)
         yield* Effect.scoped(build({ tableName, createTable: false })) // now complete
         const ddl = yield* PgSessionStore.schemaSql({ tableName })
         expect(ddl).toContain("rotated boolean NOT NULL DEFAULT false")

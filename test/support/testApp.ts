@@ -79,7 +79,35 @@ export const makeApp = () => {
       Effect.as(HttpServerResponse.text("fine")),
       Effect.catchTag("SessionUnavailable", () => HttpServerResponse.text("handled: degraded mode", { status: 200 }))
     )),
-    HttpRouter.post("/regenerate", Effect.flatMap(session, (s) => s.regenerate).pipe(Effect.zipRight(show)))
+    HttpRouter.post("/regenerate", Effect.flatMap(session, (s) => s.regenerate).pipe(Effect.zipRight(show))),
+    // A user's sessions: log in as a subject, list, revoke, log out everywhere.
+    HttpRouter.post("/login-as", Effect.gen(function*() {
+      const s = yield* session
+      const name = Option.getOrElse(yield* query("name"), () => "ada")
+      const request = yield* HttpServerRequest.HttpServerRequest
+      yield* s.regenerate
+      yield* s.set({ ...(yield* s.get), user: name })
+      yield* s.setSubject(name, { metadata: { userAgent: request.headers["user-agent"] ?? "unknown" } })
+      return HttpServerResponse.text("ok")
+    }).pipe(Effect.catchTag("InvalidSubject", (e) => HttpServerResponse.text(e.message, { status: 400 })))),
+    HttpRouter.post("/subject-with-huge-metadata", Effect.flatMap(session, (s) =>
+      s.setSubject("ada", { metadata: { note: "x".repeat(5_000) } })).pipe(
+        Effect.as(HttpServerResponse.text("stored?!")),
+        Effect.catchTag("InvalidSubject", (e) => HttpServerResponse.text(e.message, { status: 400 }))
+      )),
+    HttpRouter.get("/sessions", Effect.flatMap(session, (s) =>
+      Effect.flatMap(Effect.all({ subject: s.subject, sessions: s.sessions }), ({ sessions, subject }) =>
+        HttpServerResponse.json({ subject: Option.getOrNull(subject), sessions })))),
+    HttpRouter.post("/revoke", Effect.gen(function*() {
+      const s = yield* session
+      const id = Option.getOrElse(yield* query("id"), () => "")
+      return HttpServerResponse.text(String(yield* s.revoke(id)))
+    })),
+    HttpRouter.post("/logout-everywhere", Effect.gen(function*() {
+      const s = yield* session
+      const keepCurrent = Option.isSome(yield* query("keep"))
+      return HttpServerResponse.text(String(yield* s.logoutEverywhere({ keepCurrent })))
+    }))
   )
 }
 
@@ -110,6 +138,10 @@ export const CountingMemoryStore = Layer.effect(
       modify: (key, f, options) => count(inner.modify(key, f, options)),
       rotate: (key, f, options) => count(inner.rotate(key, f, options)),
       generate: (options) => count(inner.generate(options)),
+      setSubject: (key, subject, options) => count(inner.setSubject(key, subject, options)),
+      list: (subject, options) => count(inner.list(subject, options)),
+      revoke: (id, options) => count(inner.revoke(id, options)),
+      revokeSubject: (subject, options) => count(inner.revokeSubject(subject, options)),
       clear: (key) => count(inner.clear(key))
     } satisfies SessionStore.Service
   })
