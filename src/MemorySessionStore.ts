@@ -49,6 +49,15 @@ export const backend = (): SessionStore.Backend<never> => {
   })
   const matches = (entry: Entry, subject: string, audience: string | undefined) =>
     entry.subject === subject && (audience === undefined || entry.audience === audience)
+  const fresh = (value: string, expiresAt: number, now: number, owner: SessionStore.StoredOwner): Entry => ({
+    value,
+    expiresAt,
+    version: 1,
+    rotated: false,
+    createdAt: now,
+    lastSeenAt: now,
+    ...ownerOf(owner)
+  })
   return {
     name: "memory",
     // Every primitive is synchronous: it cannot outlive a deadline.
@@ -65,18 +74,7 @@ export const backend = (): SessionStore.Backend<never> => {
           audience: entry.audience
         }
       }),
-    insert: (id, value, expiresAt, now, owner) =>
-      Effect.sync(() =>
-        void rows.set(idOf(id), {
-          value,
-          expiresAt,
-          version: 1,
-          rotated: false,
-          createdAt: now,
-          lastSeenAt: now,
-          ...ownerOf(owner)
-        })
-      ),
+    insert: (id, value, expiresAt, now, owner) => Effect.sync(() => void rows.set(idOf(id), fresh(value, expiresAt, now, owner))),
     upsert: (id, value, expiresAt, now) =>
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
@@ -119,15 +117,7 @@ export const backend = (): SessionStore.Backend<never> => {
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
         if (!live(entry, now) || String(entry.version) !== version) return false
-        rows.set(idOf(newId), {
-          value,
-          expiresAt,
-          version: 1,
-          rotated: false,
-          createdAt: now,
-          lastSeenAt: now,
-          ...ownerOf(owner ?? entry)
-        })
+        rows.set(idOf(newId), fresh(value, expiresAt, now, owner ?? entry))
         entry.rotated = true
         entry.expiresAt = Math.min(entry.expiresAt, staleExpiresAt)
         entry.version++

@@ -139,8 +139,11 @@ export interface CurrentSession<A> {
    * stays readable for `staleTimeout` with the data it had before this request, read-only, then it is gone.
    */
   readonly regenerate: Effect.Effect<void, SessionUnavailable | SessionConflict>
-  /** Removes the session from the store and expires the cookie. Later changes in this request start a new one. */
-  readonly destroy: Effect.Effect<void, SessionUnavailable>
+  /**
+   * Removes the session from the store and expires the cookie. Later changes in this request start a new one.
+   * Through a rotated key it is refused, like any write.
+   */
+  readonly destroy: Effect.Effect<void, SessionUnavailable | SessionConflict>
   /** Persistent cookie (`Max-Age`) and the `remember` timeouts, or a browser-session cookie. */
   readonly rememberMe: (remember: boolean) => Effect.Effect<void, SessionUnavailable | SessionConflict>
   /** Whether this request started without a live session. */
@@ -580,7 +583,9 @@ const handle = <A>(
     regenerate: write(() => {
       if (state.fate._tag === "Keep") state.fate = { _tag: "Rotate" }
     }),
-    destroy: read(endCurrent),
+    // Through a rotated key, destroy is a write like any other: refused (it would end the stale copy early and let
+    // in-flight requests of the new session's owner mint an anonymous session over the new cookie).
+    destroy: unavailable ?? Effect.suspend(() => state.origin._tag === "Stale" ? refused : Effect.sync(endCurrent)),
     rememberMe: (remember) =>
       write(() => {
         state.draft.rememberChanged = state.draft.rememberChanged || remember !== state.draft.remember
@@ -644,10 +649,21 @@ const save = <A>(
   let withVary = HttpServerResponse.setHeader(response, "vary", SessionCookie.vary(response.headers))
   // However the 503 was rendered (an HttpApi encodes the error itself), it says when to come back.
   if (state.origin._tag === "Unavailable" && response.status === 503) withVary = HttpServerResponse.setHeaders(withVary, retryAfter)
+  // A response built from a session is nobody else's: shared caches must not keep it (unless the app said so).
+  if ((state.origin._tag === "Live" || state.origin._tag === "Stale") && response.headers["cache-control"] === undefined) {
+    withVary = HttpServerResponse.setHeader(withVary, "cache-control", "private")
+  }
   return Effect.clockWith((clock) => {
     const now = clock.unsafeCurrentTimeMillis()
     const plan = RequestState.plan(state, now, settings.policy, settings.staleTimeout)
     if (plan._tag === "Skip") return Effect.succeed(withVary)
+    // The request failed: none of its session changes are applied (a rotation neither), and the cookie stays.
+    if (response.status >= 500) {
+      return Effect.as(
+        settings.logFailure("session save skipped", new FailedRequest({ status: response.status }), "Warning"),
+        withVary
+      )
+    }
     const saved = execute(settings, store, state, plan, now, withVary).pipe(
       Effect.catchTags({
         SessionStoreError: (error) =>
@@ -668,6 +684,13 @@ const save = <A>(
       "http.response.status_code": response.status
     }))
   })
+}
+
+/** Why a request's session changes were not saved: its response was a server error. For the log line. */
+class FailedRequest extends Schema.TaggedError<FailedRequest>()("FailedRequest", { status: Schema.Number }) {
+  override get message() {
+    return `the response was ${this.status}: the request's session changes were discarded`
+  }
 }
 
 const internalError = HttpServerResponse.text("Internal Server Error", { status: 500 })

@@ -187,14 +187,52 @@ describe("SessionMiddleware over HTTP", () => {
       expect(json((yield* browser.get("/peek")).body)).toMatchObject({ isNew: false, data: { user: "ada" } })
     }).pipe(provide))
 
-  it.effect("a failing handler still persists its changes and gets its cookie", () =>
+  it.effect("a failed request (5xx) applies none of its session changes, not even a rotation, and keeps the cookie", () =>
     Effect.gen(function*() {
-      yield* serve()
+      const logged: Array<string> = []
+      yield* serve().pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(`${message}`))))
+      )
       const browser = yield* makeBrowser
       const failed = yield* browser.get("/fail")
       expect(failed.status).toBe(500)
-      expect(sessionCookie(failed.setCookie)).toBeDefined()
-      expect(json((yield* browser.get("/peek")).body).data.user).toBe("written before the failure")
+      expect(failed.setCookie).toEqual([]) // a new session is not created for a failed request
+      yield* browser.get("/")
+      const before = browser.jar.get("session")!
+      const failedAgain = yield* browser.get("/fail")
+      expect(failedAgain.setCookie).toEqual([])
+      expect(json((yield* browser.get("/peek")).body).data).toMatchObject({ user: null, visits: 1 })
+      const login = yield* browser.post("/login-then-fail?name=mallory")
+      expect(login.status).toBe(500)
+      expect(login.setCookie).toEqual([]) // the rotation was not applied
+      expect(browser.jar.get("session")).toBe(before)
+      expect(json((yield* browser.get("/peek")).body)).toMatchObject({ isNew: false, data: { user: null } })
+      expect(logged.filter((line) => line.startsWith("session save skipped failed"))).toHaveLength(1) // rate-limited
+    }).pipe(provide))
+
+  it.effect("through a rotated key, destroy is refused too: the stale copy stays, no cookie is sent", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      yield* browser.get("/")
+      const stale = browser.jar.get("session")!
+      yield* browser.post("/login?name=ada")
+      const attempt = yield* browser.post("/destroy", `session=${stale}`)
+      expect(attempt.status).toBe(409)
+      expect(attempt.setCookie).toEqual([])
+      expect(json((yield* browser.get("/peek", `session=${stale}`)).body).isNew).toBe(false) // still the stale copy
+      expect(json((yield* browser.get("/peek")).body).data.user).toBe("ada")
+    }).pipe(provide))
+
+  it.effect("a response built from a loaded session is private to caches, unless the app said otherwise", () =>
+    Effect.gen(function*() {
+      yield* serve()
+      const browser = yield* makeBrowser
+      expect((yield* browser.get("/peek")).headers["cache-control"]).toBeUndefined() // no session: untouched
+      yield* browser.get("/")
+      const read = yield* browser.get("/peek")
+      expect(read.setCookie).toEqual([])
+      expect(read.headers["cache-control"]).toBe("private")
     }).pipe(provide))
 
   it.effect("a defect while saving is answered 500 and logged in one line, never a hung request", () =>

@@ -19,13 +19,25 @@ const isRecord = (u: unknown): u is Record<string, unknown> =>
 export const diff = <A>(before: A, after: A, encode: (data: A) => unknown): Change<A> => {
   const encodedBefore = encode(before)
   const encodedAfter = encode(after)
-  if (!isRecord(encodedBefore) || !isRecord(encodedAfter) || !isRecord(after)) return { _tag: "Replace", data: after }
+  if (!isRecord(encodedBefore) || !isRecord(encodedAfter) || !isRecord(after) || !sameKeys(after, encodedAfter)) {
+    return { _tag: "Replace", data: after }
+  }
   const set: Record<string, unknown> = {}
   for (const key of Object.keys(after)) {
     if (JSON.stringify(encodedAfter[key]) !== JSON.stringify(encodedBefore[key])) set[key] = after[key]
   }
   const deleted = Object.keys(encodedBefore).filter((key) => !(key in encodedAfter))
   return { _tag: "Patch", set, deleted }
+}
+
+/**
+ * Whether data and its encoded form use the same field names: a patch is keyed by them on both sides, so a schema
+ * that renames fields (`Schema.fromKey`) gets whole replacements instead of patches that would miss the fields.
+ */
+const sameKeys = (data: Record<string, unknown>, encoded: Record<string, unknown>): boolean => {
+  const keys = Object.keys(data)
+  const encodedKeys = Object.keys(encoded)
+  return keys.length === encodedKeys.length && keys.every((key) => key in encoded)
 }
 
 /** One change applied to `data`. */

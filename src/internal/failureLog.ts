@@ -12,7 +12,11 @@ export const describe = (error: unknown): string => {
     if (typeof current !== "object") break
     const record = current as { _tag?: unknown; name?: unknown; code?: unknown; operation?: unknown; cause?: unknown }
     const name = typeof record._tag === "string" ? record._tag : typeof record.name === "string" ? record.name : "Error"
-    const code = typeof record.code === "string" || typeof record.code === "number" ? ` ${record.code}` : ""
+    const code = typeof record.code === "string" || typeof record.code === "number"
+      ? ` ${record.code}`
+      : typeof (record as { status?: unknown }).status === "number"
+      ? ` ${(record as { status: number }).status}`
+      : ""
     const operation = typeof record.operation === "string" ? `(${record.operation})` : ""
     names.push(`${name}${operation}${code}`)
     current = record.cause

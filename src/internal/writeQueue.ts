@@ -11,7 +11,7 @@
 import { Deferred, Effect, Exit, Schedule, type Scope } from "effect"
 import { type Expired, type InvalidValue, type NotFound, type Rotated, SessionStoreError } from "../SessionError.js"
 import * as SessionKey from "../SessionKey.js"
-import type { StoredOwner } from "../SessionStore.js"
+import type { Backend, StoredOwner } from "../SessionStore.js"
 import * as Observability from "./observability.js"
 
 /** A session's value and the row version it was read at. */
@@ -62,25 +62,10 @@ export interface Operations {
   readonly now: Effect.Effect<number>
   /** The live, unrotated session, or why there is none. */
   readonly read: (id: Uint8Array) => Effect.Effect<Current, NotFound | Expired | Rotated | SessionStoreError>
-  /** Compare-and-set; the new version, or `undefined` when the row changed since `version` was read. */
-  readonly write: (
-    id: Uint8Array,
-    version: string,
-    value: string,
-    expiresAt: number | undefined,
-    now: number
-  ) => Effect.Effect<string | undefined, SessionStoreError>
-  /** Atomic rotation if the row still has `version`; `false` when it changed. */
-  readonly rotate: (
-    id: Uint8Array,
-    version: string,
-    newId: Uint8Array,
-    value: string,
-    expiresAt: number,
-    staleExpiresAt: number,
-    now: number,
-    owner: StoredOwner | undefined
-  ) => Effect.Effect<boolean, SessionStoreError>
+  /** Compare-and-set: the backend's, failures mapped. */
+  readonly write: Backend<SessionStoreError>["compareAndSet"]
+  /** Atomic rotation: the backend's, failures mapped. */
+  readonly rotate: Backend<SessionStoreError>["rotate"]
   readonly checkValue: (value: string) => InvalidValue | undefined
 }
 

@@ -106,6 +106,15 @@ const recovery = (samples: ReadonlyArray<Load.Sample>, since: number) => {
   return first === undefined ? undefined : first.at - since
 }
 
+/** A second connection holding `LOCK TABLE … ACCESS EXCLUSIVE` in an open transaction; `release` commits it. */
+const lockTable = (tableName: string) =>
+  Effect.gen(function*() {
+    const holder = new pg.Client({ connectionString: databaseUrl })
+    yield* Effect.acquireRelease(Effect.promise(() => holder.connect()), () => Effect.promise(() => holder.end()))
+    yield* Effect.promise(() => holder.query("BEGIN").then(() => holder.query(`LOCK TABLE ${tableName} IN ACCESS EXCLUSIVE MODE`)))
+    return { release: Effect.promise(() => holder.query("COMMIT")) }
+  })
+
 const increments = "/"
 
 describe("faults on the owned pool (PgSessionStore.layerPool)", () => {
@@ -256,9 +265,7 @@ describe("deadlines in the store", () => {
         cleanupInterval: 0
       })).pipe(Effect.map((context) => context.unsafeMap.get("effect-session/SessionStore") as SessionStore.Service))
       const key = yield* store.generate({ value: "v" })
-      const holder = new pg.Client({ connectionString: databaseUrl })
-      yield* Effect.acquireRelease(Effect.promise(() => holder.connect()), () => Effect.promise(() => holder.end()))
-      yield* Effect.promise(() => holder.query("BEGIN").then(() => holder.query(`LOCK TABLE ${tableName} IN ACCESS EXCLUSIVE MODE`)))
+      const lock = yield* lockTable(tableName)
       const started = Date.now()
       const error = yield* Effect.flip(store.get(key))
       expect(Date.now() - started).toBeLessThan(1_500)
@@ -267,7 +274,7 @@ describe("deadlines in the store", () => {
         admin((c) => c.query("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [applicationName]))
       )
       expect(stuck.rows.length).toBe(1)
-      yield* Effect.promise(() => holder.query("COMMIT"))
+      yield* lock.release
       expect((yield* store.get(key)).value).toBe("v")
       // The stuck backend's socket was closed by the deadline: it ends once it gets past the lock.
       yield* Effect.promise(async () => {
@@ -313,14 +320,12 @@ describe("deadlines in the store", () => {
         cleanupInterval: 0
       })).pipe(Effect.map((context) => context.unsafeMap.get("effect-session/SessionStore") as SessionStore.Service))
       const key = yield* store.generate({ value: "v" })
-      const holder = new pg.Client({ connectionString: databaseUrl })
-      yield* Effect.acquireRelease(Effect.promise(() => holder.connect()), () => Effect.promise(() => holder.end()))
-      yield* Effect.promise(() => holder.query("BEGIN").then(() => holder.query(`LOCK TABLE ${tableName} IN ACCESS EXCLUSIVE MODE`)))
+      const lock = yield* lockTable(tableName)
       const started = Date.now()
       const error = yield* Effect.flip(store.get(key))
       expect(Date.now() - started).toBeLessThan(2_000)
       expect((error.cause as { code?: string }).code).toBe("55P03") // lock_not_available, from the server
-      yield* Effect.promise(() => holder.query("COMMIT"))
+      yield* lock.release
       expect((yield* store.get(key)).value).toBe("v")
     }).pipe(Effect.scoped), { timeout: 30_000 })
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
 import * as ChangeLog from "../../src/internal/changeLog.js"
 
 type Data = { readonly a?: string; readonly b?: string; readonly n: number }
@@ -23,6 +24,14 @@ describe("ChangeLog", () => {
   it("data that is not a record is replaced whole", () => {
     expect(ChangeLog.diff<ReadonlyArray<number>>([1], [1, 2], identity)).toEqual({ _tag: "Replace", data: [1, 2] })
     expect(ChangeLog.replay<ReadonlyArray<number>>([9], [{ _tag: "Replace", data: [1, 2] }])).toEqual([1, 2])
+  })
+
+  it("a schema that renames fields gets a replacement, never a patch that misses them", () => {
+    const Renamed = Schema.Struct({ userName: Schema.propertySignature(Schema.NullOr(Schema.String)).pipe(Schema.fromKey("user_name")) })
+    const encode = (data: typeof Renamed.Type) => Schema.encodeSync(Renamed)(data)
+    const change = ChangeLog.diff<typeof Renamed.Type>({ userName: null }, { userName: "ada" }, encode)
+    expect(change).toEqual({ _tag: "Replace", data: { userName: "ada" } })
+    expect(ChangeLog.replay<typeof Renamed.Type>({ userName: null }, [change])).toEqual({ userName: "ada" })
   })
 
   it("diff compares encoded forms, so equal data in new objects is no change", () => {

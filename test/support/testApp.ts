@@ -65,6 +65,12 @@ export const makeApp = () => {
       yield* s.set({ ...(yield* s.get), user: "written before the failure" })
       return yield* Effect.fail(new Error("handler failed"))
     })),
+    HttpRouter.post("/login-then-fail", Effect.gen(function*() {
+      const s = yield* session
+      yield* s.regenerate
+      yield* s.set({ ...(yield* s.get), user: Option.getOrElse(yield* query("name"), () => "x") })
+      return yield* Effect.fail(new Error("the login failed after rotating"))
+    })),
     HttpRouter.get("/overlap", Effect.gen(function*() {
       const s = yield* session
       const barrier = yield* Barrier
