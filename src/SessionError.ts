@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import { describe } from "./internal/failureLog.js"
 
 /**
  * No session exists for the key (never created, cleared, removed by cleanup, or not a well-formed key).
@@ -98,7 +99,7 @@ export class InvalidExpiry extends Schema.TaggedError<InvalidExpiry>()("InvalidE
 
 /**
  * A layer's options were rejected when it was built (a table name that is not an identifier, a negative
- * interval, a pool larger than the server allows, ...).
+ * interval, an embedded pool larger than its server accepts, a cookie attribute that could not be sent, ...).
  *
  * @since 0.1.0
  * @category errors
@@ -123,8 +124,8 @@ export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("
   operation: Schema.String,
   cause: Schema.Defect
 }) {
+  /** The operation and the cause's class and code, never the driver's message (it can quote SQL parameters). */
   override get message() {
-    const cause = this.cause instanceof Error ? `: ${this.cause.message}` : ""
-    return `session store ${this.operation} failed${cause}`
+    return `session store ${this.operation} failed: ${describe(this.cause)}`
   }
 }

@@ -557,7 +557,8 @@ export const make = <E>(
         statement("modify", backend.compareAndSet(id, version, value, until, now)),
       rotate: (id, version, newId, value, until, staleUntil, now, owner) =>
         statement("rotate", backend.rotate(id, version, newId, value, until, staleUntil, now, owner)),
-      checkValue: invalidValue
+      checkValue: invalidValue,
+      onDefect: (cause) => logFailure("write queue (defect)", Cause.squash(cause))
     }, scope)
 
     const backendName = backend.name ?? "custom"

@@ -1,4 +1,4 @@
-import { Cause, Effect } from "effect"
+import { Effect } from "effect"
 
 /**
  * Names a failure by its class and code, never by its message: driver messages can quote SQL parameters, and a
@@ -24,6 +24,18 @@ export const describe = (error: unknown): string => {
   return names.length === 0 ? String(typeof error) : names.join(" ← ")
 }
 
+/** Where each error in the chain was raised: its class and code, and stack frames without the messages. */
+const debugLine = (operation: string, error: unknown): string => {
+  const frames: Array<string> = []
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
+    const stack = (current as { stack?: unknown }).stack
+    if (typeof stack === "string") frames.push(...stack.split("\n").filter((line) => /^\s+at /.test(line)).slice(0, 8))
+    current = (current as { cause?: unknown }).cause
+  }
+  return `${operation} failed: ${describe(error)}\n${frames.join("\n")}`
+}
+
 /**
  * A logger for failures that can repeat thousands of times a second during an outage: one line per failure with
  * the operation and the cause's class, at most one line per operation per `windowMillis` (the next line says how
@@ -37,14 +49,14 @@ export const make = (service: string, windowMillis = 10_000) => {
       const window = windows.get(operation)
       if (window !== undefined && now < window.until) {
         window.suppressed++
-        return Effect.logDebug(`${operation} failed`, Cause.fail(error)).pipe(Effect.annotateLogs("service", service))
+        return Effect.logDebug(debugLine(operation, error)).pipe(Effect.annotateLogs("service", service))
       }
       const suppressed = window?.suppressed ?? 0
       windows.set(operation, { until: now + windowMillis, suppressed: 0 })
       const line = `${operation} failed: ${describe(error)}` +
         (suppressed > 0 ? ` (${suppressed} similar failures not logged in the last ${windowMillis / 1000} s)` : "")
       return (level === "Error" ? Effect.logError(line) : Effect.logWarning(line)).pipe(
-        Effect.zipRight(Effect.logDebug(`${operation} failed`, Cause.fail(error))),
+        Effect.zipRight(Effect.logDebug(debugLine(operation, error))),
         Effect.annotateLogs("service", service)
       )
     })

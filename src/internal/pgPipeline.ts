@@ -21,6 +21,13 @@ export interface Pipeline {
   ) => Effect.Effect<ReadonlyArray<Row>, Error>
 }
 
+let pipelineSupport: boolean | undefined
+
+/** Whether the installed pg has pipeline mode (8.23 and later): otherwise reads stay on the pool. */
+export const supported = (): boolean =>
+  pipelineSupport ??= (new Pg.Client({ pipeline: true } as Pg.ClientConfig) as unknown as { pipeline?: boolean })
+    .pipeline === true
+
 interface Slot {
   client: Pg.Client | undefined
   connecting: Promise<Pg.Client> | undefined
@@ -33,15 +40,24 @@ export const make = (config: Pg.ClientConfig, size: number): Effect.Effect<Pipel
     let next = 0
     let closed = false
 
+    /**
+     * Takes a client out of use and closes its socket at once: in pipeline mode `end()` would wait for the
+     * statements on the wire, which is what a stuck connection never finishes. The statements behind the stuck one
+     * fail at once (they were stuck too), and the next read opens a new connection.
+     */
     const retire = (slot: Slot, client: Pg.Client) => {
       if (slot.client === client) slot.client = undefined
-      // A client with a statement on the wire is destroyed by end(): the statements behind it fail at once.
+      ;(client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
       client.end().catch(() => {})
     }
 
     const connect = (slot: Slot): Promise<Pg.Client> => {
       slot.connecting ??= (async () => {
         const client = new Pg.Client({ ...config, pipeline: true } as Pg.ClientConfig)
+        // pg before 8.23 has no pipeline mode and would queue every read behind the previous one: refuse it.
+        if ((client as unknown as { pipeline?: boolean }).pipeline !== true) {
+          throw new Error("this version of pg has no pipeline mode (8.23 or later is needed)")
+        }
         client.on("error", () => retire(slot, client))
         client.on("end", () => {
           if (slot.client === client) slot.client = undefined

@@ -192,7 +192,7 @@ export const layerClient = (
       transformJson: options.transformJson,
       types: options.types
     }).pipe(Effect.mapError((cause) => new SessionStoreError({ operation: "connect", cause })))
-    const pipeline = s.pipelined > 0 ? yield* PgPipeline.make(connection, s.pipelined) : undefined
+    const pipeline = s.pipelined > 0 && PgPipeline.supported() ? yield* PgPipeline.make(connection, s.pipelined) : undefined
     owned.set(client, { pool, preparedStatements: options.preparedStatements !== false, pipeline })
     return Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))
   })).pipe(Layer.provide(Reactivity.layer))

@@ -8,7 +8,7 @@
  * fails with `Rotated`. Conflicts can then only come from other processes; they are retried on a jittered
  * exponential `Schedule`, re-reading and re-applying (which is why `f` must be pure).
  */
-import { Deferred, Effect, Exit, Schedule, type Scope } from "effect"
+import { type Cause, Deferred, Effect, Exit, Schedule, type Scope } from "effect"
 import { type Expired, type InvalidValue, type NotFound, type Rotated, SessionStoreError } from "../SessionError.js"
 import * as SessionKey from "../SessionKey.js"
 import type { Backend, StoredOwner } from "../SessionStore.js"
@@ -67,6 +67,8 @@ export interface Operations {
   /** Atomic rotation: the backend's, failures mapped. */
   readonly rotate: Backend<SessionStoreError>["rotate"]
   readonly checkValue: (value: string) => InvalidValue | undefined
+  /** Reports a defect in a batch (its callers fail with it at once). */
+  readonly onDefect: (cause: Cause.Cause<unknown>) => Effect.Effect<void>
 }
 
 const conflict = { _tag: "Conflict" } as const
@@ -210,13 +212,33 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
       return jobs
     })
 
+  /**
+   * One batch, whatever happens to it: a defect fails its callers with that cause at once (and is reported) and the
+   * queue carries on; an interruption (the store closing) fails them as stopped.
+   */
+  const guardedBatch = (id: Uint8Array, queue: Array<Job>, jobs: Array<Job>, known: Current | undefined) =>
+    runBatch(id, queue, jobs, known).pipe(
+      Effect.catchAllCause((cause) =>
+        Effect.zipRight(
+          Effect.zipRight(
+            operations.onDefect(cause),
+            Effect.forEach(jobs, (job) => Deferred.failCause(job.result as Deferred.Deferred<unknown, WriteError>, cause), {
+              discard: true
+            })
+          ),
+          Effect.succeed(undefined)
+        )
+      ),
+      Effect.onInterrupt(() => failAll(jobs, stopped()))
+    )
+
   const drain = (key: string, id: Uint8Array, queue: Array<Job>, from: Current | undefined) =>
     Effect.gen(function*() {
       let known = from
       while (true) {
         const jobs = yield* take(key, queue)
         if (jobs.length === 0) return
-        known = yield* runBatch(id, queue, jobs, known)
+        known = yield* guardedBatch(id, queue, jobs, known)
       }
     }).pipe(
       // Interrupted with its store (or by a defect): retire the queue and fail what still waits in it.

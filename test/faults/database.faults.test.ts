@@ -15,6 +15,7 @@ import { Context, Effect, Fiber, Layer, Logger, Redacted } from "effect"
 import { createServer } from "node:http"
 import pg from "pg"
 import { PgSessionStore, SessionKey, type SessionStore } from "../../src/index.js"
+import * as PgPipeline from "../../src/internal/pgPipeline.js"
 import * as PgPool from "../../src/internal/pgPool.js"
 import { defaultUrl } from "../support/database.js"
 import * as Load from "../support/load.js"
@@ -307,6 +308,20 @@ describe("deadlines in the store", () => {
       expect(rows).toEqual([{ ok: 1 }])
       yield* Effect.sleep("200 millis")
       expect(uncaught).toEqual([])
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live("a pipelined read past its deadline closes its connection: the reads behind it fail at once, the next works", () =>
+    Effect.gen(function*() {
+      const pipeline = yield* PgPipeline.make({ connectionString: databaseUrl }, 1)
+      const stuck = yield* Effect.fork(Effect.either(pipeline.query(undefined, "SELECT pg_sleep(3)", [], 300)))
+      yield* Effect.sleep("50 millis")
+      const started = Date.now()
+      const behind = yield* Effect.either(pipeline.query(undefined, "SELECT 1 AS ok", [], 5_000))
+      const waited = Date.now() - started
+      expect((yield* Fiber.join(stuck))._tag).toBe("Left")
+      expect(behind._tag).toBe("Left") // it was on the same stuck connection
+      expect(waited).toBeLessThan(1_000) // failed when the connection closed, not after the 3 s sleep
+      expect(yield* pipeline.query<{ ok: number }>(undefined, "SELECT 1 AS ok", [], 5_000)).toEqual([{ ok: 1 }])
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
   it.live("server-side lock_timeout: a lock fails the statement in the database before the client deadline", () =>

@@ -7,6 +7,7 @@ describe("FailureLog", () => {
   it.effect("one line per operation per window, counting the rest; class and code, never the message", () =>
     Effect.gen(function*() {
       const lines: Array<string> = []
+      const debug: Array<string> = []
       const log = FailureLog.make("test", 10_000)
       const secret = Object.assign(new Error("duplicate key (id)=(secret-value)"), { code: "23505" })
       const error = new SessionStoreError({ operation: "get", cause: secret })
@@ -20,6 +21,7 @@ describe("FailureLog", () => {
           Logger.defaultLogger,
           Logger.make(({ annotations, logLevel, message }) => {
             if (logLevel._tag !== "Debug") lines.push(`${logLevel.label} ${message} ${HashMap.size(annotations)}`)
+            else debug.push(`${message}`)
           })
         )),
         Logger.withMinimumLogLevel(LogLevel.Debug)
@@ -30,5 +32,9 @@ describe("FailureLog", () => {
         "ERROR session save failed: SessionStoreError(get) ← Error 23505 1"
       ])
       expect(lines.join("\n")).not.toContain("secret")
+      expect(debug).toHaveLength(102) // every failure, at debug level, with where it was raised
+      expect(debug[0]).toMatch(/^session load failed: SessionStoreError\(get\) ← Error 23505\n\s+at /)
+      expect(debug.join("\n")).not.toContain("secret")
+      expect(error.message).toBe("session store get failed: Error 23505") // the error itself quotes no driver message
     }))
 })

@@ -3,7 +3,7 @@
  * separate store instances (separate processes sharing one database) still lose nothing.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit } from "effect"
+import { Cause, Effect, Exit, Logger } from "effect"
 import { MemorySessionStore, SessionStore } from "../../src/index.js"
 
 /** A backend whose statements are counted. */
@@ -78,4 +78,27 @@ describe("the write queue", () => {
       expect(outcomes.map((o) => o._tag)).toEqual(["Right", "Left", "Right"])
       expect((yield* store.get(key)).value).toBe("abc")
     }))
+
+  const logged: Array<string> = []
+  it.live("a defect in a batch reaches its callers at once (not at their deadline), is logged, and the queue goes on", () =>
+    Effect.gen(function*() {
+      const inner = MemorySessionStore.backend()
+      let dies = true
+      const dying: SessionStore.Backend<never> = {
+        ...inner,
+        compareAndSet: (...args) =>
+          dies ? Effect.suspend(() => ((dies = false), Effect.die(new Error("a bug in a backend")))) : inner.compareAndSet(...args)
+      }
+      const store = yield* SessionStore.make(dying, { cleanupInterval: 0, timeout: "5 seconds" })
+      const key = yield* store.generate({ value: "0" })
+      const started = Date.now()
+      const exit = yield* Effect.exit(store.modify(key, increment))
+      expect(Date.now() - started).toBeLessThan(1_000)
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(logged).toEqual([expect.stringMatching(/^write queue \(defect\) failed: /)])
+      expect(yield* store.modify(key, increment)).toBe("1")
+    }).pipe(
+      Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(`${message}`)))),
+      Effect.scoped
+    ))
 })
