@@ -156,14 +156,14 @@ export const backend = (): SessionStore.Backend<never> => {
         if (entry === undefined || (subject !== undefined && entry.subject !== subject)) return false
         return rows.delete(idOf(id))
       }),
-    revokeSubject: (subject, audience, except) =>
+    revokeSubject: (subject, audience, except, now) =>
       Effect.sync(() => {
         const keep = except === undefined ? undefined : idOf(except)
         let revoked = 0
         for (const [key, entry] of rows) {
           if (key !== keep && matches(entry, subject, audience)) {
+            if (live(entry, now)) revoked++
             rows.delete(key)
-            revoked++
           }
         }
         return revoked

@@ -313,9 +313,9 @@ export const make = (
         Effect.map(run<Info>(q.list, [subject, audience ?? null, now, limit]), (rows) => rows.map(info)),
       page: (after, now, limit) => Effect.map(run<Info>(q.page, [after ?? null, now, limit]), (rows) => rows.map(info)),
       revoke: (id, subject) => Effect.map(run(q.revoke, [id, subject ?? null]), (rows) => rows.length > 0),
-      revokeSubject: (subject, audience, except) =>
+      revokeSubject: (subject, audience, except, now) =>
         Effect.map(
-          run<{ revoked: number }>(q.revokeSubject, [subject, audience ?? null, except ?? null]),
+          run<{ revoked: number }>(q.revokeSubject, [subject, audience ?? null, except ?? null, now]),
           ([row]) => row?.revoked ?? 0
         ),
       remove: (id) => Effect.asVoid(run(q.remove, [id])),

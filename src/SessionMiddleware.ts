@@ -629,7 +629,7 @@ const handle = <A>(
         const current = currentKey()
         const others = subject === null
           ? Effect.succeed(0)
-          : store.revokeSubject(subject, current === undefined ? {} : { except: current })
+          : store.revokeSubject(subject, current === undefined ? {} : { except: SessionKey.id(current) })
         if (options.keepCurrent !== true) endCurrent()
         return others
       })

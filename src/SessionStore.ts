@@ -219,13 +219,14 @@ export interface Service {
     options?: { readonly subject?: string | undefined }
   ) => Effect.Effect<void, NotFound | SessionStoreError>
   /**
-   * Ends every session of a subject (of one audience, if given), except the one whose key is `except` ("log out
-   * everywhere else"); returns how many ended.
+   * Ends every session of a subject (of one audience, if given), except the one whose id is `except` ("log out
+   * everywhere else": the current session's `SessionKey.id(key)`); returns how many live sessions ended. A
+   * malformed `except` is `NotFound`, and nothing ends.
    */
   readonly revokeSubject: (
     subject: string,
     options?: { readonly audience?: string | undefined; readonly except?: string | undefined }
-  ) => Effect.Effect<number, InvalidSubject | SessionStoreError>
+  ) => Effect.Effect<number, NotFound | InvalidSubject | SessionStoreError>
   /** Every live session, in pages of 500 (the scs `All()` parallel, for admin tools). */
   readonly all: Stream.Stream<SessionInfo, SessionStoreError>
   /** Removes a session. Idempotent: clearing an unknown or malformed key succeeds. */
@@ -370,11 +371,12 @@ export interface Backend<E = unknown> {
   readonly page: (after: Uint8Array | undefined, now: number, limit: number) => Effect.Effect<ReadonlyArray<InfoRow>, E>
   /** Deletes the row `id` (only if its subject is `subject`, when given); whether it did. */
   readonly revoke: (id: Uint8Array, subject: string | undefined) => Effect.Effect<boolean, E>
-  /** Deletes the rows of a subject (and audience), except `except`; how many it deleted. */
+  /** Deletes the rows of a subject (and audience), except `except`; how many of them were live at `now`. */
   readonly revokeSubject: (
     subject: string,
     audience: string | undefined,
-    except: Uint8Array | undefined
+    except: Uint8Array | undefined,
+    now: number
   ) => Effect.Effect<number, E>
   readonly remove: (id: Uint8Array) => Effect.Effect<void, E>
   /** Deletes at most `limit` rows with `expiresAt < now`, returning how many it deleted. */
@@ -730,10 +732,10 @@ export const make = <E>(
         Effect.gen(function*() {
           const checked = yield* ownerPart("subject", subject)
           const audience = yield* ownerPart("audience", options.audience)
-          const except = options.except !== undefined && SessionKey.isSessionKey(options.except)
-            ? SessionKey.hash(options.except)
-            : undefined
-          return yield* call("revokeSubject", backend.revokeSubject(checked!, audience ?? undefined, except))
+          const except = options.except === undefined ? undefined : SessionKey.digestOfId(options.except)
+          if (options.except !== undefined && except === undefined) return yield* notFound
+          const now = yield* currentTime
+          return yield* call("revokeSubject", backend.revokeSubject(checked!, audience ?? undefined, except, now))
         }),
       all: Stream.paginateChunkEffect(undefined as Uint8Array | undefined, (after) =>
         Effect.flatMap(currentTime, (now) =>

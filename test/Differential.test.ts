@@ -83,7 +83,9 @@ const run = (store: SessionStore.Service, keys: Array<string>, c: Command) => {
     case "revoke":
       return outcome(store.revoke(SessionKey.id(keys[c.slot]! as SessionKey.SessionKey), { subject: c.scoped }))
     case "revokeSubject":
-      return outcome(store.revokeSubject(c.subject, { except: c.except === undefined ? undefined : keys[c.except] }))
+      return outcome(store.revokeSubject(c.subject, {
+        except: c.except === undefined ? undefined : SessionKey.id(keys[c.except]! as SessionKey.SessionKey)
+      }))
   }
 }
 

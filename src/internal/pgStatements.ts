@@ -120,8 +120,9 @@ export const statements = (t: string, table: string, durability: "full" | "relax
     ORDER BY id LIMIT $3`,
     revoke: `DELETE FROM ${t}${using} WHERE id = $1 AND ($2::text IS NULL OR subject = $2) RETURNING 1 AS revoked`,
     revokeSubject: `WITH gone AS (DELETE FROM ${t}${using}
-      WHERE subject = $1 AND ($2::text IS NULL OR audience = $2) AND ($3::bytea IS NULL OR id <> $3) RETURNING 1)
-    SELECT count(*)::int AS revoked FROM gone`,
+      WHERE subject = $1 AND ($2::text IS NULL OR audience = $2) AND ($3::bytea IS NULL OR id <> $3)
+      RETURNING (NOT rotated AND expires_at >= ${ts("$4")}) AS live)
+    SELECT count(*) FILTER (WHERE live)::int AS revoked FROM gone`,
     remove: `DELETE FROM ${t}${using} WHERE id = $1`,
     deleteExpiredBatch: `WITH doomed AS (
       SELECT id FROM ${t} WHERE expires_at < ${ts("$1")} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED

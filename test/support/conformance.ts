@@ -436,7 +436,8 @@ export const conformance = <R, E>(
         const laptop = yield* s.generate({ subject: "u", audience: "web" })
         const phone = yield* s.generate({ subject: "u", audience: "app" })
         const someoneElse = yield* s.generate({ subject: "v", audience: "web" })
-        expect(yield* s.revokeSubject("u", { audience: "web", except: current })).toBe(1)
+        expect(yield* s.revokeSubject("u", { audience: "web", except: SessionKey.id(current) })).toBe(1)
+        expect((yield* Effect.flip(s.revokeSubject("u", { except: current.slice(1) })))._tag).toBe("NotFound") // malformed
         expect((yield* Effect.flip(s.get(laptop)))._tag).toBe("NotFound")
         yield* s.get(current)
         yield* s.get(phone)
