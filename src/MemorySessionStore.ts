@@ -104,12 +104,13 @@ export const backend = (): SessionStore.Backend<never> => {
         entry.lastSeenAt = now
         return "touched"
       }),
-    compareAndSet: (id, version, value, expiresAt, now) =>
+    compareAndSet: (id, version, value, expiresAt, now, owner) =>
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
         if (!live(entry, now) || String(entry.version) !== version) return undefined
         entry.value = value
         if (expiresAt !== undefined) entry.expiresAt = expiresAt
+        if (owner !== undefined) Object.assign(entry, ownerOf(owner))
         entry.lastSeenAt = now
         return String(++entry.version)
       }),

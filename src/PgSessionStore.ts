@@ -281,9 +281,14 @@ export const make = (
           ([row]) =>
             row?.touched ? "touched" : row?.rotated === true ? "rotated" : row?.rotated === false ? "expired" : "missing"
         ),
-      compareAndSet: (id, version, value, expiresAt, now) =>
+      compareAndSet: (id, version, value, expiresAt, now, owner) =>
         Effect.map(
-          run<{ version: string }>(q.compareAndSet, [id, version, value, expiresAt ?? null, now]),
+          run<{ version: string }>(
+            owner === undefined ? q.compareAndSet : q.compareAndSetOwner,
+            owner === undefined
+              ? [id, version, value, expiresAt ?? null, now]
+              : [id, version, value, expiresAt ?? null, now, owner.subject, owner.audience, owner.metadata]
+          ),
           ([row]) => row?.version
         ),
       rotate: (id, version, newId, value, expiresAt, staleExpiresAt, now, owner) =>

@@ -761,12 +761,13 @@ const execute = <A>(
         })
       )
     case "Write":
-      return store.modify(plan.key, replay, { expiry: plan.expiresAt === undefined ? undefined : plan.expiresAt - now, from })
+      // A new owner is set in the same statement as the data: both land or neither does.
+      return store.modify(plan.key, replay, {
+        expiry: plan.expiresAt === undefined ? undefined : plan.expiresAt - now,
+        from,
+        ...(draft.owner === undefined ? {} : { ...draft.owner, subject: draft.owner.subject ?? null })
+      })
         .pipe(
-          // A new owner follows the write (a second statement; with a rotation it is the same one).
-          Effect.zipRight(
-            draft.owner === undefined ? Effect.void : store.setSubject(plan.key, draft.owner.subject ?? null, draft.owner)
-          ),
           Effect.as(
             plan.expiresAt !== undefined && draft.remember
               ? cookie(withVary, plan.key, persistent(plan.expiresAt))

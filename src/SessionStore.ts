@@ -114,11 +114,13 @@ export interface ExpiryOptions {
 /**
  * Options of `modify`. `from` is what an earlier `get` returned: the first attempt starts from it instead of
  * reading again, saving a round trip; if the session changed meanwhile, `modify` re-reads and retries as usual.
+ * A `subject` (with `audience` and `metadata`) sets the owner in the same write, as `setSubject` would; `null`
+ * removes it; left out, the owner is unchanged.
  *
  * @since 0.1.0
  * @category models
  */
-export interface ModifyOptions extends ExpiryOptions {
+export interface ModifyOptions extends ExpiryOptions, Owner {
   readonly from?: StoredSession | undefined
 }
 
@@ -129,7 +131,7 @@ export interface ModifyOptions extends ExpiryOptions {
  * @since 0.2.0
  * @category models
  */
-export interface RotateOptions extends ModifyOptions, Owner {
+export interface RotateOptions extends ModifyOptions {
   readonly staleTimeout?: Duration.DurationInput | undefined
 }
 
@@ -175,13 +177,16 @@ export interface Service {
   /**
    * Atomically replaces a live session's value with `f(current)` and returns the new value. Concurrent `modify`
    * and `set` calls are never lost. `f` must be pure: it may run more than once. The expiry is kept unless
-   * `options.expiry` is given.
+   * `options.expiry` is given; the owner too, unless `options.subject` is given.
    */
   readonly modify: (
     key: string,
     f: (current: string) => string,
     options?: ModifyOptions
-  ) => Effect.Effect<string, NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError>
+  ) => Effect.Effect<
+    string,
+    NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError
+  >
   /**
    * Atomically moves a live session to a new key holding `f(current)` (call it on login, against session fixation).
    * The old key keeps exactly the value it had, read-only, for `staleTimeout`, then it is gone: it can never be
@@ -329,15 +334,16 @@ export interface Backend<E = unknown> {
     now: number
   ) => Effect.Effect<"touched" | "expired" | "missing" | "rotated", E>
   /**
-   * Writes `value` (and `expiresAt` when given) only if the row still has `version`, is live at `now` and is not
-   * rotated; returns the new version, or `undefined` when nothing was written.
+   * Writes `value` (and `expiresAt` and `owner` when given) only if the row still has `version`, is live at `now`
+   * and is not rotated; returns the new version, or `undefined` when nothing was written.
    */
   readonly compareAndSet: (
     id: Uint8Array,
     version: string,
     value: string,
     expiresAt: number | undefined,
-    now: number
+    now: number,
+    owner: StoredOwner | undefined
   ) => Effect.Effect<string | undefined, E>
   /**
    * In one atomic step, if the row still has `version`, is live at `now` and is not rotated: inserts `newId` with
@@ -555,8 +561,8 @@ export const make = <E>(
           Effect.zip(statement("modify", backend.find(id)), currentTime),
           ([row, now]) => Effect.flatMap(live(row, now), (row) => row.rotated ? rotated : Effect.succeed(row))
         ),
-      write: (id, version, value, until, now) =>
-        statement("modify", backend.compareAndSet(id, version, value, until, now)),
+      write: (id, version, value, until, now, owner) =>
+        statement("modify", backend.compareAndSet(id, version, value, until, now, owner)),
       rotate: (id, version, newId, value, until, staleUntil, now, owner) =>
         statement("rotate", backend.rotate(id, version, newId, value, until, staleUntil, now, owner)),
       checkValue: invalidValue,
@@ -671,18 +677,19 @@ export const make = <E>(
           }))),
       modify: (key, f, options = {}) =>
         withId(key, notFound, (id) =>
-          Effect.flatMap(
-            options.expiry === undefined ? Effect.succeed(undefined) : expiryMillis(options.expiry),
-            (expiry) =>
-              queued<string>("modify", id, options.from, (result) => ({
-                _tag: "Modify",
-                f,
-                expiry,
-                result,
-                abandoned: false,
-                attempts: 0
-              }))
-          )),
+          Effect.gen(function*() {
+            const expiry = options.expiry === undefined ? undefined : yield* expiryMillis(options.expiry)
+            const owner = yield* storedOwner(options)
+            return yield* queued<string>("modify", id, options.from, (result) => ({
+              _tag: "Modify",
+              f,
+              expiry,
+              owner,
+              result,
+              abandoned: false,
+              attempts: 0
+            }))
+          })),
       rotate: (key, f, options = {}) =>
         withId(key, notFound, (id) =>
           Effect.gen(function*() {

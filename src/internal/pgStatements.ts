@@ -91,6 +91,12 @@ export const statements = (t: string, table: string, durability: "full" | "relax
       version = version + 1${from}
     WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} AND NOT rotated
     RETURNING version::text AS version`,
+    // The same, setting the owner in the same statement ($6 subject, $7 audience, $8 metadata).
+    compareAndSetOwner: `UPDATE ${t}
+    SET value = $3, expires_at = COALESCE(${ts("$4")}, expires_at), last_seen_at = ${ts("$5")},
+      version = version + 1, subject = $6, audience = $7, metadata = $8${from}
+    WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} AND NOT rotated
+    RETURNING version::text AS version`,
     // One statement, so one transaction: the new row exists only if the old one was marked rotated, and a
     // failure of either leaves both as they were.
     // $8: whether to set the owner ($9 subject, $10 audience, $11 metadata) or carry the old row's over.

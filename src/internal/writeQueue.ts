@@ -38,10 +38,14 @@ interface JobBase<A> {
   attempts: number
 }
 
-/** `modify`: replace the value with `f(value)`; `expiry` (ms from the write) resets the expiry when given. */
+/**
+ * `modify`: replace the value with `f(value)`; `expiry` (ms from the write) resets the expiry and `owner` the owner
+ * when given.
+ */
 export interface ModifyJob extends JobBase<string> {
   readonly _tag: "Modify"
   readonly expiry: number | undefined
+  readonly owner: StoredOwner | undefined
 }
 
 /**
@@ -120,17 +124,26 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
       start = undefined
       let value = row.value
       let expiry: number | undefined
+      let owner: StoredOwner | undefined
       const exits = jobs.map((job) => {
         const exit = applyF(job.f, value, operations.checkValue)
         if (Exit.isSuccess(exit)) {
           value = exit.value
           if (job.expiry !== undefined) expiry = job.expiry
+          if (job.owner !== undefined) owner = job.owner
         }
         return exit
       })
       let current: Current = row
       if (exits.some(Exit.isSuccess)) {
-        const version = yield* operations.write(id, row.version, value, expiry === undefined ? undefined : now + expiry, now)
+        const version = yield* operations.write(
+          id,
+          row.version,
+          value,
+          expiry === undefined ? undefined : now + expiry,
+          now,
+          owner
+        )
         if (version === undefined) {
           yield* Observability.count(Observability.writeConflicts)
           return yield* Effect.fail<Conflict>(conflict)

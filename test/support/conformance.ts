@@ -10,6 +10,23 @@ export type MakeStore<R> = (
 
 const store = SessionStore.SessionStore
 
+/**
+ * The error of `probe` once it is `tag`, polling (bounded) in real time: a clock adjustment wakes a background
+ * fiber at once, but its I/O then takes real time.
+ */
+export const eventuallyFailsWith = <E extends { readonly _tag: string }, R>(
+  probe: Effect.Effect<unknown, E, R>,
+  tag: E["_tag"]
+) =>
+  Effect.gen(function*() {
+    let error = yield* Effect.flip(probe)
+    for (let i = 0; i < 200 && error._tag !== tag; i++) {
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+      error = yield* Effect.flip(probe)
+    }
+    return error
+  })
+
 const malformedKeys: ReadonlyArray<[string, string]> = [
   ["empty", ""],
   ["too short", "abc"],
@@ -186,7 +203,7 @@ export const conformance = <R, E>(
         yield* TestClock.adjust("45 seconds")
         expect((yield* Effect.flip(s.get(dead)))._tag).toBe("Expired")
         yield* TestClock.adjust("2 minutes")
-        expect((yield* Effect.flip(s.get(dead)))._tag).toBe("NotFound")
+        expect((yield* eventuallyFailsWith(s.get(dead), "NotFound"))._tag).toBe("NotFound")
         yield* s.get(live)
       }), { cleanupInterval: "1 minute" })
       test("a cleanup interval of zero disables the fiber", Effect.gen(function*() {
@@ -391,6 +408,30 @@ export const conformance = <R, E>(
         yield* TestClock.adjust("2 minutes")
         expect((yield* Effect.flip(s.setSubject(rotation.key, "x")))._tag).toBe("Expired")
       }))
+      test("modify sets the owner with the value in one write, or leaves it; never through a rotated key", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "0", subject: "before" })
+        expect(yield* s.modify(key, (v) => v + "1")).toBe("01")
+        expect(yield* s.get(key)).toMatchObject({ value: "01", subject: "before" })
+        // Concurrent writes, one of them with an owner: all values land, and the owner with them.
+        yield* Effect.all([
+          s.modify(key, (v) => v + "a"),
+          s.modify(key, (v) => v + "b", { subject: "after", audience: "web", metadata: { ua: "Edge" } }),
+          s.modify(key, (v) => v + "c")
+        ], { concurrency: "unbounded" })
+        const now = yield* s.get(key)
+        expect([...now.value].sort().join("")).toBe("01abc")
+        expect(now).toMatchObject({ subject: "after", audience: "web" })
+        expect((yield* s.list("after"))[0]).toMatchObject({ id: SessionKey.id(key), metadata: { ua: "Edge" } })
+        expect(yield* s.list("before")).toEqual([])
+        yield* s.modify(key, (v) => v, { subject: null })
+        expect(yield* s.get(key)).toMatchObject({ subject: null, audience: null })
+        expect(yield* s.list("after")).toEqual([])
+        yield* s.rotate(key, (v) => v)
+        expect((yield* Effect.flip(s.modify(key, () => "x", { subject: "thief" })))._tag).toBe("Rotated")
+        expect(yield* s.get(key)).toMatchObject({ value: "01abc", subject: null })
+        expect(yield* s.list("thief")).toEqual([])
+      }))
       test("rotate keeps the owner, or sets it (a login); the stale key is never listed", Effect.gen(function*() {
         const s = yield* store
         const anonymous = yield* s.generate({ value: "cart" })
@@ -474,7 +515,9 @@ export const conformance = <R, E>(
           const { subject, ...rest } = owner as SessionStore.Owner
           expect(yield* Effect.flip(s.setSubject(key, subject ?? null, rest))).toMatchObject({ _tag: "InvalidSubject", field })
           expect(yield* Effect.flip(s.rotate(key, (v) => v, owner))).toMatchObject({ _tag: "InvalidSubject", field })
+          expect(yield* Effect.flip(s.modify(key, () => "changed", owner))).toMatchObject({ _tag: "InvalidSubject", field })
         }
+        expect((yield* s.get(key)).value).toBe("")
         expect(yield* Effect.flip(s.list(""))).toMatchObject({ _tag: "InvalidSubject" })
         expect(yield* Effect.flip(s.revokeSubject(""))).toMatchObject({ _tag: "InvalidSubject" })
         expect(yield* s.get(key)).toMatchObject({ subject: "kept", rotated: false })

@@ -3,7 +3,7 @@ import { PgClient } from "@effect/sql-pg"
 import { describe, expect, layer } from "@effect/vitest"
 import { Duration, Effect, Exit, Layer, Logger, Scope, String, TestClock } from "effect"
 import { PgSessionStore, SessionKey, SessionStore } from "../../src/index.js"
-import { conformance } from "./conformance.js"
+import { conformance, eventuallyFailsWith } from "./conformance.js"
 import { TestSchema } from "./database.js"
 
 type Shared = PgClient.PgClient | SqlClient.SqlClient | TestSchema
@@ -65,7 +65,7 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
           const s = yield* build({ tableName, cleanupInterval: "1 minute" })
           const key = yield* s.generate({ expiry: "10 seconds" })
           yield* TestClock.adjust("2 minutes")
-          expect((yield* Effect.flip(s.get(key)))._tag).toBe("NotFound")
+          expect((yield* eventuallyFailsWith(s.get(key), "NotFound"))._tag).toBe("NotFound")
         }))
       }))
 
