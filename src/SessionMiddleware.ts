@@ -84,6 +84,12 @@ const unavailableResponse = HttpServerResponse.text(`Service Unavailable: ${unav
   headers: retryAfter
 })
 
+/** The 503 in the error's own encoding, for a request whose response was to be JSON (as an HttpApi writes it). */
+const unavailableJson = HttpServerResponse.unsafeJson(
+  { _tag: "SessionUnavailable", message: unavailableMessage },
+  { status: 503, headers: retryAfter }
+)
+
 /**
  * A write to the session was refused, and nothing of it was stored:
  * - `"Rotated"`: the request's key was rotated away (by a login, usually in another request): it is read-only
@@ -110,8 +116,19 @@ export class SessionConflict extends Schema.TaggedError<SessionConflict>()("Sess
   }
 }
 
-const conflictResponse = (conflict: SessionConflict) =>
-  HttpServerResponse.text(`Conflict: ${conflict.message}`, { status: 409, headers: { "cache-control": "no-store" } })
+const conflictResponse = (conflict: SessionConflict, json = false) =>
+  json
+    ? HttpServerResponse.unsafeJson({ _tag: conflict._tag, reason: conflict.reason }, {
+      status: 409,
+      headers: { "cache-control": "no-store" }
+    })
+    : HttpServerResponse.text(`Conflict: ${conflict.message}`, { status: 409, headers: { "cache-control": "no-store" } })
+
+/** Whether a response is JSON (`application/json`, `application/problem+json`, ...). */
+const isJson = (response: HttpServerResponse.HttpServerResponse) => {
+  const type = response.headers["content-type"] ?? ("contentType" in response.body ? response.body.contentType : "")
+  return /^application\/(?:[\w.-]+\+)?json\b/i.test(type ?? "")
+}
 
 /**
  * The session of the current request, as handlers see it. Changes are applied locally at once (so `get` sees
@@ -664,10 +681,16 @@ const save = <A>(
         withVary
       )
     }
-    const saved = execute(settings, store, state, plan, now, withVary).pipe(
+    // A save that fails replaces the handler's response: in JSON when the handler's was JSON, so clients of an API
+    // read an error they know (the error's own encoding) rather than text.
+    const json = isJson(response)
+    const saved = execute(settings, store, state, plan, now, withVary, json).pipe(
       Effect.catchTags({
         SessionStoreError: (error) =>
-          Effect.as(settings.logFailure("session save", error), withVaryOf(unavailableResponse)),
+          Effect.as(
+            settings.logFailure("session save", error),
+            withVaryOf(json ? unavailableJson : unavailableResponse)
+          ),
         InvalidValue: (error) =>
           Effect.as(settings.logFailure("session save", error), withVaryOf(internalError)),
         InvalidExpiry: (error) =>
@@ -703,7 +726,8 @@ const execute = <A>(
   state: RequestState.RequestState<A>,
   plan: Exclude<RequestState.Plan, { readonly _tag: "Skip" }>,
   now: number,
-  withVary: HttpServerResponse.HttpServerResponse
+  withVary: HttpServerResponse.HttpServerResponse,
+  json: boolean
 ) => {
   const { draft } = state
   const cookie = (from: HttpServerResponse.HttpServerResponse, key: string, maxAge: number | undefined) =>
@@ -718,7 +742,7 @@ const execute = <A>(
   const from = state.origin._tag === "Live" ? state.origin.stored : undefined
   /** A refused write: the handler's response is replaced, so nothing unstored is acknowledged. */
   const refused = (reason: SessionConflict["reason"]) => {
-    const conflict = withVaryOf(conflictResponse(new SessionConflict({ reason })))
+    const conflict = withVaryOf(conflictResponse(new SessionConflict({ reason }), json))
     return Effect.as(
       Observability.count(Observability.writesRefused, 1, ["reason", reason]),
       reason === "Ended" ? cookie(conflict, "", 0) : conflict

@@ -98,6 +98,27 @@ layer(withSchema(ServerOwnedPool()), { timeout: 60_000 })("sessions in an HttpAp
       expect(JSON.parse((yield* client.get("/me")).body)).toEqual({ user: "ada", count: 0 })
     }).pipe(Effect.provide(NodeHttpServer.layerTest), Effect.scoped))
 
+  it.effect("a save that fails after the handler ran answers the declared JSON 503, and the handler's 200 is not sent", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const tableName = yield* serve
+      const client = yield* makeClient
+      yield* client.post("/login", { name: "ada" })
+      const [schema] = tableName.split(".")
+      // The load (a SELECT) succeeds; the save (an UPDATE) fails.
+      yield* sql.unsafe(`CREATE FUNCTION ${schema}.refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'no updates'; END $$`)
+      yield* sql.unsafe(`CREATE TRIGGER refuse_update BEFORE UPDATE ON ${tableName}
+        FOR EACH ROW EXECUTE FUNCTION ${schema}.refuse_update()`)
+      const down = yield* client.post("/count")
+      expect(down.status).toBe(503)
+      expect(down.headers["retry-after"]).toBe("5")
+      expect(down.headers["content-type"]).toMatch(/^application\/json/)
+      expect(JSON.parse(down.body)).toEqual({ _tag: "SessionUnavailable", message: "sessions are temporarily unavailable" })
+      yield* sql.unsafe(`DROP TRIGGER refuse_update ON ${tableName}`)
+      expect(JSON.parse((yield* client.get("/me")).body)).toEqual({ user: "ada", count: 0 })
+    }).pipe(Effect.provide(NodeHttpServer.layerTest), Effect.scoped))
+
   it("the OpenAPI document declares the session's 503 and 409 on every endpoint of the group", () => {
     const spec = OpenApi.fromApi(Api)
     for (const [path, method] of [["/login", "post"], ["/me", "get"], ["/count", "post"], ["/logout", "post"]] as const) {
