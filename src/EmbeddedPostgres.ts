@@ -75,7 +75,7 @@ export const layer = (
         try: () => PGlite.create(options.dataDir ?? "memory://"),
         catch: (cause) => new EmbeddedPostgresError({ cause })
       }),
-      (db) => Effect.promise(() => db.close()).pipe(Effect.ignore)
+      (db) => Effect.tryPromise(() => db.close()).pipe(Effect.ignore)
     )
     const server = yield* Effect.acquireRelease(
       Effect.tryPromise({
@@ -86,7 +86,7 @@ export const layer = (
         },
         catch: (cause) => new EmbeddedPostgresError({ cause })
       }),
-      (server) => Effect.promise(() => server.stop()).pipe(Effect.ignore)
+      (server) => Effect.tryPromise(() => server.stop()).pipe(Effect.ignore)
     )
     const port = Number(server.getServerConn().split(":").at(-1))
     // The hardened pool of PgSessionStore.layerPool, so the store takes its fast path here too.

@@ -710,7 +710,7 @@ export const make = <E>(
             }))
           })),
       setSubject: (key, subject, options = {}) =>
-        withId(key, notFound, (id) =>
+        measured("setSubject", withId(key, notFound, (id) =>
           Effect.gen(function*() {
             const owner = (yield* storedOwner({ ...options, subject })) ?? noOwner
             const now = yield* currentTime
@@ -718,40 +718,44 @@ export const make = <E>(
             if (outcome === "missing") return yield* notFound
             if (outcome === "expired") return yield* expired
             if (outcome === "rotated") return yield* rotated
-          })),
+          }))),
       list: (subject, options = {}) =>
-        Effect.gen(function*() {
+        measured("list", Effect.gen(function*() {
           const checked = yield* ownerPart("subject", subject)
           const audience = yield* ownerPart("audience", options.audience)
           const now = yield* currentTime
           const rows = yield* call("list", backend.list(checked!, audience ?? undefined, now, 1000))
           return rows.map(infoOf)
-        }),
+        })),
       revoke: (id, options = {}) => {
         const digest = SessionKey.digestOfId(id)
-        if (digest === undefined) return notFound
-        return Effect.flatMap(
-          call("revoke", backend.revoke(digest, options.subject)),
-          (revoked) => revoked ? Effect.void : notFound
+        if (digest === undefined) return measured("revoke", notFound)
+        return measured(
+          "revoke",
+          Effect.flatMap(call("revoke", backend.revoke(digest, options.subject)), (revoked) => revoked ? Effect.void : notFound)
         )
       },
       revokeSubject: (subject, options = {}) =>
-        Effect.gen(function*() {
+        measured("revokeSubject", Effect.gen(function*() {
           const checked = yield* ownerPart("subject", subject)
           const audience = yield* ownerPart("audience", options.audience)
           const except = options.except === undefined ? undefined : SessionKey.digestOfId(options.except)
           if (options.except !== undefined && except === undefined) return yield* notFound
           const now = yield* currentTime
           return yield* call("revokeSubject", backend.revokeSubject(checked!, audience ?? undefined, except, now))
-        }),
+        })),
+      // A span per page: a stream has no single extent a span could cover.
       all: Stream.paginateChunkEffect(undefined as Uint8Array | undefined, (after) =>
-        Effect.flatMap(currentTime, (now) =>
-          Effect.map(call("all", backend.page(after, now, pageSize)), (rows) =>
-            [
-              Chunk.fromIterable(rows.map(infoOf)),
-              rows.length < pageSize ? Option.none() : Option.some(rows[rows.length - 1]!.id)
-            ] as const
-          ))),
+        measured(
+          "all",
+          Effect.flatMap(currentTime, (now) =>
+            Effect.map(call("all", backend.page(after, now, pageSize)), (rows) =>
+              [
+                Chunk.fromIterable(rows.map(infoOf)),
+                rows.length < pageSize ? Option.none() : Option.some(rows[rows.length - 1]!.id)
+              ] as const
+            ))
+        )),
       clear: (key) => measured("clear", withId(key, Effect.void, (id) => call("clear", backend.remove(id)))),
       deleteExpired: measured("deleteExpired", deleteExpired)
     }

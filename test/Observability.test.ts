@@ -6,7 +6,7 @@ import { HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Layer, Metric, Option, TestClock, Tracer } from "effect"
+import { Effect, Layer, Metric, Option, Stream, TestClock, Tracer } from "effect"
 import * as Observability from "../src/internal/observability.js"
 import { MemorySessionStore, PgSessionStore, SessionKey, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
@@ -69,7 +69,12 @@ describe("spans", () => {
         yield* store.get(key)
         yield* store.modify(key, (v) => v + "!")
         yield* Effect.flip(store.get(SessionKey.generate()))
-        yield* store.rotate(key, (v) => v)
+        const rotated = yield* store.rotate(key, (v) => v, { subject: "ada" })
+        yield* store.setSubject(rotated.key, "ada")
+        const [info] = yield* store.list("ada")
+        yield* store.revokeSubject("ada", { except: info!.id })
+        yield* Stream.runDrain(store.all)
+        yield* store.revoke(info!.id)
         return key
       }).pipe(Effect.withSpan("request"), Effect.withTracer(tracer))
       const spans = recorded()
@@ -80,13 +85,20 @@ describe("spans", () => {
         "effect-session.store.get",
         "effect-session.store.modify",
         "effect-session.store.get",
-        "effect-session.store.rotate"
+        "effect-session.store.rotate",
+        "effect-session.store.setSubject",
+        "effect-session.store.list",
+        "effect-session.store.revokeSubject",
+        "effect-session.store.all",
+        "effect-session.store.revoke"
       ])
       for (const span of store) {
         expect(span.parent).toBe(request.spanId)
         expect(span.attributes.get("session.backend")).toBe("memory")
       }
-      expect(store.map((s) => s.attributes.get("session.outcome"))).toEqual(["ok", "ok", "ok", "NotFound", "ok"])
+      expect(store.map((s) => s.attributes.get("session.outcome"))).toEqual(
+        ["ok", "ok", "ok", "NotFound", "ok", "ok", "ok", "ok", "ok", "ok"]
+      )
       expect(store[2]!.attributes.get("session.attempts")).toBe(1)
       expectNoSecrets(spans, key, value)
     }))

@@ -181,7 +181,7 @@ export const layerClient = (
         pool.on("error", () => {})
         return pool
       }),
-      (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(2)), Effect.ignore)
+      (pool) => Effect.tryPromise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(2)), Effect.ignore)
     )
     const client = yield* PgClient.fromPool({
       acquire: Effect.succeed(pool),
