@@ -3,6 +3,9 @@
  * by `@electric-sql/pglite-socket` on 127.0.0.1 with a free port, and a `PgClient` connected to it. Because it
  * speaks the wire protocol, the very same `PgSessionStore` code path runs on it as on a PostgreSQL server.
  *
+ * Imported from `effect-session/EmbeddedPostgres` only (the root entry never loads PGlite); it needs the optional
+ * peers `@electric-sql/pglite` and `@electric-sql/pglite-socket`.
+ *
  * @since 0.1.0
  */
 import { PGlite } from "@electric-sql/pglite"
@@ -50,7 +53,8 @@ export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresEr
  * @example
  * ```ts
  * import { Layer } from "effect"
- * import { EmbeddedPostgres, PgSessionStore } from "effect-session"
+ * import { PgSessionStore } from "effect-session"
+ * import * as EmbeddedPostgres from "effect-session/EmbeddedPostgres"
  *
  * const Sessions = PgSessionStore.layer().pipe(Layer.provide(EmbeddedPostgres.layer({ dataDir: ".data/sessions" })))
  * ```

@@ -3,8 +3,8 @@
  *
  * One table (default `effect_sessions`): `id bytea` primary key holding `SHA-256(key)`, `value text`,
  * `expires_at timestamptz` (indexed), `created_at timestamptz`, `version bigint` for compare-and-set, and
- * `rotated boolean` for keys rotated away. Every operation is one statement, one round trip, with bind parameters
- * only; a rotation too.
+ * `rotated boolean` for keys rotated away, and the owner: `subject`, `audience` (partially indexed), `metadata` and
+ * `last_seen_at`. Every operation is one statement, one round trip, with bind parameters only; a rotation too.
  *
  * `layerPool` builds the connection pool itself (and provides the app a `PgClient` on it): the store then runs
  * named prepared statements on it, and a connection that outlives a deadline is discarded. `layer` runs on any

@@ -9,17 +9,27 @@ import { Brand } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 
 /**
- * A well-formed session key. Obtain one from {@link generate} or {@link parse}.
+ * A well-formed session key. Obtain one from {@link generate}, or check a string with {@link isSessionKey}.
  *
  * @since 0.1.0
  * @category models
  */
 export type SessionKey = string & Brand.Brand<"effect-session/SessionKey">
 
-/** Number of random bytes in a key. @since 0.1.0 @category constants */
+/**
+ * Number of random bytes in a key.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const byteLength = 32
 
-/** Length of an encoded key in characters. @since 0.1.0 @category constants */
+/**
+ * Length of an encoded key in characters.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const encodedLength = 43
 
 // 42 full base64url characters carry 252 bits; the 43rd carries the last 4 bits, so its two low bits are zero.

@@ -4,23 +4,51 @@
  * @since 0.1.0
  */
 
-/** The in-memory store. @since 0.1.0 */
+/**
+ * The in-memory store.
+ *
+ * @since 0.1.0
+ */
 export * as MemorySessionStore from "./MemorySessionStore.js"
 
-/** The PostgreSQL store on `@effect/sql-pg`. @since 0.1.0 */
+/**
+ * The PostgreSQL store on `@effect/sql-pg`.
+ *
+ * @since 0.1.0
+ */
 export * as PgSessionStore from "./PgSessionStore.js"
 
-/** Typed errors of the stores. @since 0.1.0 */
+/**
+ * Typed errors of the stores.
+ *
+ * @since 0.1.0
+ */
 export * as SessionError from "./SessionError.js"
 
-/** Session keys: generation, validation, hashing. @since 0.1.0 */
+/**
+ * Session keys: generation, validation, hashing.
+ *
+ * @since 0.1.0
+ */
 export * as SessionKey from "./SessionKey.js"
 
-/** The `SessionStore` service (the `Session.S.Future` parallel). @since 0.1.0 */
+/**
+ * The `SessionStore` service (the `Session.S.Future` parallel).
+ *
+ * @since 0.1.0
+ */
 export * as SessionStore from "./SessionStore.js"
 
-/** The `Session_cohttp` parallel: session records, cookie headers. @since 0.1.0 */
+/**
+ * The `Session_cohttp` parallel: session records, cookie headers.
+ *
+ * @since 0.1.0
+ */
 export * as HttpSession from "./HttpSession.js"
 
-/** Sessions for `@effect/platform` servers: the middleware and `CurrentSession`. @since 0.1.0 */
+/**
+ * Sessions for `@effect/platform` servers: the middleware and `CurrentSession`.
+ *
+ * @since 0.1.0
+ */
 export * as SessionMiddleware from "./SessionMiddleware.js"

@@ -101,7 +101,8 @@ const logoutOthers = Effect.gen(function*() {
 })
 
 const LoginForm = Schema.Struct({
-  name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(40)),
+  // Printable names only: a control character would reach the page and the sessions list.
+  name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(40), Schema.pattern(/^\P{Cc}+$/u)),
   remember: Schema.optional(Schema.Literal("1"))
 })
 
@@ -111,7 +112,7 @@ const login = Effect.gen(function*() {
   const session = yield* DemoSession
   const form = yield* HttpServerRequest.schemaBodyUrlParams(LoginForm).pipe(Effect.option)
   if (Option.isNone(form)) {
-    yield* session.flash("notice", "Please enter a name (1 to 40 characters).")
+    yield* session.flash("notice", "Please enter a name (1 to 40 printable characters).")
     return backHome
   }
   const request = yield* HttpServerRequest.HttpServerRequest

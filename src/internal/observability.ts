@@ -89,9 +89,18 @@ export const cleanupRemoved = Metric.counter("effect_session_cleanup_removed_tot
 })
 
 /** Sessions created, rotated and destroyed by the HTTP middleware. */
-export const sessionsCreated = Metric.counter("effect_session_sessions_created_total", { incremental: true })
-export const sessionsRotated = Metric.counter("effect_session_sessions_rotated_total", { incremental: true })
-export const sessionsDestroyed = Metric.counter("effect_session_sessions_destroyed_total", { incremental: true })
+export const sessionsCreated = Metric.counter("effect_session_sessions_created_total", {
+  description: "Sessions created by the HTTP middleware",
+  incremental: true
+})
+export const sessionsRotated = Metric.counter("effect_session_sessions_rotated_total", {
+  description: "Sessions moved to a new key by the HTTP middleware",
+  incremental: true
+})
+export const sessionsDestroyed = Metric.counter("effect_session_sessions_destroyed_total", {
+  description: "Sessions ended by the HTTP middleware",
+  incremental: true
+})
 
 /** Session cookies ignored because they were malformed, duplicated or oversized, by reason. */
 export const cookiesRejected = Metric.counter("effect_session_cookies_rejected_total", {
