@@ -2,15 +2,13 @@
  * A request's changes to its session, kept as a log so they can be replayed onto whatever value is stored when the
  * request saves: overlapping requests then keep each other's changes instead of the last one overwriting the rest.
  */
+import { Predicate } from "effect"
 
 /** One change. `Patch` sets and deletes top-level fields; `Update` re-applies a function (counters add up). */
 export type Change<A> =
   | { readonly _tag: "Patch"; readonly set: Readonly<Record<string, unknown>>; readonly deleted: ReadonlyArray<string> }
   | { readonly _tag: "Replace"; readonly data: A }
   | { readonly _tag: "Update"; readonly f: (data: A) => A }
-
-const isRecord = (u: unknown): u is Record<string, unknown> =>
-  typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
  * The change from `before` to `after`: the top-level fields whose encoded forms differ when both are records, else
@@ -19,7 +17,7 @@ const isRecord = (u: unknown): u is Record<string, unknown> =>
 export const diff = <A>(before: A, after: A, encode: (data: A) => unknown): Change<A> => {
   const encodedBefore = encode(before)
   const encodedAfter = encode(after)
-  if (!isRecord(encodedBefore) || !isRecord(encodedAfter) || !isRecord(after) || !sameKeys(after, encodedAfter)) {
+  if (!Predicate.isRecord(encodedBefore) || !Predicate.isRecord(encodedAfter) || !Predicate.isRecord(after) || !sameKeys(after, encodedAfter)) {
     return { _tag: "Replace", data: after }
   }
   const set: Record<string, unknown> = {}
@@ -48,7 +46,7 @@ export const apply = <A>(data: A, change: Change<A>): A => {
     case "Update":
       return change.f(data)
     case "Patch": {
-      if (!isRecord(data)) return data
+      if (!Predicate.isRecord(data)) return data
       const next: Record<string, unknown> = { ...data, ...change.set }
       for (const key of change.deleted) delete next[key]
       return next as A

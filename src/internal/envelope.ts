@@ -3,7 +3,7 @@
  *
  * `{ v: 1, d: <encoded data>, f: <flash for the next request>, c: <created, epoch ms>, r: <remembered> }`
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, ParseResult, Predicate, Schema } from "effect"
 
 /** What the middleware keeps in the store. */
 export interface Envelope {
@@ -32,9 +32,6 @@ export const make = (data: unknown, flash: Readonly<Record<string, string>>, cre
 /** The envelope as the string stored. */
 export const encode = (envelope: Envelope): string => JSON.stringify(envelope)
 
-const isRecord = (u: unknown): u is Record<string, unknown> =>
-  typeof u === "object" && u !== null && !Array.isArray(u)
-
 /** Parses a stored string; the reason when it is not an envelope (never quoting the value). */
 export const decode = (value: string): Either.Either<Envelope, string> => {
   let parsed: unknown
@@ -44,8 +41,8 @@ export const decode = (value: string): Either.Either<Envelope, string> => {
     return Either.left("not JSON")
   }
   if (
-    !isRecord(parsed) || parsed.v !== 1 || typeof parsed.c !== "number" || typeof parsed.r !== "boolean" ||
-    !isRecord(parsed.f) || !Object.values(parsed.f).every((message) => typeof message === "string")
+    !Predicate.isRecord(parsed) || parsed.v !== 1 || typeof parsed.c !== "number" || typeof parsed.r !== "boolean" ||
+    !Predicate.isRecord(parsed.f) || !Object.values(parsed.f).every((message) => typeof message === "string")
   ) {
     return Either.left("not a session envelope")
   }

@@ -11,7 +11,7 @@
 import { type Cause, Deferred, Effect, Exit, Schedule, type Scope } from "effect"
 import { type Expired, type InvalidValue, type NotFound, type Rotated, SessionStoreError } from "../SessionError.js"
 import * as SessionKey from "../SessionKey.js"
-import type { Backend, StoredOwner } from "../SessionStore.js"
+import type { Backend, Rotation, StoredOwner } from "../SessionStore.js"
 import * as Observability from "./observability.js"
 
 /** A session's value and the row version it was read at. */
@@ -22,12 +22,6 @@ export interface Current {
 
 /** What a queued write can fail with. */
 export type WriteError = NotFound | Expired | Rotated | InvalidValue | SessionStoreError
-
-/** The new key and value of a rotated session. */
-export interface Rotation {
-  readonly key: SessionKey.SessionKey
-  readonly value: string
-}
 
 interface JobBase<A> {
   readonly f: (current: string) => string
