@@ -14,7 +14,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Logger, Redacted } from "effect"
 import { createServer } from "node:http"
 import pg from "pg"
-import { PgSessionStore, SessionKey, type SessionStore } from "../../src/index.js"
+import { PgSessionStore, SessionKey, SessionStore } from "../../src/index.js"
 import * as PgPipeline from "../../src/internal/pgPipeline.js"
 import * as PgPool from "../../src/internal/pgPool.js"
 import { defaultUrl } from "../support/database.js"
@@ -114,6 +114,19 @@ const lockTable = (tableName: string) =>
     yield* Effect.acquireRelease(Effect.promise(() => holder.connect()), () => Effect.promise(() => holder.end()))
     yield* Effect.promise(() => holder.query("BEGIN").then(() => holder.query(`LOCK TABLE ${tableName} IN ACCESS EXCLUSIVE MODE`)))
     return { release: Effect.promise(() => holder.query("COMMIT")) }
+  })
+
+/** A store on its own pool, on a fresh table of the test's schema, without cleanup. */
+const ownStore = (options: Omit<PgSessionStore.PoolOptions, "url" | "tableName" | "cleanupInterval">) =>
+  Effect.gen(function*() {
+    const tableName = `${yield* schema}.sessions`
+    const context = yield* Layer.build(PgSessionStore.layerPool({
+      url: Redacted.make(databaseUrl),
+      tableName,
+      cleanupInterval: 0,
+      ...options
+    }))
+    return { tableName, store: Context.get(context, SessionStore.SessionStore) }
   })
 
 const increments = "/"
@@ -253,18 +266,14 @@ describe("faults on the owned pool (PgSessionStore.layerPool)", () => {
 describe("deadlines in the store", () => {
   it.live("a connection whose statement outlived its deadline is discarded, never reused", () =>
     Effect.gen(function*() {
-      const tableName = `${yield* schema}.sessions`
       const applicationName = `es-fault-${Math.random().toString(36).slice(2, 8)}`
-      const store = yield* Layer.build(PgSessionStore.layerPool({
-        url: Redacted.make(databaseUrl),
+      const { store, tableName } = yield* ownStore({
         applicationName,
-        tableName,
         timeout: 500,
         lockTimeout: 0, // only the client-side deadline acts here
         statementTimeout: 0,
-        maxConnections: 2,
-        cleanupInterval: 0
-      })).pipe(Effect.map((context) => context.unsafeMap.get("effect-session/SessionStore") as SessionStore.Service))
+        maxConnections: 2
+      })
       const key = yield* store.generate({ value: "v" })
       const lock = yield* lockTable(tableName)
       const started = Date.now()
@@ -326,14 +335,7 @@ describe("deadlines in the store", () => {
 
   it.live("server-side lock_timeout: a lock fails the statement in the database before the client deadline", () =>
     Effect.gen(function*() {
-      const tableName = `${yield* schema}.sessions`
-      const store = yield* Layer.build(PgSessionStore.layerPool({
-        url: Redacted.make(databaseUrl),
-        tableName,
-        timeout: 5_000,
-        lockTimeout: 200,
-        cleanupInterval: 0
-      })).pipe(Effect.map((context) => context.unsafeMap.get("effect-session/SessionStore") as SessionStore.Service))
+      const { store, tableName } = yield* ownStore({ timeout: 5_000, lockTimeout: 200 })
       const key = yield* store.generate({ value: "v" })
       const lock = yield* lockTable(tableName)
       const started = Date.now()
