@@ -667,18 +667,21 @@ const save = <A>(
   // However the 503 was rendered (an HttpApi encodes the error itself), it says when to come back.
   if (state.origin._tag === "Unavailable" && response.status === 503) withVary = HttpServerResponse.setHeaders(withVary, retryAfter)
   // A response built from a session is nobody else's: shared caches must not keep it (unless the app said so).
-  if ((state.origin._tag === "Live" || state.origin._tag === "Stale") && response.headers["cache-control"] === undefined) {
-    withVary = HttpServerResponse.setHeader(withVary, "cache-control", "private")
-  }
+  // Applied last, so a response that sets the cookie keeps the cookie's own `private, no-store`.
+  const loaded = state.origin._tag === "Live" || state.origin._tag === "Stale"
+  const privately = (final: HttpServerResponse.HttpServerResponse) =>
+    loaded && final.headers["cache-control"] === undefined
+      ? HttpServerResponse.setHeader(final, "cache-control", "private")
+      : final
   return Effect.clockWith((clock) => {
     const now = clock.unsafeCurrentTimeMillis()
     const plan = RequestState.plan(state, now, settings.policy, settings.staleTimeout)
-    if (plan._tag === "Skip") return Effect.succeed(withVary)
+    if (plan._tag === "Skip") return Effect.succeed(privately(withVary))
     // The request failed: none of its session changes are applied (a rotation neither), and the cookie stays.
     if (response.status >= 500) {
       return Effect.as(
         settings.logFailure("session save skipped", new FailedRequest({ status: response.status }), "Warning"),
-        withVary
+        privately(withVary)
       )
     }
     // A save that fails replaces the handler's response: in JSON when the handler's was JSON, so clients of an API
@@ -700,7 +703,8 @@ const save = <A>(
       }),
       Effect.catchAllCause((cause) =>
         Effect.as(settings.logFailure("session save (defect)", cause), withVaryOf(internalError))
-      )
+      ),
+      Effect.map(privately)
     )
     return Observability.middlewareSpan("save", saved, (response) => ({
       "session.plan": plan._tag,

@@ -233,6 +233,10 @@ describe("SessionMiddleware over HTTP", () => {
       const read = yield* browser.get("/peek")
       expect(read.setCookie).toEqual([])
       expect(read.headers["cache-control"]).toBe("private")
+      // A loaded session whose response sets a cookie (a login's new key) is not stored by any cache.
+      const login = yield* browser.post("/login")
+      expect(login.setCookie).toHaveLength(1)
+      expect(login.headers["cache-control"]).toBe("private, no-store")
     }).pipe(provide))
 
   it.effect("a defect while saving is answered 500 and logged in one line, never a hung request", () =>
