@@ -4,7 +4,7 @@
  * (what Node users run today). Pool of 10, concurrency 1 and 16, tables pre-filled with live sessions.
  * pgbench runs the equivalent get and upsert as the database's ceiling on this machine.
  *
- *   npx tsx bench/store.ts        (BENCH_SECONDS per cell, default 3; BENCH_ROWS, default 100000)
+ *   npx tsx bench/store.ts        (BENCH_SECONDS per cell, default 2; BENCH_ROUNDS, default 3; BENCH_ROWS, default 100000)
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
@@ -139,7 +139,7 @@ const rawRunner = (pool: pg.Pool): Runner => {
     },
     generate: (i) => {
       const now = Date.now()
-      return pool.query(named({ name: "insert", text: q.insert, values: [hash(missingKey()), sampleValue(i), now + WEEK, now] }))
+      return pool.query(named({ name: "insert", text: q.insert, values: [hash(missingKey()), sampleValue(i), now + WEEK, now, null, null, null] }))
     },
     modify: async (i) => {
       const id = hash(keyOf(randomRow()))

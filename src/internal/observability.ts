@@ -6,7 +6,7 @@
  * test tracer): the built-in one records nothing, so without one the hot path pays nothing for them. Metrics are
  * Effect `Metric`s, always on.
  */
-import { Cause, Context, Effect, Metric, MetricBoundaries, Tracer } from "effect"
+import { Cause, Context, Effect, Metric, MetricBoundaries, MetricLabel, Tracer } from "effect"
 
 /** Effect's built-in tracer, the default when no other is installed. */
 const builtinTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
@@ -48,8 +48,15 @@ const storeOperations: ReadonlyArray<StoreOperation> = [
   "all"
 ]
 
-const byOperation = <M>(make: (operation: StoreOperation) => M) =>
-  new Map(storeOperations.map((operation) => [operation, make(operation)]))
+/**
+ * A metric's update for one operation. The label array is made once: Effect caches a metric's hook by the identity
+ * of the labels passed, whereas `Metric.tagged` builds a new array on every update and so looks the hook up by hash.
+ */
+const byOperation = (metric: Metric.Metric<any, number, any>) =>
+  new Map(storeOperations.map((operation) => {
+    const labels = [MetricLabel.make("operation", operation)]
+    return [operation, (value: number) => metric.unsafeUpdate(value, labels)] as const
+  }))
 
 /** Duration of store operations, by operation. */
 export const operationDuration = Metric.histogram(
@@ -57,14 +64,14 @@ export const operationDuration = Metric.histogram(
   MetricBoundaries.exponential({ start: 0.0001, factor: 2, count: 16 }),
   "Duration of session store operations"
 )
-const durations = byOperation((operation) => Metric.tagged(operationDuration, "operation", operation))
+const durations = byOperation(operationDuration)
 
 /** Store operations that failed (the backend failed or did not answer in time), by operation. */
 export const operationFailures = Metric.counter("effect_session_store_failures_total", {
   description: "Session store operations that failed with SessionStoreError",
   incremental: true
 })
-const failures = byOperation((operation) => Metric.tagged(operationFailures, "operation", operation))
+const failures = byOperation(operationFailures)
 
 /** Compare-and-set writes that lost a race with another process and were retried. */
 export const writeConflicts = Metric.counter("effect_session_write_conflicts_total", {
@@ -153,13 +160,13 @@ export const timed = <A, E, E2>(
     const started = performance.now()
     return Effect.matchCauseEffect(effect, {
       onFailure: (cause) => {
-        duration.unsafeUpdate((performance.now() - started) / 1000, [])
+        duration((performance.now() - started) / 1000)
         const mapped = Cause.map(cause, onError)
-        if (outcomeOf(mapped) === "failure") failure.unsafeUpdate(1, [])
+        if (outcomeOf(mapped) === "failure") failure(1)
         return Effect.failCause(mapped)
       },
       onSuccess: (value) => {
-        duration.unsafeUpdate((performance.now() - started) / 1000, [])
+        duration((performance.now() - started) / 1000)
         return Effect.succeed(value)
       }
     })
