@@ -393,8 +393,6 @@ const configure = <A, I>(definition: Definition<A, I>, options: Options) =>
     return resolved
   })
 
-const currentTime = Effect.clockWith((clock) => clock.currentTimeMillis)
-
 /**
  * Defines a session at module level: its tag (handlers `yield*` it), schema and initial data. Configuration comes
  * later, from its `layer`, whose bad options fail as a typed `InvalidConfig`.
@@ -434,7 +432,14 @@ export const Tag = <Self>() =>
     Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
 
   const settingsAndStore = Effect.all([SettingsTag, SessionStore.SessionStore])
-  const forRequest = Effect.flatMap(settingsAndStore, ([settings, store]) => requestSession(settings, store))
+  // One step per request: the settings, the store and the request, read from the context together.
+  const forRequest = Effect.contextWithEffect((context: Context.Context<Settings<Self> | SessionStore.SessionStore | Request.HttpServerRequest>) =>
+    requestSessionOf(
+      Context.unsafeGet(context, SettingsTag),
+      Context.unsafeGet(context, SessionStore.SessionStore),
+      Context.unsafeGet(context, Request.HttpServerRequest)
+    )
+  )
 
   const middleware = <E, R>(app: HttpApp.Default<E, R>) =>
     Effect.flatMap(forRequest, (session) => Effect.provideService(app, TagClass, session))
@@ -468,24 +473,33 @@ export const Tag = <Self>() =>
 
 /** Loads the request's session and arranges for it to be saved with the response; returns the handlers' view. */
 const requestSession = <A>(settings: Resolved<A>, store: SessionStore.Service) =>
-  Effect.flatMap(Request.HttpServerRequest, (request) => {
-    const cookie = SessionCookie.inspect(request.headers, settings.cookieName)
-    const loaded = Observability.middlewareSpan(
-      "load",
-      load(settings, store, cookie.key),
-      (state) => ({ "session.origin": state.origin._tag, "session.cookie": cookie.rejected ?? (Option.isSome(cookie.key) ? "present" : "absent") })
-    )
-    return Effect.flatMap(
-      cookie.rejected === undefined
-        ? loaded
-        : Effect.zipRight(Observability.count(Observability.cookiesRejected, 1, ["reason", cookie.rejected]), loaded),
-      (state) =>
-        Effect.as(
-          App.appendPreResponseHandler((_, response) => save(settings, store, state, response)),
-          handle(settings, store, state)
-        )
-    )
-  })
+  Effect.flatMap(Request.HttpServerRequest, (request) => requestSessionOf(settings, store, request))
+
+const requestSessionOf = <A>(
+  settings: Resolved<A>,
+  store: SessionStore.Service,
+  request: Request.HttpServerRequest
+): Effect.Effect<CurrentSession<A>> => {
+  const cookie = SessionCookie.inspect(request.headers, settings.cookieName)
+  const loaded = Observability.middlewareSpan(
+    "load",
+    load(settings, store, cookie.key),
+    (state) => ({
+      "session.origin": state.origin._tag,
+      "session.cookie": cookie.rejected ?? (Option.isSome(cookie.key) ? "present" : "absent")
+    })
+  )
+  return Effect.flatMap(
+    cookie.rejected === undefined
+      ? loaded
+      : Effect.zipRight(Observability.count(Observability.cookiesRejected, 1, ["reason", cookie.rejected]), loaded),
+    (state) =>
+      Effect.as(
+        App.appendPreResponseHandler((_, response) => save(settings, store, state, response)),
+        new RequestSession(settings, store, state)
+      )
+  )
+}
 
 /** Reads the request's session: no cookie costs nothing; a cookie costs one `get`. */
 const load = <A>(
@@ -493,164 +507,211 @@ const load = <A>(
   store: SessionStore.Service,
   key: Option.Option<SessionKey.SessionKey>
 ): Effect.Effect<RequestState.RequestState<A>> =>
-  Effect.gen(function*() {
-    const now = yield* currentTime
-    const state: RequestState.RequestState<A> = {
+  Effect.clockWith((clock) => {
+    const now = clock.unsafeCurrentTimeMillis()
+    /** A request without a live session: the initial data. */
+    const fresh = (origin: RequestState.Origin = { _tag: "None" }): RequestState.RequestState<A> => ({
       startedAt: now,
-      origin: { _tag: "None" },
+      origin,
       draft: RequestState.emptyDraft(settings.initial, now),
       fate: { _tag: "Keep" }
-    }
-    if (Option.isNone(key)) return state
-    const found = yield* Effect.either(store.get(key.value))
-    if (Either.isLeft(found)) {
-      if (found.left._tag === "SessionStoreError") {
-        state.origin = { _tag: "Unavailable", error: found.left }
-        yield* settings.logFailure("session load", found.left)
+    })
+    if (Option.isNone(key)) return Effect.succeed(fresh())
+    return Effect.matchEffect(store.get(key.value), {
+      onFailure: (error) =>
+        error._tag === "SessionStoreError"
+          ? Effect.as(settings.logFailure("session load", error), fresh({ _tag: "Unavailable", error }))
+          : Effect.succeed(fresh()),
+      onSuccess: (stored) => {
+        const parsed = Either.flatMap(
+          Envelope.decode(stored.value),
+          (envelope) => Either.map(settings.codec.decode(envelope.d), (data) => ({ envelope, data }))
+        )
+        if (Either.isLeft(parsed)) {
+          return Effect.as(
+            Effect.logWarning(`ignoring a stored session: ${parsed.left}`).pipe(
+              Effect.annotateLogs("service", "effect-session/SessionMiddleware")
+            ),
+            fresh()
+          )
+        }
+        const { data, envelope } = parsed.right
+        if (Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)) {
+          return Effect.succeed(fresh())
+        }
+        const state: RequestState.RequestState<A> = stored.rotated || envelope.x === true
+          ? {
+            // Its flash messages moved with the session to the new key.
+            startedAt: now,
+            origin: { _tag: "Stale", key: key.value },
+            draft: { ...RequestState.loadedDraft(data, envelope), flashIn: {} },
+            fate: { _tag: "Keep" }
+          }
+          : {
+            startedAt: now,
+            origin: { _tag: "Live", key: key.value, stored, expiresAt: now + Duration.toMillis(stored.expiresIn) },
+            draft: RequestState.loadedDraft(data, envelope),
+            fate: { _tag: "Keep" }
+          }
+        return Effect.succeed(state)
       }
-      return state
-    }
-    const parsed = Either.flatMap(
-      Envelope.decode(found.right.value),
-      (envelope) => Either.map(settings.codec.decode(envelope.d), (data) => ({ envelope, data }))
-    )
-    if (Either.isLeft(parsed)) {
-      yield* Effect.logWarning(`ignoring a stored session: ${parsed.left}`).pipe(
-        Effect.annotateLogs("service", "effect-session/SessionMiddleware")
-      )
-      return state
-    }
-    const { data, envelope } = parsed.right
-    if (Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)) return state
-    if (found.right.rotated || envelope.x === true) {
-      // Its flash messages moved with the session to the new key.
-      state.origin = { _tag: "Stale", key: key.value }
-      state.draft = { ...RequestState.loadedDraft(data, envelope), flashIn: {} }
-      return state
-    }
-    state.origin = {
-      _tag: "Live",
-      key: key.value,
-      stored: found.right,
-      expiresAt: now + Duration.toMillis(found.right.expiresIn)
-    }
-    state.draft = RequestState.loadedDraft(data, envelope)
-    return state
+    })
   })
 
-/** The handlers' view of the request's session. */
-const handle = <A>(
-  settings: Resolved<A>,
-  store: SessionStore.Service,
-  state: RequestState.RequestState<A>
-): CurrentSession<A> => {
-  // The origin is settled by `load`, before any handler runs.
-  const unavailable = state.origin._tag === "Unavailable"
-    ? Effect.fail(SessionUnavailable.because(state.origin.error))
-    : undefined
-  const read = <X>(f: () => X): Effect.Effect<X, SessionUnavailable> => unavailable ?? Effect.sync(f)
-  const refused = Effect.zipRight(
-    Observability.count(Observability.writesRefused, 1, ["reason", "Rotated"]),
-    Effect.fail(new SessionConflict({ reason: "Rotated" }))
-  )
-  const write = (f: () => void): Effect.Effect<void, SessionUnavailable | SessionConflict> =>
-    unavailable ?? Effect.suspend(() => state.origin._tag === "Stale" ? refused : Effect.sync(f))
+/**
+ * The handlers' view of the request's session. Its Effect-valued members are getters, made when a handler reads
+ * them (a request that reads the data builds one Effect, not a dozen); its functions are bound, so handlers may
+ * destructure them.
+ */
+class RequestSession<A> implements CurrentSession<A> {
+  /** Set when the load failed: every member fails with it. The origin is settled by `load`, before any handler. */
+  private readonly unavailable: Effect.Effect<never, SessionUnavailable> | undefined
+
+  constructor(
+    private readonly settings: Resolved<A>,
+    private readonly store: SessionStore.Service,
+    private readonly state: RequestState.RequestState<A>
+  ) {
+    this.unavailable = state.origin._tag === "Unavailable"
+      ? Effect.fail(SessionUnavailable.because(state.origin.error))
+      : undefined
+  }
+
+  private read<X>(f: () => X): Effect.Effect<X, SessionUnavailable> {
+    return this.unavailable ?? Effect.sync(f)
+  }
+  /** A write through a rotated key: refused (and only then is the error, with its stack trace, made). */
+  private get refused(): Effect.Effect<never, SessionConflict> {
+    return Effect.zipRight(
+      Observability.count(Observability.writesRefused, 1, ["reason", "Rotated"]),
+      Effect.failSync(() => new SessionConflict({ reason: "Rotated" }))
+    )
+  }
+  private write(f: () => void): Effect.Effect<void, SessionUnavailable | SessionConflict> {
+    return this.unavailable ?? Effect.suspend(() => this.state.origin._tag === "Stale" ? this.refused : Effect.sync(f))
+  }
   /** Data the schema cannot encode is a bug in the handler: it dies there, with the schema's message. */
-  const encodable = (data: A): A => {
-    const encoded = settings.codec.encode(data)
+  private encodable(data: A): A {
+    const encoded = this.settings.codec.encode(data)
     if (Either.isLeft(encoded)) throw new Error(`session data ${encoded.left}`)
     return data
   }
-  const encodedOrUndefined = (data: A) => Either.getOrUndefined(settings.codec.encode(data))
   /** The subject as this request sees it: a pending `setSubject`, else the stored one. */
-  const currentSubject = (): string | null =>
-    state.draft.owner !== undefined
-      ? state.draft.owner.subject ?? null
-      : state.origin._tag === "Live" ? state.origin.stored.subject : null
-  const currentKey = () => state.origin._tag === "Live" ? state.origin.key : undefined
-  const endCurrent = () => {
+  private currentSubject(): string | null {
+    const { draft, origin } = this.state
+    return draft.owner !== undefined
+      ? draft.owner.subject ?? null
+      : origin._tag === "Live" ? origin.stored.subject : null
+  }
+  private currentKey(): SessionKey.SessionKey | undefined {
+    return this.state.origin._tag === "Live" ? this.state.origin.key : undefined
+  }
+  private endCurrent(): void {
+    const { state } = this
     const { origin } = state
     if (origin._tag === "Live" || origin._tag === "Stale") state.fate = { _tag: "Destroy", key: origin.key }
     state.origin = { _tag: "None" }
-    state.draft = RequestState.emptyDraft(settings.initial, state.startedAt, state.draft.flashIn)
+    state.draft = RequestState.emptyDraft(this.settings.initial, state.startedAt, state.draft.flashIn)
   }
   /** An action on the subject's other sessions: refused through a stale key; store failures are 503s. */
-  const stateful = <X>(f: () => Effect.Effect<X, unknown>): Effect.Effect<X, SessionUnavailable | SessionConflict> =>
-    unavailable ??
+  private stateful<X>(f: () => Effect.Effect<X, unknown>): Effect.Effect<X, SessionUnavailable | SessionConflict> {
+    return this.unavailable ??
       Effect.suspend((): Effect.Effect<X, SessionUnavailable | SessionConflict> =>
-        state.origin._tag === "Stale"
-          ? refused
+        this.state.origin._tag === "Stale"
+          ? this.refused
           : Effect.catchAll(f(), (error) => Effect.fail(SessionUnavailable.because(error)))
       )
-  return {
-    get: read(() => state.draft.data),
-    set: (data) =>
-      write(() => {
-        encodable(data)
-        state.draft.changes.push(ChangeLog.diff(state.draft.data, data, encodedOrUndefined))
-        state.draft.data = data
-      }),
-    update: (f) =>
-      write(() => {
-        state.draft.data = encodable(f(state.draft.data))
-        state.draft.changes.push({ _tag: "Update", f })
-      }),
-    flash: (key, message) => write(() => void (state.draft.flashOut[key] = message)),
-    flashes: read(() => state.draft.flashIn),
-    regenerate: write(() => {
-      if (state.fate._tag === "Keep") state.fate = { _tag: "Rotate" }
-    }),
-    // Through a rotated key, destroy is a write like any other: refused (it would end the stale copy early and let
-    // in-flight requests of the new session's owner mint an anonymous session over the new cookie).
-    destroy: unavailable ?? Effect.suspend(() => state.origin._tag === "Stale" ? refused : Effect.sync(endCurrent)),
-    rememberMe: (remember) =>
-      write(() => {
-        state.draft.rememberChanged = state.draft.rememberChanged || remember !== state.draft.remember
-        state.draft.remember = remember
-      }),
-    isNew: read(() => state.origin._tag === "None"),
-    isRotated: read(() => state.origin._tag === "Stale"),
-    subject: read(() => Option.fromNullable(currentSubject())),
-    setSubject: (subject, options = {}) =>
-      Effect.flatMap(
-        OwnerCheck.stored({ ...options, subject }),
-        () => write(() => void (state.draft.owner = { ...options, subject }))
-      ),
-    sessions: unavailable ?? Effect.suspend(() => {
-      const subject = currentSubject()
-      if (subject === null || state.origin._tag === "Stale") return Effect.succeed([])
-      const current = currentKey()
+  }
+
+  get get() {
+    return this.read(() => this.state.draft.data)
+  }
+  readonly set = (data: A) =>
+    this.write(() => {
+      const { draft } = this.state
+      this.encodable(data)
+      draft.changes.push(
+        ChangeLog.diff(draft.data, data, (data: A) => Either.getOrUndefined(this.settings.codec.encode(data)))
+      )
+      draft.data = data
+    })
+  readonly update = (f: (data: A) => A) =>
+    this.write(() => {
+      const { draft } = this.state
+      draft.data = this.encodable(f(draft.data))
+      draft.changes.push({ _tag: "Update", f })
+    })
+  readonly flash = (key: string, message: string) =>
+    this.write(() => void (this.state.draft.flashOut[key] = message))
+  get flashes() {
+    return this.read(() => this.state.draft.flashIn)
+  }
+  get regenerate() {
+    return this.write(() => {
+      if (this.state.fate._tag === "Keep") this.state.fate = { _tag: "Rotate" }
+    })
+  }
+  // Through a rotated key, destroy is a write like any other: refused (it would end the stale copy early and let
+  // in-flight requests of the new session's owner mint an anonymous session over the new cookie).
+  get destroy() {
+    return this.write(() => this.endCurrent())
+  }
+  readonly rememberMe = (remember: boolean) =>
+    this.write(() => {
+      const { draft } = this.state
+      draft.rememberChanged = draft.rememberChanged || remember !== draft.remember
+      draft.remember = remember
+    })
+  get isNew() {
+    return this.read(() => this.state.origin._tag === "None")
+  }
+  get isRotated() {
+    return this.read(() => this.state.origin._tag === "Stale")
+  }
+  get subject() {
+    return this.read(() => Option.fromNullable(this.currentSubject()))
+  }
+  readonly setSubject = (subject: string | null, options: Omit<SessionStore.Owner, "subject"> = {}) =>
+    Effect.flatMap(
+      OwnerCheck.stored({ ...options, subject }),
+      () => this.write(() => void (this.state.draft.owner = { ...options, subject }))
+    )
+  get sessions() {
+    return this.unavailable ?? Effect.suspend(() => {
+      const subject = this.currentSubject()
+      if (subject === null || this.state.origin._tag === "Stale") return Effect.succeed([])
+      const current = this.currentKey()
       const currentId = current === undefined ? undefined : SessionKey.id(current)
-      return store.list(subject).pipe(
+      return this.store.list(subject).pipe(
         Effect.map((sessions) => sessions.map((info) => ({ ...info, current: info.id === currentId }))),
         Effect.catchAll((error) => Effect.fail(SessionUnavailable.because(error)))
       )
-    }),
-    revoke: (id) =>
-      stateful(() => {
-        const subject = currentSubject()
-        const current = currentKey()
-        if (current !== undefined && id === SessionKey.id(current)) {
-          endCurrent()
-          return Effect.succeed(true)
-        }
-        if (subject === null) return Effect.succeed(false)
-        return store.revoke(id, { subject }).pipe(
-          Effect.as(true),
-          Effect.catchTag("NotFound", () => Effect.succeed(false))
-        )
-      }),
-    logoutEverywhere: (options = {}) =>
-      stateful(() => {
-        const subject = currentSubject()
-        const current = currentKey()
-        const others = subject === null
-          ? Effect.succeed(0)
-          : store.revokeSubject(subject, current === undefined ? {} : { except: SessionKey.id(current) })
-        if (options.keepCurrent !== true) endCurrent()
-        return others
-      })
+    })
   }
+  readonly revoke = (id: string) =>
+    this.stateful(() => {
+      const subject = this.currentSubject()
+      const current = this.currentKey()
+      if (current !== undefined && id === SessionKey.id(current)) {
+        this.endCurrent()
+        return Effect.succeed(true)
+      }
+      if (subject === null) return Effect.succeed(false)
+      return this.store.revoke(id, { subject }).pipe(
+        Effect.as(true),
+        Effect.catchTag("NotFound", () => Effect.succeed(false))
+      )
+    })
+  readonly logoutEverywhere = (options: { readonly keepCurrent?: boolean | undefined } = {}) =>
+    this.stateful(() => {
+      const subject = this.currentSubject()
+      const current = this.currentKey()
+      const others = subject === null
+        ? Effect.succeed(0)
+        : this.store.revokeSubject(subject, current === undefined ? {} : { except: SessionKey.id(current) })
+      if (options.keepCurrent !== true) this.endCurrent()
+      return others
+    })
 }
 
 /**
