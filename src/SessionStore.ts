@@ -21,7 +21,6 @@ import {
   Chunk,
   Context,
   DateTime,
-  Deferred,
   Duration,
   Effect,
   Exit,
@@ -581,9 +580,10 @@ export const make = <E>(
       operation: "modify" | "rotate",
       id: Uint8Array,
       from: StoredSession | undefined,
-      job: (result: Deferred.Deferred<A, WriteQueue.WriteError>) => WriteQueue.Job
+      job: (result: WriteQueue.Outcome<A>) => WriteQueue.Job
     ) =>
-      Effect.flatMap(Deferred.make<A, WriteQueue.WriteError>(), (result) => {
+      Effect.suspend(() => {
+        const result = new WriteQueue.Outcome<A>()
         const queuedJob = job(result)
         const attempts = () => ({ "session.attempts": queuedJob.attempts })
         const known = knownFrom(id, from)
@@ -597,10 +597,10 @@ export const make = <E>(
         // The caller's deadline is a timer that fails its result (and withdraws the job), not a racing fiber.
         const timer = setTimeout(() => {
           queuedJob.abandoned = true
-          Deferred.unsafeDone(result, Exit.fail(timedOut(operation)))
+          result.settle(Exit.fail(timedOut(operation)))
         }, config.timeout)
         const waited = submit.pipe(
-          Effect.zipRight(Deferred.await(result)),
+          Effect.zipRight(result.await),
           Effect.ensuring(Effect.sync(() => clearTimeout(timer))),
           Effect.onInterrupt(() => Effect.sync(() => (queuedJob.abandoned = true)))
         )

@@ -8,7 +8,7 @@
  * fails with `Rotated`. Conflicts can then only come from other processes; they are retried on a jittered
  * exponential `Schedule`, re-reading and re-applying (which is why `f` must be pure).
  */
-import { type Cause, Deferred, Effect, Exit, Schedule, type Scope } from "effect"
+import { type Cause, Effect, Exit, Schedule, type Scope } from "effect"
 import { type Expired, type InvalidValue, type NotFound, type Rotated, SessionStoreError } from "../SessionError.js"
 import * as SessionKey from "../SessionKey.js"
 import type { Backend, Rotation, StoredOwner } from "../SessionStore.js"
@@ -23,9 +23,38 @@ export interface Current {
 /** What a queued write can fail with. */
 export type WriteError = NotFound | Expired | Rotated | InvalidValue | SessionStoreError
 
+/**
+ * Where a job's caller waits for its outcome: settled once, later settlements ignored (the caller's deadline and the
+ * write race for it). A `Deferred` does the same at about ten times the cost, which showed on every write.
+ */
+export class Outcome<A> {
+  private exit: Exit.Exit<A, WriteError> | undefined
+  private waiter: ((exit: Exit.Exit<A, WriteError>) => void) | undefined
+
+  /** Settles the outcome, unless it was settled already. */
+  settle(exit: Exit.Exit<A, WriteError>): void {
+    if (this.exit !== undefined) return
+    this.exit = exit
+    const waiter = this.waiter
+    this.waiter = undefined
+    waiter?.(exit)
+  }
+
+  /** Waits for the outcome (at once when settled). */
+  get await(): Effect.Effect<A, WriteError> {
+    return Effect.async<A, WriteError>((resume) => {
+      if (this.exit !== undefined) return resume(this.exit)
+      this.waiter = resume
+      return Effect.sync(() => {
+        this.waiter = undefined
+      })
+    })
+  }
+}
+
 interface JobBase<A> {
   readonly f: (current: string) => string
-  readonly result: Deferred.Deferred<A, WriteError>
+  readonly result: Outcome<A>
   /** Set when the caller gave up (deadline): the job is dropped unless its batch already started. */
   abandoned: boolean
   /** Statements tried for this job so far (a span attribute). */
@@ -78,11 +107,25 @@ const isConflict = (error: WriteError | Conflict): error is Conflict => error._t
  * Retries after a lost compare-and-set: twice at once (a single competitor has just written), then with jittered
  * exponential backoff from 2 ms, never more than 50 ms apart, for as long as a caller still waits.
  */
-const conflictBackoff = Schedule.recurs(2).pipe(
+const conflictBackoff = Schedule.recurs(1).pipe( // after the first retry, which `retryingConflicts` makes at once
   Schedule.andThen(
     Schedule.exponential("2 millis").pipe(Schedule.union(Schedule.spaced("50 millis")), Schedule.jittered)
   )
 )
+
+/**
+ * `attempt`, and on a conflict, again with `conflictBackoff` while `keepTrying()`. The schedule's driver is made
+ * only after a first conflict: most writes never meet one.
+ */
+const retryingConflicts = <A, E extends { readonly _tag: string }>(
+  attempt: Effect.Effect<A, E | Conflict>,
+  keepTrying: () => boolean
+): Effect.Effect<A, E | Conflict> =>
+  Effect.catchIf(
+    attempt,
+    (error): error is Conflict => isConflict(error as WriteError | Conflict) && keepTrying(),
+    () => Effect.retry(attempt, { schedule: conflictBackoff, while: (e) => isConflict(e as WriteError | Conflict) && keepTrying() })
+  )
 
 const applyF = (f: (current: string) => string, value: string, checkValue: Operations["checkValue"]) => {
   try {
@@ -101,17 +144,17 @@ const applyF = (f: (current: string) => string, value: string, checkValue: Opera
 export const make = (operations: Operations, scope: Scope.Scope) => {
   const queues = new Map<string, Array<Job>>()
 
-  const settle = <A>(job: JobBase<A>, exit: Exit.Exit<A, WriteError>) => Deferred.done(job.result, exit)
+  const settle = <A>(job: JobBase<A>, exit: Exit.Exit<A, WriteError>) => job.result.settle(exit)
   const failAll = (jobs: ReadonlyArray<Job>, error: WriteError) =>
-    Effect.forEach(jobs, (job) => Deferred.fail(job.result as Deferred.Deferred<unknown, WriteError>, error), {
-      discard: true
+    Effect.sync(() => {
+      for (const job of jobs) (job.result as Outcome<unknown>).settle(Exit.fail(error))
     })
   const waiting = (jobs: ReadonlyArray<Job>) => () => jobs.some((job) => !job.abandoned)
 
   /** One compare-and-set of all `jobs` applied in order; retried on conflict. Returns what was written. */
   const writeAll = (id: Uint8Array, jobs: ReadonlyArray<ModifyJob>, known: Current | undefined) => {
     let start = known
-    return Effect.gen(function*() {
+    const attempt = Effect.gen(function*() {
       for (const job of jobs) job.attempts++
       const now = yield* operations.now
       const row = start ?? (yield* operations.read(id))
@@ -145,21 +188,25 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
         current = { value, version }
         yield* Observability.count(Observability.writesMerged, exits.filter(Exit.isSuccess).length - 1)
       }
-      yield* Effect.forEach(jobs, (job, i) => settle(job, exits[i]!), { discard: true })
+      jobs.forEach((job, i) => settle(job, exits[i]!))
       return current
-    }).pipe(Effect.retry({ schedule: conflictBackoff, while: (e) => isConflict(e) && waiting(jobs)() }))
+    })
+    return retryingConflicts(attempt, waiting(jobs))
   }
 
   /** The atomic rotation of `job`, retried on conflict: `true` once rotated, `false` if `f` gave a rejected value. */
   const rotateOnce = (id: Uint8Array, job: RotateJob, known: Current | undefined) => {
     let start = known
-    return Effect.gen(function*() {
+    const attempt = Effect.gen(function*() {
       job.attempts++
       const now = yield* operations.now
       const row = start ?? (yield* operations.read(id))
       start = undefined
       const exit = applyF(job.f, row.value, operations.checkValue)
-      if (Exit.isFailure(exit)) return yield* Effect.as(settle(job, exit as Exit.Exit<never, InvalidValue>), false)
+      if (Exit.isFailure(exit)) {
+        settle(job, exit as Exit.Exit<never, InvalidValue>)
+        return false
+      }
       const key = SessionKey.generate()
       const rotated = yield* operations.rotate(
         id,
@@ -175,8 +222,10 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
         yield* Observability.count(Observability.writeConflicts)
         return yield* Effect.fail<Conflict>(conflict)
       }
-      return yield* Effect.as(settle(job, Exit.succeed({ key, value: exit.value })), true)
-    }).pipe(Effect.retry({ schedule: conflictBackoff, while: (e) => isConflict(e) && !job.abandoned }))
+      settle(job, Exit.succeed({ key, value: exit.value }))
+      return true
+    })
+    return retryingConflicts(attempt, () => !job.abandoned)
   }
 
   /**
@@ -229,8 +278,8 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
         Effect.zipRight(
           Effect.zipRight(
             operations.onDefect(cause),
-            Effect.forEach(jobs, (job) => Deferred.failCause(job.result as Deferred.Deferred<unknown, WriteError>, cause), {
-              discard: true
+            Effect.sync(() => {
+              for (const job of jobs) (job.result as Outcome<unknown>).settle(Exit.failCause(cause as Cause.Cause<WriteError>))
             })
           ),
           Effect.succeed(undefined)
