@@ -127,12 +127,13 @@ const conflictResponse = (conflict: SessionConflict, json = false) =>
 /** Whether a response is JSON (`application/json`, `application/problem+json`, ...). */
 const isJson = (response: HttpServerResponse.HttpServerResponse) => {
   const type = response.headers["content-type"] ?? ("contentType" in response.body ? response.body.contentType : "")
-  return /^application\/(?:[\w.-]+\+)?json\b/i.test(type ?? "")
+  return /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i.test(type ?? "")
 }
 
 /**
  * The session of the current request, as handlers see it. Changes are applied locally at once (so `get` sees
- * them) and saved when the response is sent.
+ * them) and saved when the response is sent. Use its members (destructuring works); don't copy it with a spread:
+ * the Effect-valued members are getters and would be left behind.
  *
  * @since 0.1.0
  * @category models
@@ -565,151 +566,154 @@ const load = <A>(
  */
 class RequestSession<A> implements CurrentSession<A> {
   /** Set when the load failed: every member fails with it. The origin is settled by `load`, before any handler. */
-  private readonly unavailable: Effect.Effect<never, SessionUnavailable> | undefined
+  readonly #unavailable: Effect.Effect<never, SessionUnavailable> | undefined
+  // Private fields (not TypeScript's `private`): the state holds the key, which no log or inspection may show.
+  readonly #settings: Resolved<A>
+  readonly #store: SessionStore.Service
+  readonly #state: RequestState.RequestState<A>
 
-  constructor(
-    private readonly settings: Resolved<A>,
-    private readonly store: SessionStore.Service,
-    private readonly state: RequestState.RequestState<A>
-  ) {
-    this.unavailable = state.origin._tag === "Unavailable"
+  constructor(settings: Resolved<A>, store: SessionStore.Service, state: RequestState.RequestState<A>) {
+    this.#settings = settings
+    this.#store = store
+    this.#state = state
+    this.#unavailable = state.origin._tag === "Unavailable"
       ? Effect.fail(SessionUnavailable.because(state.origin.error))
       : undefined
   }
 
-  private read<X>(f: () => X): Effect.Effect<X, SessionUnavailable> {
-    return this.unavailable ?? Effect.sync(f)
+  #read<X>(f: () => X): Effect.Effect<X, SessionUnavailable> {
+    return this.#unavailable ?? Effect.sync(f)
   }
   /** A write through a rotated key: refused (and only then is the error, with its stack trace, made). */
-  private get refused(): Effect.Effect<never, SessionConflict> {
+  get #refused(): Effect.Effect<never, SessionConflict> {
     return Effect.zipRight(
       Observability.count(Observability.writesRefused, 1, ["reason", "Rotated"]),
       Effect.failSync(() => new SessionConflict({ reason: "Rotated" }))
     )
   }
-  private write(f: () => void): Effect.Effect<void, SessionUnavailable | SessionConflict> {
-    return this.unavailable ?? Effect.suspend(() => this.state.origin._tag === "Stale" ? this.refused : Effect.sync(f))
+  #write(f: () => void): Effect.Effect<void, SessionUnavailable | SessionConflict> {
+    return this.#unavailable ?? Effect.suspend(() => this.#state.origin._tag === "Stale" ? this.#refused : Effect.sync(f))
   }
   /** Data the schema cannot encode is a bug in the handler: it dies there, with the schema's message. */
-  private encodable(data: A): A {
-    const encoded = this.settings.codec.encode(data)
+  #encodable(data: A): A {
+    const encoded = this.#settings.codec.encode(data)
     if (Either.isLeft(encoded)) throw new Error(`session data ${encoded.left}`)
     return data
   }
   /** The subject as this request sees it: a pending `setSubject`, else the stored one. */
-  private currentSubject(): string | null {
-    const { draft, origin } = this.state
+  #currentSubject(): string | null {
+    const { draft, origin } = this.#state
     return draft.owner !== undefined
       ? draft.owner.subject ?? null
       : origin._tag === "Live" ? origin.stored.subject : null
   }
-  private currentKey(): SessionKey.SessionKey | undefined {
-    return this.state.origin._tag === "Live" ? this.state.origin.key : undefined
+  #currentKey(): SessionKey.SessionKey | undefined {
+    return this.#state.origin._tag === "Live" ? this.#state.origin.key : undefined
   }
-  private endCurrent(): void {
-    const { state } = this
+  #endCurrent(): void {
+    const state = this.#state
     const { origin } = state
     if (origin._tag === "Live" || origin._tag === "Stale") state.fate = { _tag: "Destroy", key: origin.key }
     state.origin = { _tag: "None" }
-    state.draft = RequestState.emptyDraft(this.settings.initial, state.startedAt, state.draft.flashIn)
+    state.draft = RequestState.emptyDraft(this.#settings.initial, state.startedAt, state.draft.flashIn)
   }
   /** An action on the subject's other sessions: refused through a stale key; store failures are 503s. */
-  private stateful<X>(f: () => Effect.Effect<X, unknown>): Effect.Effect<X, SessionUnavailable | SessionConflict> {
-    return this.unavailable ??
+  #stateful<X>(f: () => Effect.Effect<X, unknown>): Effect.Effect<X, SessionUnavailable | SessionConflict> {
+    return this.#unavailable ??
       Effect.suspend((): Effect.Effect<X, SessionUnavailable | SessionConflict> =>
-        this.state.origin._tag === "Stale"
-          ? this.refused
+        this.#state.origin._tag === "Stale"
+          ? this.#refused
           : Effect.catchAll(f(), (error) => Effect.fail(SessionUnavailable.because(error)))
       )
   }
 
   get get() {
-    return this.read(() => this.state.draft.data)
+    return this.#read(() => this.#state.draft.data)
   }
   readonly set = (data: A) =>
-    this.write(() => {
-      const { draft } = this.state
-      this.encodable(data)
+    this.#write(() => {
+      const { draft } = this.#state
+      this.#encodable(data)
       draft.changes.push(
-        ChangeLog.diff(draft.data, data, (data: A) => Either.getOrUndefined(this.settings.codec.encode(data)))
+        ChangeLog.diff(draft.data, data, (data: A) => Either.getOrUndefined(this.#settings.codec.encode(data)))
       )
       draft.data = data
     })
   readonly update = (f: (data: A) => A) =>
-    this.write(() => {
-      const { draft } = this.state
-      draft.data = this.encodable(f(draft.data))
+    this.#write(() => {
+      const { draft } = this.#state
+      draft.data = this.#encodable(f(draft.data))
       draft.changes.push({ _tag: "Update", f })
     })
   readonly flash = (key: string, message: string) =>
-    this.write(() => void (this.state.draft.flashOut[key] = message))
+    this.#write(() => void (this.#state.draft.flashOut[key] = message))
   get flashes() {
-    return this.read(() => this.state.draft.flashIn)
+    return this.#read(() => this.#state.draft.flashIn)
   }
   get regenerate() {
-    return this.write(() => {
-      if (this.state.fate._tag === "Keep") this.state.fate = { _tag: "Rotate" }
+    return this.#write(() => {
+      if (this.#state.fate._tag === "Keep") this.#state.fate = { _tag: "Rotate" }
     })
   }
   // Through a rotated key, destroy is a write like any other: refused (it would end the stale copy early and let
   // in-flight requests of the new session's owner mint an anonymous session over the new cookie).
   get destroy() {
-    return this.write(() => this.endCurrent())
+    return this.#write(() => this.#endCurrent())
   }
   readonly rememberMe = (remember: boolean) =>
-    this.write(() => {
-      const { draft } = this.state
+    this.#write(() => {
+      const { draft } = this.#state
       draft.rememberChanged = draft.rememberChanged || remember !== draft.remember
       draft.remember = remember
     })
   get isNew() {
-    return this.read(() => this.state.origin._tag === "None")
+    return this.#read(() => this.#state.origin._tag === "None")
   }
   get isRotated() {
-    return this.read(() => this.state.origin._tag === "Stale")
+    return this.#read(() => this.#state.origin._tag === "Stale")
   }
   get subject() {
-    return this.read(() => Option.fromNullable(this.currentSubject()))
+    return this.#read(() => Option.fromNullable(this.#currentSubject()))
   }
   readonly setSubject = (subject: string | null, options: Omit<SessionStore.Owner, "subject"> = {}) =>
     Effect.flatMap(
       OwnerCheck.stored({ ...options, subject }),
-      () => this.write(() => void (this.state.draft.owner = { ...options, subject }))
+      () => this.#write(() => void (this.#state.draft.owner = { ...options, subject }))
     )
   get sessions() {
-    return this.unavailable ?? Effect.suspend(() => {
-      const subject = this.currentSubject()
-      if (subject === null || this.state.origin._tag === "Stale") return Effect.succeed([])
-      const current = this.currentKey()
+    return this.#unavailable ?? Effect.suspend(() => {
+      const subject = this.#currentSubject()
+      if (subject === null || this.#state.origin._tag === "Stale") return Effect.succeed([])
+      const current = this.#currentKey()
       const currentId = current === undefined ? undefined : SessionKey.id(current)
-      return this.store.list(subject).pipe(
+      return this.#store.list(subject).pipe(
         Effect.map((sessions) => sessions.map((info) => ({ ...info, current: info.id === currentId }))),
         Effect.catchAll((error) => Effect.fail(SessionUnavailable.because(error)))
       )
     })
   }
   readonly revoke = (id: string) =>
-    this.stateful(() => {
-      const subject = this.currentSubject()
-      const current = this.currentKey()
+    this.#stateful(() => {
+      const subject = this.#currentSubject()
+      const current = this.#currentKey()
       if (current !== undefined && id === SessionKey.id(current)) {
-        this.endCurrent()
+        this.#endCurrent()
         return Effect.succeed(true)
       }
       if (subject === null) return Effect.succeed(false)
-      return this.store.revoke(id, { subject }).pipe(
+      return this.#store.revoke(id, { subject }).pipe(
         Effect.as(true),
         Effect.catchTag("NotFound", () => Effect.succeed(false))
       )
     })
   readonly logoutEverywhere = (options: { readonly keepCurrent?: boolean | undefined } = {}) =>
-    this.stateful(() => {
-      const subject = this.currentSubject()
-      const current = this.currentKey()
+    this.#stateful(() => {
+      const subject = this.#currentSubject()
+      const current = this.#currentKey()
       const others = subject === null
         ? Effect.succeed(0)
-        : this.store.revokeSubject(subject, current === undefined ? {} : { except: SessionKey.id(current) })
-      if (options.keepCurrent !== true) this.endCurrent()
+        : this.#store.revokeSubject(subject, current === undefined ? {} : { except: SessionKey.id(current) })
+      if (options.keepCurrent !== true) this.#endCurrent()
       return others
     })
 }

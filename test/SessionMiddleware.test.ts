@@ -2,6 +2,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, Ref, TestClock } from "effect"
 import { HttpServer, HttpServerResponse } from "@effect/platform"
+import { inspect } from "node:util"
 import { SessionKey, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
 import { Barrier, CountingMemoryStore, serveApp as serve, StoreCalls, TestSession } from "./support/testApp.js"
@@ -237,6 +238,35 @@ describe("SessionMiddleware over HTTP", () => {
       const login = yield* browser.post("/login")
       expect(login.setCookie).toHaveLength(1)
       expect(login.headers["cache-control"]).toBe("private, no-store")
+    }).pipe(provide))
+
+  it.effect("the session object, logged or inspected, shows neither the key nor the stored value", () =>
+    Effect.gen(function*() {
+      const shown: Array<string> = []
+      const app = Effect.gen(function*() {
+        const session = yield* TestSession
+        yield* session.get
+        shown.push(JSON.stringify(session), inspect(session, { depth: 10, showHidden: true }), JSON.stringify({ ...session }))
+        yield* Effect.logInfo(session)
+        const { get, update } = session // destructured members keep working
+        yield* update((data) => ({ ...data, visits: data.visits + 1 }))
+        return HttpServerResponse.text(String((yield* get).visits))
+      })
+      yield* HttpServer.serveEffect(TestSession.middleware(app)).pipe(
+        Effect.provide(TestSession.layer()),
+        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => shown.push(inspect(message, { depth: 10 })))))
+      )
+      const browser = yield* makeBrowser
+      expect((yield* browser.get("/")).body).toBe("1")
+      const key = browser.jar.get("session")!
+      shown.length = 0
+      expect((yield* browser.get("/")).body).toBe("2")
+      expect(shown).toHaveLength(4)
+      for (const text of shown) {
+        expect(text).not.toContain(key)
+        expect(text).not.toContain(SessionKey.id(key as SessionKey.SessionKey))
+        expect(text).not.toContain("visits")
+      }
     }).pipe(provide))
 
   it.effect("a defect while saving is answered 500 and logged in one line, never a hung request", () =>

@@ -40,13 +40,13 @@ export class Outcome<A> {
     waiter?.(exit)
   }
 
-  /** Waits for the outcome (at once when settled). */
+  /** Waits for the outcome (at once when settled). One waiter: the job's caller. */
   get await(): Effect.Effect<A, WriteError> {
     return Effect.async<A, WriteError>((resume) => {
       if (this.exit !== undefined) return resume(this.exit)
       this.waiter = resume
       return Effect.sync(() => {
-        this.waiter = undefined
+        if (this.waiter === resume) this.waiter = undefined
       })
     })
   }
