@@ -58,6 +58,16 @@ const expectNoSecrets = (spans: ReadonlyArray<Recorded>, key: string, value: str
   }
 }
 
+/** The middleware's session counters, in a fixed order. */
+const sessionCounters = Effect.all([
+  counterValue(Observability.sessionsCreated),
+  counterValue(Observability.sessionsRotated),
+  counterValue(Observability.sessionsDestroyed),
+  counterValue(Observability.cookiesRejected, ["reason", "malformed"]),
+  counterValue(Observability.cookiesRejected, ["reason", "duplicated"]),
+  counterValue(Observability.writesRefused, ["reason", "Rotated"])
+])
+
 describe("spans", () => {
   it.scoped("every store operation is a span with backend, operation and outcome; modify counts its attempts", () =>
     Effect.gen(function*() {
@@ -183,14 +193,7 @@ describe("metrics", () => {
 
   it.effect("sessions created, rotated and destroyed; cookies rejected; writes refused", () =>
     Effect.gen(function*() {
-      const before = yield* Effect.all([
-        counterValue(Observability.sessionsCreated),
-        counterValue(Observability.sessionsRotated),
-        counterValue(Observability.sessionsDestroyed),
-        counterValue(Observability.cookiesRejected, ["reason", "malformed"]),
-        counterValue(Observability.cookiesRejected, ["reason", "duplicated"]),
-        counterValue(Observability.writesRefused, ["reason", "Rotated"])
-      ])
+      const before = yield* sessionCounters
       yield* serveApp()
       const browser = yield* makeBrowser
       yield* browser.get("/") // created
@@ -200,14 +203,7 @@ describe("metrics", () => {
       yield* browser.post("/destroy") // destroyed
       yield* browser.get("/peek", "session=not-a-key") // rejected: malformed
       yield* browser.get("/peek", `session=${SessionKey.generate()}; session=${SessionKey.generate()}`) // duplicated
-      const after = yield* Effect.all([
-        counterValue(Observability.sessionsCreated),
-        counterValue(Observability.sessionsRotated),
-        counterValue(Observability.sessionsDestroyed),
-        counterValue(Observability.cookiesRejected, ["reason", "malformed"]),
-        counterValue(Observability.cookiesRejected, ["reason", "duplicated"]),
-        counterValue(Observability.writesRefused, ["reason", "Rotated"])
-      ])
+      const after = yield* sessionCounters
       expect(after.map((n, i) => n - before[i]!)).toEqual([1, 1, 1, 1, 1, 1])
     }).pipe(
       Effect.provide(Layer.mergeAll(NodeHttpServer.layerTest, MemorySessionStore.layer({ cleanupInterval: 0 }), Barrier.Default)),
