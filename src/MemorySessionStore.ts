@@ -15,9 +15,6 @@ interface Entry extends SessionStore.StoredOwner {
   rotated: boolean
   createdAt: number
   lastSeenAt: number
-  subject: string | null
-  audience: string | null
-  metadata: string | null
 }
 
 const idOf = (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("base64")
@@ -47,6 +44,11 @@ export const backend = (): SessionStore.Backend<never> => {
     audience: owner.audience,
     metadata: owner.metadata
   })
+  /** Applies `change` to the row `id` if it is live and not rotated at `now`; otherwise says why not. */
+  const changing = <R>(id: Uint8Array, now: number, change: (entry: Entry) => R): R | "missing" | "rotated" | "expired" => {
+    const entry = rows.get(idOf(id))
+    return entry === undefined ? "missing" : entry.rotated ? "rotated" : now > entry.expiresAt ? "expired" : change(entry)
+  }
   const matches = (entry: Entry, subject: string, audience: string | undefined) =>
     entry.subject === subject && (audience === undefined || entry.audience === audience)
   const fresh = (value: string, expiresAt: number, now: number, owner: SessionStore.StoredOwner): Entry => ({
@@ -95,15 +97,13 @@ export const backend = (): SessionStore.Backend<never> => {
         return "written"
       }),
     touch: (id, expiresAt, now) =>
-      Effect.sync(() => {
-        const entry = rows.get(idOf(id))
-        if (entry === undefined) return "missing"
-        if (entry.rotated) return "rotated"
-        if (now > entry.expiresAt) return "expired"
-        entry.expiresAt = expiresAt
-        entry.lastSeenAt = now
-        return "touched"
-      }),
+      Effect.sync(() =>
+        changing(id, now, (entry) => {
+          entry.expiresAt = expiresAt
+          entry.lastSeenAt = now
+          return "touched" as const
+        })
+      ),
     compareAndSet: (id, version, value, expiresAt, now, owner) =>
       Effect.sync(() => {
         const entry = rows.get(idOf(id))
@@ -125,14 +125,12 @@ export const backend = (): SessionStore.Backend<never> => {
         return true
       }),
     setOwner: (id, owner, now) =>
-      Effect.sync(() => {
-        const entry = rows.get(idOf(id))
-        if (entry === undefined) return "missing"
-        if (entry.rotated) return "rotated"
-        if (now > entry.expiresAt) return "expired"
-        Object.assign(entry, ownerOf(owner), { lastSeenAt: now })
-        return "set"
-      }),
+      Effect.sync(() =>
+        changing(id, now, (entry) => {
+          Object.assign(entry, ownerOf(owner), { lastSeenAt: now })
+          return "set" as const
+        })
+      ),
     list: (subject, audience, now, limit) =>
       Effect.sync(() =>
         [...rows]

@@ -167,6 +167,16 @@ const init = (
 /** Runs one of the store's statements within the deadline and returns its rows. */
 type Run = <A extends object>(statement: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<A>, unknown>
 
+/**
+ * What a conditional update (`touch`, `setOwner`) did: `done` if it changed the row; else whether the row was
+ * rotated, expired (present but not changed) or missing.
+ */
+const outcomeOf = <Done extends string>(
+  row: { readonly changed: boolean; readonly rotated: boolean | null } | undefined,
+  done: Done
+): Done | "rotated" | "expired" | "missing" =>
+  row?.changed ? done : row?.rotated === true ? "rotated" : row?.rotated === false ? "expired" : "missing"
+
 /** Whether `fiber` runs inside an `@effect/sql` transaction (one context lookup: this is on every statement). */
 const inTransactionOf = (fiber: { readonly currentContext: Context.Context<never> }) =>
   fiber.currentContext.unsafeMap.has(SqlClient.TransactionConnection.key)
@@ -277,9 +287,8 @@ export const make = (
         Effect.map(run(q.upsert, [id, value, expiresAt, now]), (rows) => rows.length === 1 ? "written" : "rotated"),
       touch: (id, expiresAt, now) =>
         Effect.map(
-          run<{ touched: boolean; rotated: boolean | null }>(q.touch, [id, expiresAt, now]),
-          ([row]) =>
-            row?.touched ? "touched" : row?.rotated === true ? "rotated" : row?.rotated === false ? "expired" : "missing"
+          run<{ changed: boolean; rotated: boolean | null }>(q.touch, [id, expiresAt, now]),
+          ([row]) => outcomeOf(row, "touched")
         ),
       compareAndSet: (id, version, value, expiresAt, now, owner) =>
         Effect.map(
@@ -311,8 +320,7 @@ export const make = (
       setOwner: (id, owner, now) =>
         Effect.map(
           run<{ changed: boolean; rotated: boolean | null }>(q.setOwner, [id, owner.subject, owner.audience, owner.metadata, now]),
-          ([row]) =>
-            row?.changed ? "set" : row?.rotated === true ? "rotated" : row?.rotated === false ? "expired" : "missing"
+          ([row]) => outcomeOf(row, "set")
         ),
       list: (subject, audience, now, limit) =>
         Effect.map(run<Info>(q.list, [subject, audience ?? null, now, limit]), (rows) => rows.map(info)),

@@ -482,16 +482,14 @@ export const make = <E>(
      */
     const timedOut = (operation: string) =>
       new SessionStoreError({ operation, cause: new Cause.TimeoutException(`no answer within ${config.timeout} ms`) })
-    const deadline = (operation: string) => <A, E2>(effect: Effect.Effect<A, E2>) =>
-      Effect.timeoutFail(Effect.interruptible(effect), { duration: config.timeout, onTimeout: () => timedOut(operation) })
+    /** `effect` within the deadline, unless the backend bounds its own calls. */
+    const bounded = <A, E2>(operation: string, effect: Effect.Effect<A, E2>): Effect.Effect<A, E2 | SessionStoreError> =>
+      backend.enforcesDeadline === true
+        ? effect
+        : Effect.timeoutFail(Effect.interruptible(effect), { duration: config.timeout, onTimeout: () => timedOut(operation) })
     /** A backend call: timed, its failures become `SessionStoreError`, and it is bounded by the deadline. */
-    const call = <A>(
-      operation: Observability.StoreOperation,
-      effect: Effect.Effect<A, E>
-    ): Effect.Effect<A, SessionStoreError> => {
-      const mapped = Observability.timed(operation, effect, (cause) => new SessionStoreError({ operation, cause }))
-      return backend.enforcesDeadline === true ? mapped : deadline(operation)(mapped)
-    }
+    const call = <A>(operation: Observability.StoreOperation, effect: Effect.Effect<A, E>) =>
+      bounded(operation, Observability.timed(operation, effect, (cause) => new SessionStoreError({ operation, cause })))
     const notFound = Effect.fail(new NotFound())
     const expired = Effect.fail(new Expired())
     const rotated = Effect.fail(new Rotated())
@@ -504,7 +502,7 @@ export const make = <E>(
       if (bytes > config.maxValueBytes) {
         return new InvalidValue({ reason: "TooLarge", bytes, maxBytes: config.maxValueBytes })
       }
-      if (!value.isWellFormed() || value.includes("\u0000")) {
+      if (!OwnerCheck.wellFormed(value)) {
         return new InvalidValue({ reason: "NotWellFormed", bytes, maxBytes: config.maxValueBytes })
       }
       return undefined
@@ -514,10 +512,6 @@ export const make = <E>(
       return invalid === undefined ? Effect.void : Effect.fail(invalid)
     }
 
-    const ownerPart = (field: "subject" | "audience", input: string | null | undefined) =>
-      OwnerCheck.name(field, input)
-    const storedOwner = (owner: Owner) => OwnerCheck.stored(owner)
-    const noOwner = OwnerCheck.none
     const infoOf = (row: InfoRow): SessionInfo => ({
       id: Buffer.from(row.id.buffer, row.id.byteOffset, row.id.byteLength).toString("base64url"),
       subject: row.subject,
@@ -544,14 +538,18 @@ export const make = <E>(
       return version !== undefined && tag === rowTag(id) ? { value: from.value, version } : undefined
     }
 
+    /** What a backend reported of a row it could not change, as the error; nothing when it changed it. */
+    const unchanged = (
+      outcome: "missing" | "expired" | "rotated" | "touched" | "set"
+    ): Effect.Effect<void, NotFound | Expired | Rotated> =>
+      outcome === "missing" ? notFound : outcome === "expired" ? expired : outcome === "rotated" ? rotated : Effect.void
+
     const live = (row: Row | undefined, now: number): Effect.Effect<Row, NotFound | Expired> =>
       row === undefined ? notFound : now > row.expiresAt ? expired : Effect.succeed(row)
 
     /** One statement of a queued write (timed as a whole by its caller): failures mapped, bounded by the deadline. */
-    const statement = <A>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, SessionStoreError> => {
-      const mapped = Effect.mapError(effect, (cause) => new SessionStoreError({ operation, cause }))
-      return backend.enforcesDeadline === true ? mapped : deadline(operation)(mapped)
-    }
+    const statement = <A>(operation: string, effect: Effect.Effect<A, E>) =>
+      bounded(operation, Effect.mapError(effect, (cause) => new SessionStoreError({ operation, cause })))
 
     const writes = WriteQueue.make({
       now: currentTime,
@@ -629,7 +627,7 @@ export const make = <E>(
         measured("generate", Effect.gen(function*() {
           const value = options.value ?? ""
           yield* checkValue(value)
-          const owner = (yield* storedOwner(options)) ?? noOwner
+          const owner = (yield* OwnerCheck.stored(options)) ?? OwnerCheck.none
           const now = yield* currentTime
           const until = yield* expiresAt(now, options.expiry)
           const key = SessionKey.generate()
@@ -670,16 +668,13 @@ export const make = <E>(
           Effect.gen(function*() {
             const now = yield* currentTime
             const until = yield* expiresAt(now, options.expiry)
-            const outcome = yield* call("touch", backend.touch(id, until, now))
-            if (outcome === "missing") return yield* notFound
-            if (outcome === "expired") return yield* expired
-            if (outcome === "rotated") return yield* rotated
+            yield* unchanged(yield* call("touch", backend.touch(id, until, now)))
           }))),
       modify: (key, f, options = {}) =>
         withId(key, notFound, (id) =>
           Effect.gen(function*() {
             const expiry = options.expiry === undefined ? undefined : yield* expiryMillis(options.expiry)
-            const owner = yield* storedOwner(options)
+            const owner = yield* OwnerCheck.stored(options)
             return yield* queued<string>("modify", id, options.from, (result) => ({
               _tag: "Modify",
               f,
@@ -697,7 +692,7 @@ export const make = <E>(
             const stale = options.staleTimeout === undefined
               ? Duration.toMillis(defaults.staleTimeout)
               : yield* expiryMillis(options.staleTimeout)
-            const owner = yield* storedOwner(options)
+            const owner = yield* OwnerCheck.stored(options)
             return yield* queued<Rotation>("rotate", id, options.from, (result) => ({
               _tag: "Rotate",
               f,
@@ -712,17 +707,14 @@ export const make = <E>(
       setSubject: (key, subject, options = {}) =>
         measured("setSubject", withId(key, notFound, (id) =>
           Effect.gen(function*() {
-            const owner = (yield* storedOwner({ ...options, subject })) ?? noOwner
+            const owner = (yield* OwnerCheck.stored({ ...options, subject })) ?? OwnerCheck.none
             const now = yield* currentTime
-            const outcome = yield* call("setSubject", backend.setOwner(id, owner, now))
-            if (outcome === "missing") return yield* notFound
-            if (outcome === "expired") return yield* expired
-            if (outcome === "rotated") return yield* rotated
+            yield* unchanged(yield* call("setSubject", backend.setOwner(id, owner, now)))
           }))),
       list: (subject, options = {}) =>
         measured("list", Effect.gen(function*() {
-          const checked = yield* ownerPart("subject", subject)
-          const audience = yield* ownerPart("audience", options.audience)
+          const checked = yield* OwnerCheck.name("subject", subject)
+          const audience = yield* OwnerCheck.name("audience", options.audience)
           const now = yield* currentTime
           const rows = yield* call("list", backend.list(checked!, audience ?? undefined, now, 1000))
           return rows.map(infoOf)
@@ -737,8 +729,8 @@ export const make = <E>(
       },
       revokeSubject: (subject, options = {}) =>
         measured("revokeSubject", Effect.gen(function*() {
-          const checked = yield* ownerPart("subject", subject)
-          const audience = yield* ownerPart("audience", options.audience)
+          const checked = yield* OwnerCheck.name("subject", subject)
+          const audience = yield* OwnerCheck.name("audience", options.audience)
           const except = options.except === undefined ? undefined : SessionKey.digestOfId(options.except)
           if (options.except !== undefined && except === undefined) return yield* notFound
           const now = yield* currentTime

@@ -13,7 +13,8 @@ export const maxNameBytes = 256
 /** The largest metadata, as JSON in UTF-8 bytes. */
 export const maxMetadataBytes = 1024
 
-const wellFormed = (text: string) => text.isWellFormed() && !text.includes("\u0000")
+/** Text PostgreSQL can store: no lone surrogates, no NUL (the store's rule for values too). */
+export const wellFormed = (text: string): boolean => text.isWellFormed() && !text.includes("\u0000")
 
 /** A subject or audience, or `null` when absent. */
 export const name = (

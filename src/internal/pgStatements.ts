@@ -50,6 +50,20 @@ export const statements = (t: string, table: string, durability: "full" | "relax
   const info = `id, subject, audience, metadata, (extract(epoch FROM created_at) * 1000)::float8 AS created_at,
       (extract(epoch FROM expires_at) * 1000)::float8 AS expires_at,
       (extract(epoch FROM coalesce(last_seen_at, created_at)) * 1000)::float8 AS last_seen_at`
+  /**
+   * Sets `assignments` (and `last_seen_at`) on the row `$1` if it is live at `now` and not rotated; returns whether
+   * it `changed`, and the row's `rotated` (null when there is no row), which tell why not.
+   */
+  const changeLive = (assignments: string, now: string) => `WITH current_row AS (SELECT rotated FROM ${t} WHERE id = $1),
+    changed AS (UPDATE ${t} SET ${assignments}, last_seen_at = ${ts(now)}${from}
+      WHERE id = $1 AND expires_at >= ${ts(now)} AND NOT rotated RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM changed) AS changed, (SELECT rotated FROM current_row) AS rotated`
+  /** The compare-and-set of a value, with `alsoSet` (more assignments) in the same statement. */
+  const compareAndSet = (alsoSet: string) => `UPDATE ${t}
+    SET value = $3, expires_at = COALESCE(${ts("$4")}, expires_at), last_seen_at = ${ts("$5")},
+      version = version + 1${alsoSet}${from}
+    WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} AND NOT rotated
+    RETURNING version::text AS version`
   return {
     createTable: `CREATE ${durability === "unlogged" ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${t} (\n  ${
       columns.map(([name, type]) => `${name} ${type}`).join(",\n  ")
@@ -82,21 +96,10 @@ export const statements = (t: string, table: string, durability: "full" | "relax
       last_seen_at = EXCLUDED.created_at, version = s.version + 1
     WHERE NOT s.rotated
     RETURNING 1 AS written`,
-    touch: `WITH current_row AS (SELECT rotated FROM ${t} WHERE id = $1),
-    touched AS (UPDATE ${t} SET expires_at = ${ts("$2")}, last_seen_at = ${ts("$3")}${from}
-      WHERE id = $1 AND expires_at >= ${ts("$3")} AND NOT rotated RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM touched) AS touched, (SELECT rotated FROM current_row) AS rotated`,
-    compareAndSet: `UPDATE ${t}
-    SET value = $3, expires_at = COALESCE(${ts("$4")}, expires_at), last_seen_at = ${ts("$5")},
-      version = version + 1${from}
-    WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} AND NOT rotated
-    RETURNING version::text AS version`,
+    touch: changeLive(`expires_at = ${ts("$2")}`, "$3"),
+    compareAndSet: compareAndSet(""),
     // The same, setting the owner in the same statement ($6 subject, $7 audience, $8 metadata).
-    compareAndSetOwner: `UPDATE ${t}
-    SET value = $3, expires_at = COALESCE(${ts("$4")}, expires_at), last_seen_at = ${ts("$5")},
-      version = version + 1, subject = $6, audience = $7, metadata = $8${from}
-    WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} AND NOT rotated
-    RETURNING version::text AS version`,
+    compareAndSetOwner: compareAndSet(", subject = $6, audience = $7, metadata = $8"),
     // One statement, so one transaction: the new row exists only if the old one was marked rotated, and a
     // failure of either leaves both as they were.
     // $8: whether to set the owner ($9 subject, $10 audience, $11 metadata) or carry the old row's over.
@@ -114,10 +117,7 @@ export const statements = (t: string, table: string, durability: "full" | "relax
       RETURNING 1
     )
     SELECT count(*)::int AS rotated FROM fresh`,
-    setOwner: `WITH current_row AS (SELECT rotated FROM ${t} WHERE id = $1),
-    changed AS (UPDATE ${t} SET subject = $2, audience = $3, metadata = $4, last_seen_at = ${ts("$5")}${from}
-      WHERE id = $1 AND expires_at >= ${ts("$5")} AND NOT rotated RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM changed) AS changed, (SELECT rotated FROM current_row) AS rotated`,
+    setOwner: changeLive("subject = $2, audience = $3, metadata = $4", "$5"),
     list: `SELECT ${info} FROM ${t}
     WHERE subject = $1 AND ($2::text IS NULL OR audience = $2) AND expires_at >= ${ts("$3")} AND NOT rotated
     ORDER BY last_seen_at DESC NULLS LAST LIMIT $4`,
