@@ -752,6 +752,9 @@ const save = <A>(
     // A save that fails replaces the handler's response: in JSON when the handler's was JSON, so clients of an API
     // read an error they know (the error's own encoding) rather than text.
     const json = isJson(response)
+    /** A value the app made that the store refused: a bug of the app's, logged, answered 500. */
+    const failedInternally = (error: unknown) =>
+      Effect.as(settings.logFailure("session save", error), withVaryOf(internalError))
     const saved = execute(settings, store, state, plan, now, withVary, json).pipe(
       Effect.catchTags({
         SessionStoreError: (error) =>
@@ -759,12 +762,9 @@ const save = <A>(
             settings.logFailure("session save", error),
             withVaryOf(json ? unavailableJson : unavailableResponse)
           ),
-        InvalidValue: (error) =>
-          Effect.as(settings.logFailure("session save", error), withVaryOf(internalError)),
-        InvalidExpiry: (error) =>
-          Effect.as(settings.logFailure("session save", error), withVaryOf(internalError)),
-        InvalidSubject: (error) =>
-          Effect.as(settings.logFailure("session save", error), withVaryOf(internalError))
+        InvalidValue: failedInternally,
+        InvalidExpiry: failedInternally,
+        InvalidSubject: failedInternally
       }),
       Effect.catchAllCause((cause) =>
         Effect.as(settings.logFailure("session save (defect)", cause), withVaryOf(internalError))
@@ -817,6 +817,12 @@ const execute = <A>(
       reason === "Ended" ? cookie(conflict, "", 0) : conflict
     )
   }
+  /** A write the store refused: the session ended, or its key was rotated away, meanwhile. */
+  const refusals = {
+    NotFound: () => refused("Ended"),
+    Expired: () => refused("Ended"),
+    Rotated: () => refused("Rotated")
+  }
   switch (plan._tag) {
     case "Create":
       return Effect.gen(function*() {
@@ -847,11 +853,7 @@ const execute = <A>(
     case "SetSubject":
       return store.setSubject(plan.key, draft.owner!.subject ?? null, draft.owner!).pipe(
         Effect.as(withVary),
-        Effect.catchTags({
-          NotFound: () => refused("Ended"),
-          Expired: () => refused("Ended"),
-          Rotated: () => refused("Rotated")
-        })
+        Effect.catchTags(refusals)
       )
     case "Write":
       // A new owner is set in the same statement as the data: both land or neither does.
@@ -881,11 +883,7 @@ const execute = <A>(
       }).pipe(
         Effect.tap(() => Observability.count(Observability.sessionsRotated)),
         Effect.map((rotation) => cookie(withVary, rotation.key, persistent(plan.expiresAt))),
-        Effect.catchTags({
-          NotFound: () => refused("Ended"),
-          Expired: () => refused("Ended"),
-          Rotated: () => refused("Rotated")
-        })
+        Effect.catchTags(refusals)
       )
   }
 }
