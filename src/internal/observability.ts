@@ -58,6 +58,9 @@ const byOperation = (metric: Metric.Metric<any, number, any>) =>
     return [operation, (value: number) => metric.unsafeUpdate(value, labels)] as const
   }))
 
+/** A counter that only ever grows (exported as a total). */
+const total = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+
 /** Duration of store operations, by operation. */
 export const operationDuration = Metric.histogram(
   "effect_session_store_operation_seconds",
@@ -67,59 +70,53 @@ export const operationDuration = Metric.histogram(
 const durations = byOperation(operationDuration)
 
 /** Store operations that failed (the backend failed or did not answer in time), by operation. */
-export const operationFailures = Metric.counter("effect_session_store_failures_total", {
-  description: "Session store operations that failed with SessionStoreError",
-  incremental: true
-})
+export const operationFailures = total(
+  "effect_session_store_failures_total",
+  "Session store operations that failed with SessionStoreError"
+)
 const failures = byOperation(operationFailures)
 
 /** Compare-and-set writes that lost a race with another process and were retried. */
-export const writeConflicts = Metric.counter("effect_session_write_conflicts_total", {
-  description: "Compare-and-set writes that lost to a concurrent write and were retried",
-  incremental: true
-})
+export const writeConflicts = total(
+  "effect_session_write_conflicts_total",
+  "Compare-and-set writes that lost to a concurrent write and were retried"
+)
 
 /** Writes merged into another's statement by the write queue (each saved a statement). */
-export const writesMerged = Metric.counter("effect_session_writes_merged_total", {
-  description: "Session writes merged into one compare-and-set with others queued on the same session",
-  incremental: true
-})
+export const writesMerged = total(
+  "effect_session_writes_merged_total",
+  "Session writes merged into one compare-and-set with others queued on the same session"
+)
 
 /** Runs of the cleanup fiber, and the sessions they removed. */
-export const cleanupRuns = Metric.counter("effect_session_cleanup_runs_total", {
-  description: "Runs of the expired-session cleanup",
-  incremental: true
-})
-export const cleanupRemoved = Metric.counter("effect_session_cleanup_removed_total", {
-  description: "Expired sessions removed by cleanup",
-  incremental: true
-})
+export const cleanupRuns = total("effect_session_cleanup_runs_total", "Runs of the expired-session cleanup")
+export const cleanupRemoved = total("effect_session_cleanup_removed_total", "Expired sessions removed by cleanup")
 
 /** Sessions created, rotated and destroyed by the HTTP middleware. */
-export const sessionsCreated = Metric.counter("effect_session_sessions_created_total", {
-  description: "Sessions created by the HTTP middleware",
-  incremental: true
-})
-export const sessionsRotated = Metric.counter("effect_session_sessions_rotated_total", {
-  description: "Sessions moved to a new key by the HTTP middleware",
-  incremental: true
-})
-export const sessionsDestroyed = Metric.counter("effect_session_sessions_destroyed_total", {
-  description: "Sessions ended by the HTTP middleware",
-  incremental: true
-})
+export const sessionsCreated = total(
+  "effect_session_sessions_created_total",
+  "Sessions created by the HTTP middleware"
+)
+export const sessionsRotated = total(
+  "effect_session_sessions_rotated_total",
+  "Sessions moved to a new key by the HTTP middleware"
+)
+export const sessionsDestroyed = total(
+  "effect_session_sessions_destroyed_total",
+  "Sessions ended by the HTTP middleware"
+)
 
 /** Session cookies ignored because they were malformed, duplicated or oversized, by reason. */
-export const cookiesRejected = Metric.counter("effect_session_cookies_rejected_total", {
-  description: "Session cookies ignored as malformed, duplicated or oversized",
-  incremental: true
-})
+export const cookiesRejected = total(
+  "effect_session_cookies_rejected_total",
+  "Session cookies ignored as malformed, duplicated or oversized"
+)
 
 /** Writes refused with a 409 (a rotated key, or a session that ended meanwhile), by reason. */
-export const writesRefused = Metric.counter("effect_session_writes_refused_total", {
-  description: "Session writes refused (SessionConflict), by reason",
-  incremental: true
-})
+export const writesRefused = total(
+  "effect_session_writes_refused_total",
+  "Session writes refused (SessionConflict), by reason"
+)
 
 /** Adds `by` to a counter when enabled; `tags` are pairs. */
 export const count = (
