@@ -44,6 +44,15 @@ const serve = Effect.gen(function*() {
   return tableName
 })
 
+/** The example API served, and a client logged in as "ada". */
+const servedLoggedIn = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const tableName = yield* serve
+  const client = yield* makeClient
+  yield* client.post("/login", { name: "ada" })
+  return { client, sql, tableName }
+})
+
 layer(withSchema(ServerOwnedPool()), { timeout: 60_000 })("sessions in an HttpApi", (it) => {
   it.effect("login rotates the key, the counter counts, logout ends the session", () =>
     Effect.gen(function*() {
@@ -83,10 +92,7 @@ layer(withSchema(ServerOwnedPool()), { timeout: 60_000 })("sessions in an HttpAp
 
   it.effect("an outage: 503 with Retry-After and a body that says only that sessions are unavailable", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      const tableName = yield* serve
-      const client = yield* makeClient
-      yield* client.post("/login", { name: "ada" })
+      const { client, sql, tableName } = yield* servedLoggedIn
       const [schema, table] = tableName.split(".")
       yield* sql.unsafe(`ALTER TABLE ${tableName} RENAME TO gone_${table}`)
       const down = yield* client.post("/count")
@@ -100,10 +106,7 @@ layer(withSchema(ServerOwnedPool()), { timeout: 60_000 })("sessions in an HttpAp
 
   it.effect("a save that fails after the handler ran answers the declared JSON 503, and the handler's 200 is not sent", () =>
     Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      const tableName = yield* serve
-      const client = yield* makeClient
-      yield* client.post("/login", { name: "ada" })
+      const { client, sql, tableName } = yield* servedLoggedIn
       const [schema] = tableName.split(".")
       // The load (a SELECT) succeeds; the save (an UPDATE) fails.
       yield* sql.unsafe(`CREATE FUNCTION ${schema}.refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -71,6 +71,20 @@ const serve = <E>(store: Layer.Layer<SessionStore.SessionStore, E>) =>
     return { base: `http://127.0.0.1:${port}`, lines }
   })
 
+/** The test app on a pool of its own (4 connections, the test's deadline, no cleanup), on a fresh table. */
+const servePool = (options: Pick<PgSessionStore.PoolOptions, "url" | "applicationName" | "connectTimeout">) =>
+  Effect.gen(function*() {
+    const tableName = `${yield* schema}.sessions`
+    const served = yield* serve(PgSessionStore.layerPool({
+      tableName,
+      timeout,
+      maxConnections: 4,
+      cleanupInterval: 0,
+      ...options
+    }))
+    return { ...served, tableName }
+  })
+
 const httpServer = Layer.merge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }), Barrier.Default)
 
 /** Reads each client's visit counter once the database is healthy again. */
@@ -135,15 +149,7 @@ describe("faults on the owned pool (PgSessionStore.layerPool)", () => {
   it.live("black hole, then healed: answers within the deadline, 2xx again within 10 s, no acknowledged write lost", () =>
     Effect.gen(function*() {
       const proxy = yield* TcpProxy.make(target)
-      const tableName = `${yield* schema}.sessions`
-      const { base, lines } = yield* serve(PgSessionStore.layerPool({
-        url: throughProxy(proxy),
-        tableName,
-        timeout,
-        connectTimeout: timeout,
-        maxConnections: 4,
-        cleanupInterval: 0
-      }))
+      const { base, lines } = yield* servePool({ url: throughProxy(proxy), connectTimeout: timeout })
       const phases = { holeAt: 2_000, healAt: 6_000 }
       const hole = setTimeout(() => proxy.setMode({ _tag: "blackhole" }), phases.holeAt)
       const heal = setTimeout(() => proxy.setMode({ _tag: "forward" }), phases.healAt)
@@ -181,15 +187,7 @@ describe("faults on the owned pool (PgSessionStore.layerPool)", () => {
   it.live("a slow network (delay beyond the deadline): bounded answers, then normal service", () =>
     Effect.gen(function*() {
       const proxy = yield* TcpProxy.make(target)
-      const tableName = `${yield* schema}.sessions`
-      const { base } = yield* serve(PgSessionStore.layerPool({
-        url: throughProxy(proxy),
-        tableName,
-        timeout,
-        connectTimeout: timeout,
-        maxConnections: 4,
-        cleanupInterval: 0
-      }))
+      const { base } = yield* servePool({ url: throughProxy(proxy), connectTimeout: timeout })
       const phases = { slowAt: 1_500, fastAt: 4_500 }
       const slow = setTimeout(() => proxy.setMode({ _tag: "delay", ms: 3 * timeout }), phases.slowAt)
       const fast = setTimeout(() => proxy.setMode({ _tag: "forward" }), phases.fastAt)
@@ -205,16 +203,8 @@ describe("faults on the owned pool (PgSessionStore.layerPool)", () => {
   it.live("every connection cut, and every backend terminated: service resumes at once", () =>
     Effect.gen(function*() {
       const proxy = yield* TcpProxy.make(target)
-      const tableName = `${yield* schema}.sessions`
       const applicationName = `es-fault-${Math.random().toString(36).slice(2, 8)}`
-      const { base } = yield* serve(PgSessionStore.layerPool({
-        url: throughProxy(proxy),
-        applicationName,
-        tableName,
-        timeout,
-        maxConnections: 4,
-        cleanupInterval: 0
-      }))
+      const { base } = yield* servePool({ url: throughProxy(proxy), applicationName })
       const cut = setTimeout(() => proxy.cut(), 1_500)
       const terminate = setTimeout(() =>
         void admin((c) =>
@@ -231,16 +221,8 @@ describe("faults on the owned pool (PgSessionStore.layerPool)", () => {
 
   it.live("a locked table: bounded answers while it is held, normal service after, no backend left behind", () =>
     Effect.gen(function*() {
-      const tableName = `${yield* schema}.sessions`
       const applicationName = `es-fault-${Math.random().toString(36).slice(2, 8)}`
-      const { base } = yield* serve(PgSessionStore.layerPool({
-        url: Redacted.make(databaseUrl),
-        applicationName,
-        tableName,
-        timeout,
-        maxConnections: 4,
-        cleanupInterval: 0
-      }))
+      const { base, tableName } = yield* servePool({ url: Redacted.make(databaseUrl), applicationName })
       const holder = new pg.Client({ connectionString: databaseUrl })
       yield* Effect.acquireRelease(Effect.promise(() => holder.connect()), () => Effect.promise(() => holder.end()))
       const lock = setTimeout(() => {
