@@ -145,10 +145,12 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
   const queues = new Map<string, Array<Job>>()
 
   const settle = <A>(job: JobBase<A>, exit: Exit.Exit<A, WriteError>) => job.result.settle(exit)
-  const failAll = (jobs: ReadonlyArray<Job>, error: WriteError) =>
+  /** Fails every job of `jobs` with `exit` (a failure, so it fits any job's outcome). */
+  const failAllWith = (jobs: ReadonlyArray<Job>, exit: Exit.Exit<never, WriteError>) =>
     Effect.sync(() => {
-      for (const job of jobs) (job.result as Outcome<unknown>).settle(Exit.fail(error))
+      for (const job of jobs) (job.result as Outcome<unknown>).settle(exit)
     })
+  const failAll = (jobs: ReadonlyArray<Job>, error: WriteError) => failAllWith(jobs, Exit.fail(error))
   const waiting = (jobs: ReadonlyArray<Job>) => () => jobs.some((job) => !job.abandoned)
 
   /** One compare-and-set of all `jobs` applied in order; retried on conflict. Returns what was written. */
@@ -275,14 +277,9 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
   const guardedBatch = (id: Uint8Array, queue: Array<Job>, jobs: Array<Job>, known: Current | undefined) =>
     runBatch(id, queue, jobs, known).pipe(
       Effect.catchAllCause((cause) =>
-        Effect.zipRight(
-          Effect.zipRight(
-            operations.onDefect(cause),
-            Effect.sync(() => {
-              for (const job of jobs) (job.result as Outcome<unknown>).settle(Exit.failCause(cause as Cause.Cause<WriteError>))
-            })
-          ),
-          Effect.succeed(undefined)
+        operations.onDefect(cause).pipe(
+          Effect.zipRight(failAllWith(jobs, Exit.failCause(cause as Cause.Cause<WriteError>))),
+          Effect.as(undefined)
         )
       ),
       Effect.onInterrupt(() => failAll(jobs, stopped()))
