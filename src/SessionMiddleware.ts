@@ -607,8 +607,9 @@ class RequestSession<A> implements CurrentSession<A> {
       ? draft.owner.subject ?? null
       : origin._tag === "Live" ? origin.stored.subject : null
   }
-  #currentKey(): SessionKey.SessionKey | undefined {
-    return this.#state.origin._tag === "Live" ? this.#state.origin.key : undefined
+  /** The public id of the request's live session, if it has one. */
+  #currentId(): string | undefined {
+    return this.#state.origin._tag === "Live" ? this.#state.origin.stored.id : undefined
   }
   #endCurrent(): void {
     const state = this.#state
@@ -684,8 +685,7 @@ class RequestSession<A> implements CurrentSession<A> {
     return this.#unavailable ?? Effect.suspend(() => {
       const subject = this.#currentSubject()
       if (subject === null || this.#state.origin._tag === "Stale") return Effect.succeed([])
-      const current = this.#currentKey()
-      const currentId = current === undefined ? undefined : SessionKey.id(current)
+      const currentId = this.#currentId()
       return this.#store.list(subject).pipe(
         Effect.map((sessions) => sessions.map((info) => ({ ...info, current: info.id === currentId }))),
         Effect.catchAll((error) => Effect.fail(SessionUnavailable.because(error)))
@@ -695,8 +695,8 @@ class RequestSession<A> implements CurrentSession<A> {
   readonly revoke = (id: string) =>
     this.#stateful(() => {
       const subject = this.#currentSubject()
-      const current = this.#currentKey()
-      if (current !== undefined && id === SessionKey.id(current)) {
+      const current = this.#currentId()
+      if (current !== undefined && id === current) {
         this.#endCurrent()
         return Effect.succeed(true)
       }
@@ -709,10 +709,10 @@ class RequestSession<A> implements CurrentSession<A> {
   readonly logoutEverywhere = (options: { readonly keepCurrent?: boolean | undefined } = {}) =>
     this.#stateful(() => {
       const subject = this.#currentSubject()
-      const current = this.#currentKey()
+      const current = this.#currentId()
       const others = subject === null
         ? Effect.succeed(0)
-        : this.#store.revokeSubject(subject, current === undefined ? {} : { except: SessionKey.id(current) })
+        : this.#store.revokeSubject(subject, current === undefined ? {} : { except: current })
       if (options.keepCurrent !== true) this.#endCurrent()
       return others
     })

@@ -5,7 +5,7 @@
  */
 import { Either } from "effect"
 import { InvalidSubject } from "../SessionError.js"
-import type { Owner, StoredOwner } from "../SessionStore.js"
+import type { Owner, StoredOwner } from "./storeModel.js"
 
 /** The largest subject or audience, in UTF-8 bytes. */
 export const maxNameBytes = 256

@@ -10,6 +10,7 @@
  */
 import { Cause, Effect, type Scope } from "effect"
 import Pg from "pg"
+import * as Deadline from "./deadline.js"
 
 /** Statements on a few pipelined connections, opened on first use and reopened after a failure. */
 export interface Pipeline {
@@ -91,37 +92,31 @@ export const make = (config: Pg.ClientConfig, size: number): Effect.Effect<Pipel
       values: ReadonlyArray<unknown>,
       timeoutMs: number
     ) =>
-      Effect.async<ReadonlyArray<Row>, Error>((resume) => {
-        const slot = slots[next++ % size]!
-        let settled = false
-        let used: Pg.Client | undefined
-        const settle = (effect: Effect.Effect<ReadonlyArray<Row>, Error>) => {
-          if (settled) return
-          settled = true
-          clearTimeout(timer)
-          resume(effect)
+      Deadline.callback<ReadonlyArray<Row>, Error>(
+        timeoutMs,
+        () => new Cause.TimeoutException(`no answer within ${timeoutMs} ms`),
+        (settle) => {
+          const slot = slots[next++ % size]!
+          let ended = false
+          let used: Pg.Client | undefined
+          const run = (client: Pg.Client) => {
+            if (ended) return
+            used = client
+            const statement = { text, values: values as Array<unknown>, types: Pg.types }
+            client.query<any>(name === undefined ? statement : { ...statement, name }, (error, result) =>
+              settle(error ? Effect.fail(error) : Effect.succeed(result.rows as ReadonlyArray<Row>)))
+          }
+          const usable = slot.client
+          if (usable !== undefined) run(usable)
+          else connect(slot).then(run, (error: Error) => settle(Effect.fail(error)))
+          // A deadline retires the connection (the reads behind it were stuck too); an interrupted caller (not a
+          // deadline) leaves it to the others: its read completes unheard.
+          return (reason) => {
+            ended = true
+            if (reason === "deadline" && used !== undefined) retire(slot, used)
+          }
         }
-        const timer = setTimeout(() => {
-          if (settled) return
-          if (used !== undefined) retire(slot, used)
-          settle(Effect.fail(new Cause.TimeoutException(`no answer within ${timeoutMs} ms`)))
-        }, timeoutMs)
-        const run = (client: Pg.Client) => {
-          if (settled) return
-          used = client
-          const statement = { text, values: values as Array<unknown>, types: Pg.types }
-          client.query<any>(name === undefined ? statement : { ...statement, name }, (error, result) =>
-            settle(error ? Effect.fail(error) : Effect.succeed(result.rows as ReadonlyArray<Row>)))
-        }
-        const usable = slot.client
-        if (usable !== undefined) run(usable)
-        else connect(slot).then(run, (error: Error) => settle(Effect.fail(error)))
-        // An interrupted caller (not a deadline) leaves the connection to the others: its read completes unheard.
-        return Effect.sync(() => {
-          settled = true
-          clearTimeout(timer)
-        })
-      })
+      )
 
     return { query }
   })

@@ -15,6 +15,7 @@ import type { ConnectionOptions } from "node:tls"
 import Pg from "pg"
 import { InvalidConfig, SessionStoreError } from "../SessionError.js"
 import { durationOption, positiveInteger } from "./options.js"
+import * as Deadline from "./deadline.js"
 import * as PgPipeline from "./pgPipeline.js"
 
 /** Connection and pool settings: those of `PgClient.layer`, plus the deadlines. */
@@ -65,18 +66,19 @@ export interface PoolOptions {
   readonly spanAttributes?: Record<string, unknown> | undefined
 }
 
-/** A pool this library built, whether it may hold named prepared statements, and its pipelined read connections. */
-export interface OwnedPool {
+/**
+ * A pool this library built, beside the `PgClient` on it (provided with that client, though no layer's type says
+ * so): `PgSessionStore` reads it from its context to take the fast path when its client is `client`.
+ */
+export class OwnedPool extends Context.Tag("effect-session/OwnedPool")<OwnedPool, {
+  /** The client this pool serves. */
+  readonly client: PgClient.PgClient
   readonly pool: Pg.Pool
+  /** Whether the store may run named prepared statements on it. */
   readonly preparedStatements: boolean
+  /** Pipelined connections for the store's reads, if any. */
   readonly pipeline: PgPipeline.Pipeline | undefined
-}
-
-/** The pools behind the `PgClient`s this library built, so the store can find its fast path. */
-const owned = new WeakMap<object, OwnedPool>()
-
-/** The pool behind `client` if this library built it. */
-export const poolOf = (client: PgClient.PgClient): OwnedPool | undefined => owned.get(client)
+}>() {}
 
 /** Whether a client still has a query on the wire (pg keeps these internals stable across 8.x). */
 const busy = (client: Pg.PoolClient): boolean => {
@@ -193,8 +195,10 @@ export const layerClient = (
       types: options.types
     }).pipe(Effect.mapError((cause) => new SessionStoreError({ operation: "connect", cause })))
     const pipeline = s.pipelined > 0 && PgPipeline.supported() ? yield* PgPipeline.make(connection, s.pipelined) : undefined
-    owned.set(client, { pool, preparedStatements: options.preparedStatements !== false, pipeline })
-    return Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+    return Context.make(PgClient.PgClient, client).pipe(
+      Context.add(SqlClient.SqlClient, client),
+      Context.add(OwnedPool, { client, pool, preparedStatements: options.preparedStatements !== false, pipeline })
+    )
   })).pipe(Layer.provide(Reactivity.layer))
 
 /**
@@ -210,40 +214,25 @@ export const query = <Row>(
   values: ReadonlyArray<unknown>,
   timeoutMs: number
 ): Effect.Effect<ReadonlyArray<Row>, Error> =>
-  Effect.async<ReadonlyArray<Row>, Error>((resume) => {
-    let settled = false
+  Deadline.callback<ReadonlyArray<Row>, Error>(timeoutMs, () => new Cause.TimeoutException(`no answer within ${timeoutMs} ms`), (settle) => {
+    let abandoned: Deadline.Abort | undefined
     let release: ((error?: Error) => void) | undefined
-    const abandon = (reason: string) => {
-      settled = true
-      clearTimeout(timer)
-      release?.(new Error(`${reason}: connection discarded`))
-    }
-    const timer = setTimeout(() => {
-      if (settled) return
-      abandon("deadline passed")
-      resume(Effect.fail(new Cause.TimeoutException(`no answer within ${timeoutMs} ms`)))
-    }, timeoutMs)
     pool.connect((error, client, done) => {
-      if (settled) return client === undefined ? undefined : done()
-      if (error !== undefined || client === undefined) {
-        settled = true
-        clearTimeout(timer)
-        return resume(Effect.fail(error ?? new Error("no connection")))
-      }
+      if (abandoned !== undefined) return client === undefined ? undefined : done()
+      if (error !== undefined || client === undefined) return settle(Effect.fail(error ?? new Error("no connection")))
       release = done
       // pg's own parsers whatever `types` the app configured: the store's columns must read as the store expects.
       const config = { text, values: values as Array<unknown>, types: Pg.types }
       client.query<any>(name === undefined ? config : { ...config, name }, (error, result) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
+        if (abandoned !== undefined) return
         done()
-        resume(error ? Effect.fail(error) : Effect.succeed(result.rows as ReadonlyArray<Row>))
+        settle(error ? Effect.fail(error) : Effect.succeed(result.rows as ReadonlyArray<Row>))
       })
     })
-    return Effect.sync(() => {
-      if (!settled) abandon("interrupted")
-    })
+    return (reason) => {
+      abandoned = reason
+      release?.(new Error(`${reason === "deadline" ? "deadline passed" : "interrupted"}: connection discarded`))
+    }
   })
 
 /** A statement name unique to its text, so stores on different tables never share a prepared statement. */

@@ -1,11 +1,17 @@
-/** The SQL of `PgSessionStore`: one statement per operation, bind parameters only. */
+/** The SQL of `PgSessionStore`: one statement per primitive, bind parameters only. */
 import { createHash } from "node:crypto"
 
 /** Epoch milliseconds (a float8 parameter) as a timestamptz. */
 const ts = (param: string) => `to_timestamp(${param}::float8 / 1000)`
 
+/** A timestamptz column as epoch milliseconds. */
+const ms = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`
+
 /** Joined into every write when `durability: "relaxed"`: one round trip, and only this transaction is relaxed. */
 const relaxedCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed`
+
+/** A session's identity: the id of the key it was created with (a row of 0.2 has none: its own id). */
+const family = "coalesce(family, id)"
 
 /** The columns a table needs, with the DDL that adds each to a table created by an earlier version. */
 export const columns = [
@@ -18,7 +24,9 @@ export const columns = [
   ["subject", "text"],
   ["audience", "text"],
   ["metadata", "text"],
-  ["last_seen_at", "timestamptz"]
+  ["last_seen_at", "timestamptz"],
+  ["family", "bytea"],
+  ["ended", "boolean NOT NULL DEFAULT false"]
 ] as const
 
 /** Columns of 0.1 tables; the rest are added in place (a catalog-only change: no rewrite). */
@@ -35,35 +43,11 @@ export const indexName = (table: string, suffix: string) => {
   return `${table.slice(0, 63 - suffix.length - digest.length - 2)}_${digest}_${suffix}`
 }
 
-/** Every statement of the PostgreSQL store, for one table (`t` quoted, `table` its bare last part). */
-export const statements = (t: string, table: string, durability: "full" | "relaxed" | "unlogged") => {
-  const relaxed = durability === "relaxed"
-  const from = relaxed ? ` FROM ${relaxedCommit}` : ""
-  const using = relaxed ? ` USING ${relaxedCommit}` : ""
-  const row = (id: string, value: string, expires: string, created: string) =>
-    relaxed
-      ? `SELECT ${id}::bytea, ${value}::text, ${ts(expires)}, ${ts(created)}${from}`
-      : `VALUES (${id}, ${value}, ${ts(expires)}, ${ts(created)})`
+/** The DDL and catalog queries of one table (`t` quoted, `table` its bare last part). */
+export const schema = (t: string, table: string, durability: "full" | "relaxed" | "unlogged") => {
   const expiresIndex = indexName(table, "expires_at_idx")
   const subjectIndex = indexName(table, "subject_idx")
-  /** The columns a listing returns; times as epoch ms. */
-  const info = `id, subject, audience, metadata, (extract(epoch FROM created_at) * 1000)::float8 AS created_at,
-      (extract(epoch FROM expires_at) * 1000)::float8 AS expires_at,
-      (extract(epoch FROM coalesce(last_seen_at, created_at)) * 1000)::float8 AS last_seen_at`
-  /**
-   * Sets `assignments` (and `last_seen_at`) on the row `$1` if it is live at `now` and not rotated; returns whether
-   * it `changed`, and the row's `rotated` (null when there is no row), which tell why not.
-   */
-  const changeLive = (assignments: string, now: string) => `WITH current_row AS (SELECT rotated FROM ${t} WHERE id = $1),
-    changed AS (UPDATE ${t} SET ${assignments}, last_seen_at = ${ts(now)}${from}
-      WHERE id = $1 AND expires_at >= ${ts(now)} AND NOT rotated RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM changed) AS changed, (SELECT rotated FROM current_row) AS rotated`
-  /** The compare-and-set of a value, with `alsoSet` (more assignments) in the same statement. */
-  const compareAndSet = (alsoSet: string) => `UPDATE ${t}
-    SET value = $3, expires_at = COALESCE(${ts("$4")}, expires_at), last_seen_at = ${ts("$5")},
-      version = version + 1${alsoSet}${from}
-    WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} AND NOT rotated
-    RETURNING version::text AS version`
+  const familyIndex = indexName(table, "family_idx")
   return {
     createTable: `CREATE ${durability === "unlogged" ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${t} (\n  ${
       columns.map(([name, type]) => `${name} ${type}`).join(",\n  ")
@@ -75,7 +59,8 @@ export const statements = (t: string, table: string, durability: "full" | "relax
     upgradable: (name: string) => !original.has(name),
     indexes: [
       [expiresIndex, `CREATE INDEX IF NOT EXISTS "${expiresIndex}" ON ${t} (expires_at)`],
-      [subjectIndex, `CREATE INDEX IF NOT EXISTS "${subjectIndex}" ON ${t} (subject, audience) WHERE subject IS NOT NULL`]
+      [subjectIndex, `CREATE INDEX IF NOT EXISTS "${subjectIndex}" ON ${t} (subject, audience) WHERE subject IS NOT NULL`],
+      [familyIndex, `CREATE INDEX IF NOT EXISTS "${familyIndex}" ON ${t} ((${family}))`]
     ] as ReadonlyArray<readonly [string, string]>,
     schemaExists: `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS present`,
     tableColumns: `SELECT attname::text AS name FROM pg_attribute
@@ -83,33 +68,69 @@ export const statements = (t: string, table: string, durability: "full" | "relax
     tableIndexes: `SELECT c.relname::text AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
     WHERE i.indrelid = to_regclass($1)`,
     persistence: `SELECT relpersistence AS persistence FROM pg_class WHERE oid = to_regclass($1)`,
-    setPersistence: `ALTER TABLE ${t} SET ${durability === "unlogged" ? "UNLOGGED" : "LOGGED"}`,
-    find: `SELECT value, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_at, version::text AS version,
-      rotated, subject, audience FROM ${t} WHERE id = $1`,
-    insert: `INSERT INTO ${t} (id, value, expires_at, created_at, last_seen_at, subject, audience, metadata)
-    ${relaxed
-      ? `SELECT $1::bytea, $2::text, ${ts("$3")}, ${ts("$4")}, ${ts("$4")}, $5::text, $6::text, $7::text${from}`
-      : `VALUES ($1, $2, ${ts("$3")}, ${ts("$4")}, ${ts("$4")}, $5, $6, $7)`}`,
-    upsert: `INSERT INTO ${t} AS s (id, value, expires_at, created_at) ${row("$1", "$2", "$3", "$4")}
-    ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
-      created_at = CASE WHEN s.expires_at < EXCLUDED.created_at THEN EXCLUDED.created_at ELSE s.created_at END,
-      last_seen_at = EXCLUDED.created_at, version = s.version + 1
-    WHERE NOT s.rotated
-    RETURNING 1 AS written`,
+    setPersistence: `ALTER TABLE ${t} SET ${durability === "unlogged" ? "UNLOGGED" : "LOGGED"}`
+  }
+}
+
+/** Every statement the store runs on one table (`t` quoted). */
+export const statements = (t: string, durability: "full" | "relaxed" | "unlogged") => {
+  const relaxed = durability === "relaxed"
+  /** Joined into an UPDATE or DELETE (`FROM`/`USING`), or into an INSERT's SELECT. */
+  const from = relaxed ? ` FROM ${relaxedCommit}` : ""
+  /** The columns a listing returns; times as epoch ms; the id is the session's family. */
+  const info = `${family} AS id, subject, audience, metadata, ${ms("created_at")} AS created_at,
+      ${ms("expires_at")} AS expires_at, ${ms("coalesce(last_seen_at, created_at)")} AS last_seen_at`
+  /** What a row is at `now`: why a write to it is refused, or 'live'. */
+  const state = (now: string) =>
+    `CASE WHEN ended THEN 'missing' WHEN rotated THEN 'rotated' WHEN expires_at < ${ts(now)} THEN 'expired' ELSE 'live' END`
+  /** The outcome of a conditional write `write` (a CTE returning a row when it wrote) to the row `$1` at `now`. */
+  const outcome = (write: string, now: string) => `WITH found AS (SELECT ${state(now)} AS state FROM ${t} WHERE id = $1),
+    written AS (${write} RETURNING 1)
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM written) THEN 'done' ELSE coalesce((SELECT state FROM found), 'missing') END
+      AS outcome`
+  /** Sets `assignments` (and `last_seen_at`) on the row `$1` if it is live at `now` and not rotated. */
+  const changeLive = (assignments: string, now: string) =>
+    outcome(
+      `UPDATE ${t} SET ${assignments}, last_seen_at = ${ts(now)}${from}
+      WHERE id = $1 AND expires_at >= ${ts(now)} AND NOT rotated AND NOT ended`,
+      now
+    )
+  /** The compare-and-set of a value, with `alsoSet` (more assignments) in the same statement. */
+  const compareAndSet = (alsoSet: string) => `UPDATE ${t}
+    SET value = $3, expires_at = COALESCE(${ts("$4")}, expires_at), last_seen_at = ${ts("$5")},
+      version = version + 1${alsoSet}${from}
+    WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} AND NOT rotated AND NOT ended
+    RETURNING version::text AS version`
+  /** What ending a row leaves: a tombstone that keeps its expiry and family, refusing every write until then. */
+  const tombstone = `ended = true, value = '', subject = NULL, audience = NULL, metadata = NULL, version = version + 1`
+  return {
+    find: `SELECT value, ${ms("expires_at")} AS expires_at, version::text AS version, rotated, subject, audience,
+      ${family} AS family FROM ${t} WHERE id = $1 AND NOT ended`,
+    insert: `INSERT INTO ${t} (id, family, value, expires_at, created_at, last_seen_at, subject, audience, metadata)
+    SELECT $1::bytea, $1::bytea, $2::text, ${ts("$3")}, ${ts("$4")}, ${ts("$4")}, $5::text, $6::text, $7::text${from}`,
+    // The row is created if there is none at all; replaced if it is live; otherwise left as it is.
+    upsert: outcome(
+      `INSERT INTO ${t} AS s (id, family, value, expires_at, created_at, last_seen_at)
+      SELECT $1::bytea, $1::bytea, $2::text, ${ts("$3")}, ${ts("$4")}, ${ts("$4")}${from}
+      ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+        last_seen_at = EXCLUDED.last_seen_at, version = s.version + (s.value IS DISTINCT FROM EXCLUDED.value)::int
+      WHERE NOT s.rotated AND NOT s.ended AND s.expires_at >= EXCLUDED.last_seen_at`,
+      "$4"
+    ),
     touch: changeLive(`expires_at = ${ts("$2")}`, "$3"),
     compareAndSet: compareAndSet(""),
     // The same, setting the owner in the same statement ($6 subject, $7 audience, $8 metadata).
     compareAndSetOwner: compareAndSet(", subject = $6, audience = $7, metadata = $8"),
-    // One statement, so one transaction: the new row exists only if the old one was marked rotated, and a
-    // failure of either leaves both as they were.
+    // One statement, so one transaction: the new row (same family) exists only if the old one was marked
+    // rotated, and a failure of either leaves both as they were.
     // $8: whether to set the owner ($9 subject, $10 audience, $11 metadata) or carry the old row's over.
     rotate: `WITH old AS (
       UPDATE ${t} SET rotated = true, expires_at = LEAST(expires_at, ${ts("$6")}), version = version + 1
-      WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$7")} AND NOT rotated
-      RETURNING subject, audience, metadata
+      WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$7")} AND NOT rotated AND NOT ended
+      RETURNING subject, audience, metadata, ${family} AS family
     ), fresh AS (
-      INSERT INTO ${t} (id, value, expires_at, created_at, last_seen_at, subject, audience, metadata)
-      SELECT $3::bytea, $4::text, ${ts("$5")}, ${ts("$7")}, ${ts("$7")},
+      INSERT INTO ${t} (id, family, value, expires_at, created_at, last_seen_at, subject, audience, metadata)
+      SELECT $3::bytea, old.family, $4::text, ${ts("$5")}, ${ts("$7")}, ${ts("$7")},
         CASE WHEN $8::boolean THEN $9::text ELSE old.subject END,
         CASE WHEN $8::boolean THEN $10::text ELSE old.audience END,
         CASE WHEN $8::boolean THEN $11::text ELSE old.metadata END
@@ -120,19 +141,54 @@ export const statements = (t: string, table: string, durability: "full" | "relax
     setOwner: changeLive("subject = $2, audience = $3, metadata = $4", "$5"),
     list: `SELECT ${info} FROM ${t}
     WHERE subject = $1 AND ($2::text IS NULL OR audience = $2) AND expires_at >= ${ts("$3")} AND NOT rotated
+      AND NOT ended
     ORDER BY last_seen_at DESC NULLS LAST LIMIT $4`,
     page: `SELECT ${info} FROM ${t}
-    WHERE ($1::bytea IS NULL OR id > $1) AND expires_at >= ${ts("$2")} AND NOT rotated
-    ORDER BY id LIMIT $3`,
-    revoke: `DELETE FROM ${t}${using} WHERE id = $1 AND ($2::text IS NULL OR subject = $2) RETURNING 1 AS revoked`,
-    revokeSubject: `WITH gone AS (DELETE FROM ${t}${using}
-      WHERE subject = $1 AND ($2::text IS NULL OR audience = $2) AND ($3::bytea IS NULL OR id <> $3)
-      RETURNING (NOT rotated AND expires_at >= ${ts("$4")}) AS live)
-    SELECT count(*) FILTER (WHERE live)::int AS revoked FROM gone`,
-    remove: `DELETE FROM ${t}${using} WHERE id = $1`,
-    deleteExpiredBatch: `WITH doomed AS (
+    WHERE ($1::bytea IS NULL OR ${family} > $1) AND expires_at >= ${ts("$2")} AND NOT rotated AND NOT ended
+    ORDER BY ${family} LIMIT $3`,
+    /**
+     * Ends every row of the family `$1` (if `$2` is null, or one of its current rows belongs to the subject `$2`).
+     * A rotation committing while this runs adds a row this statement's snapshot cannot see: `current` is then 0
+     * (it only ended rotated rows), and the caller runs it again, which sees the new row.
+     */
+    revokeFamily: `WITH allowed AS (
+      SELECT $2::text IS NULL OR EXISTS (
+        SELECT 1 FROM ${t} WHERE ${family} = $1 AND subject = $2 AND NOT ended AND NOT rotated
+      ) AS ok
+    ), gone AS (
+      UPDATE ${t} SET ${tombstone}${from} WHERE ${family} = $1 AND NOT ended AND (SELECT ok FROM allowed)
+      RETURNING rotated
+    )
+    SELECT count(*)::int AS ended, (count(*) FILTER (WHERE NOT rotated))::int AS current FROM gone`,
+    /**
+     * Ends every row of the families whose current row belongs to the subject `$1` (audience `$2`), except the
+     * family `$3`; only among the families `$5` when given (a second pass). One row per family ended: whether its
+     * current row was among them, and live at `$4`.
+     */
+    revokeSubject: `WITH families AS (
+      SELECT DISTINCT ${family} AS family FROM ${t}
+      WHERE subject = $1 AND ($2::text IS NULL OR audience = $2) AND NOT ended AND NOT rotated
+        AND ($3::bytea IS NULL OR ${family} <> $3) AND ($5::bytea[] IS NULL OR ${family} = ANY($5::bytea[]))
+    ), gone AS (
+      UPDATE ${t} SET ${tombstone}${from} WHERE ${family} IN (SELECT family FROM families) AND NOT ended
+      RETURNING ${family} AS family, rotated, expires_at >= ${ts("$4")} AS live
+    )
+    SELECT family, bool_or(NOT rotated) AS current, bool_or(NOT rotated AND live) AS live FROM gone GROUP BY family`,
+    /** Ends the session of the key `$1`: its whole family, or only itself when it was rotated away. */
+    clear: `WITH target AS (SELECT ${family} AS family, rotated FROM ${t} WHERE id = $1 AND NOT ended),
+    gone AS (
+      UPDATE ${t} SET ${tombstone}${from}
+      WHERE NOT ended AND (id = $1 OR (${family} = (SELECT family FROM target) AND NOT (SELECT rotated FROM target)))
+      RETURNING rotated
+    )
+    SELECT (SELECT family FROM target) AS family, (SELECT rotated FROM target) AS rotated,
+      (count(*) FILTER (WHERE NOT rotated))::int AS current FROM gone`,
+    deleteExpired: `WITH doomed AS (
       SELECT id FROM ${t} WHERE expires_at < ${ts("$1")} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
-    ), gone AS (DELETE FROM ${t}${using} WHERE id IN (SELECT id FROM doomed) RETURNING 1)
+    ), gone AS (DELETE FROM ${t}${relaxed ? ` USING ${relaxedCommit}` : ""} WHERE id IN (SELECT id FROM doomed) RETURNING 1)
     SELECT count(*)::int AS deleted FROM gone`
   }
 }
+
+/** The statements of one table. */
+export type Statements = ReturnType<typeof statements>

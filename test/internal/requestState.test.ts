@@ -14,7 +14,7 @@ const policy: Renewal.Policy = {
   threshold: 0.5
 }
 const key = SessionKey.generate()
-const stored = { value: "", expiresIn: Duration.millis(1_000), revision: "1.x", rotated: false, subject: null, audience: null }
+const stored = { value: "", expiresIn: Duration.millis(1_000), revision: "1.x", rotated: false, subject: null, audience: null, id: "x" }
 
 const state = (origin: RequestState.Origin, edit: (draft: RequestState.Draft<Data>) => void = () => {}) => {
   const draft = RequestState.emptyDraft<Data>({ user: null, n: 0 }, 0)

@@ -2,6 +2,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Chunk, DateTime, Duration, Effect, Either, Layer, Stream, TestClock } from "effect"
 import { SessionKey, SessionStore } from "../../src/index.js"
 import type { InvalidConfig, SessionStoreError } from "../../src/SessionError.js"
+import { revocationCases } from "./revocationCases.js"
 
 /** Builds a fresh, empty store for one test. */
 export type MakeStore<R> = (
@@ -150,11 +151,29 @@ export const conformance = <R, E>(
         yield* s.set(fresh, "replaced")
         expect((yield* s.get(fresh)).value).toBe("replaced")
       }))
-      test("set revives an expired session", Effect.gen(function*() {
+      test("set never brings a session back: an expired key is Expired, an ended one NotFound", Effect.gen(function*() {
         const s = yield* store
-        const key = yield* s.generate({ value: "old", expiry: -1 })
-        yield* s.set(key, "new")
-        expect((yield* s.get(key)).value).toBe("new")
+        const old = yield* s.generate({ value: "old", expiry: -1 })
+        expect((yield* Effect.flip(s.set(old, "new")))._tag).toBe("Expired")
+        expect((yield* Effect.flip(s.get(old)))._tag).toBe("Expired")
+        const cleared = yield* s.generate({ value: "v" })
+        yield* s.clear(cleared)
+        expect((yield* Effect.flip(s.set(cleared, "new")))._tag).toBe("NotFound")
+        const revoked = yield* s.generate({ value: "v", subject: "u" })
+        yield* s.revokeSubject("u")
+        expect((yield* Effect.flip(s.set(revoked, "new")))._tag).toBe("NotFound")
+        for (const key of [cleared, revoked]) expect((yield* Effect.flip(s.get(key)))._tag).toBe("NotFound")
+      }))
+      test("set with the value already stored keeps the revision; another value changes it", Effect.gen(function*() {
+        const s = yield* store
+        const key = yield* s.generate({ value: "same" })
+        const before = yield* s.get(key)
+        yield* s.set(key, "same", { expiry: "1 hour" })
+        const after = yield* s.get(key)
+        expect(after.revision).toBe(before.revision)
+        expect(Duration.toMillis(after.expiresIn)).toBe(3_600_000)
+        yield* s.set(key, "other")
+        expect((yield* s.get(key)).revision).not.toBe(before.revision)
       }))
       test("touch changes the expiry only", Effect.gen(function*() {
         const s = yield* store
@@ -436,11 +455,13 @@ export const conformance = <R, E>(
         const s = yield* store
         const anonymous = yield* s.generate({ value: "cart" })
         const login = yield* s.rotate(anonymous, (v) => v, { subject: "user-1", metadata: { ua: "Safari" } })
-        expect((yield* s.list("user-1")).map((i) => i.id)).toEqual([SessionKey.id(login.key)])
+        // The session keeps its id: the id of the key it was created with.
+        expect((yield* s.list("user-1")).map((i) => i.id)).toEqual([SessionKey.id(anonymous)])
         expect((yield* s.get(anonymous)).subject).toBeNull() // the stale copy keeps what it had
         const again = yield* s.rotate(login.key, (v) => v)
         const listed = yield* s.list("user-1")
-        expect(listed.map((i) => i.id)).toEqual([SessionKey.id(again.key)])
+        expect(listed.map((i) => i.id)).toEqual([SessionKey.id(anonymous)])
+        expect((yield* s.get(again.key)).id).toBe(SessionKey.id(anonymous))
         expect(listed[0]!.metadata).toEqual({ ua: "Safari" })
       }))
       test("list: live sessions of the subject only, most recently seen first", Effect.gen(function*() {
@@ -495,7 +516,8 @@ export const conformance = <R, E>(
         yield* s.generate({ expiry: -1 }) // expired: not listed
         const rotated = yield* s.rotate(keys[0]!, (v) => v) // its stale copy: not listed
         const all = Chunk.toReadonlyArray(yield* Stream.runCollect(s.all))
-        const expected = new Set([...keys.slice(1), rotated.key].map(SessionKey.id))
+        expect((yield* s.get(rotated.key)).id).toBe(SessionKey.id(keys[0]!)) // a session keeps its id
+        const expected = new Set(keys.map(SessionKey.id))
         expect(all).toHaveLength(expected.size)
         expect(new Set(all.map((i) => i.id))).toEqual(expected)
       }), { cleanupInterval: 0 })
@@ -525,6 +547,8 @@ export const conformance = <R, E>(
         expect(yield* s.list("u")).toEqual([])
       }))
     })
+
+    revocationCases(test)
 
     test("200 concurrent operations on distinct keys are all correct", Effect.gen(function*() {
       const s = yield* store

@@ -213,7 +213,7 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
         expect(indexes.filter((index) => index.definition.includes("(subject, audience)"))).toHaveLength(1)
         yield* Effect.scoped(build({ tableName: `${schema}.${table}` })) // idempotent
         expect(yield* sql.unsafe(`SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, [schema, table]))
-          .toHaveLength(3) // the primary key, expires_at, and (subject, audience)
+          .toHaveLength(4) // the primary key, expires_at, (subject, audience) and the session's family
       }))
 
     it.effect("a schema that does not exist is InvalidConfig, with or without createTable", () =>
@@ -248,7 +248,7 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
           expect(yield* s.modify(key, (v) => v + ", upgraded")).toBe("from 0.1, upgraded")
           const rotation = yield* s.rotate(key, (v) => v, { subject: "user-1" })
           expect((yield* s.get(rotation.key)).value).toBe("from 0.1, upgraded")
-          expect((yield* s.list("user-1")).map((info) => info.id)).toEqual([SessionKey.id(rotation.key)])
+          expect((yield* s.list("user-1")).map((info) => info.id)).toEqual([SessionKey.id(key)]) // its id across rotations
         }))
         const [tableSchema, table] = tableName.split(".")
         const indexes = yield* sql.unsafe<{ definition: string }>(
