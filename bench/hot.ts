@@ -19,7 +19,7 @@ import { promisify } from "node:util"
 import connectPgSimple from "connect-pg-simple"
 import session from "express-session"
 import pg from "pg"
-import { statements } from "../dist/internal/pgStatements.js"
+import { schema, statements } from "../dist/internal/pgStatements.js"
 import { PgSessionStore, SessionKey, SessionStore } from "../dist/index.js"
 import { databaseUrl, describeMachine, printTable, writeResult } from "./lib/machine.js"
 import { measureEffect, measurePromise, type Stats } from "./lib/measure.js"
@@ -48,7 +48,7 @@ const statementCount = async (admin: pg.Client) => {
 
 const resetTable = async (admin: pg.Client) => {
   await admin.query(`DROP TABLE IF EXISTS ${TABLE}`)
-  const q = statements(`"${TABLE}"`, TABLE, "full")
+  const q = schema(`"${TABLE}"`, TABLE, "full")
   await admin.query(q.createTable)
   for (const [, ddl] of q.indexes) await admin.query(ddl)
   await admin.query(
@@ -93,7 +93,7 @@ const casLoop = async (admin: pg.Client): Promise<Omit<Result, "competitor">> =>
   await resetTable(admin)
   const before = await statementCount(admin)
   const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL })
-  const q = statements(`"${TABLE}"`, TABLE, "full")
+  const q = statements(`"${TABLE}"`, "full")
   const id = hash(KEY)
   const stats = await measurePromise(WRITERS, SECONDS, async () => {
     for (;;) {

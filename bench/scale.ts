@@ -7,7 +7,7 @@
  */
 import { Duration, Effect, Fiber, Redacted } from "effect"
 import pg from "pg"
-import { statements } from "../dist/internal/pgStatements.js"
+import { schema, statements } from "../dist/internal/pgStatements.js"
 import { PgSessionStore, SessionStore } from "../dist/index.js"
 import { keyOf, keySql, sampleValue } from "./lib/keys.js"
 import { databaseUrl, describeMachine, embedded, printTable, writeResult } from "./lib/machine.js"
@@ -21,7 +21,7 @@ const CONCURRENCY = 8
 
 const fill = async (admin: pg.Client, table: string, live: number, expired: number) => {
   await admin.query(`DROP TABLE IF EXISTS ${table}`)
-  await admin.query(statements(`"${table}"`, table, "full").createTable)
+  await admin.query(schema(`"${table}"`, table, "full").createTable)
   const insert = (from: number, to: number, expires: string) =>
     admin.query(
       `INSERT INTO ${table} (id, value, expires_at, created_at, last_seen_at, subject)
@@ -31,7 +31,7 @@ const fill = async (admin: pg.Client, table: string, live: number, expired: numb
     )
   await insert(1, live, "now() + interval '1 day'")
   if (expired > 0) await insert(live + 1, live + expired, "now() - interval '1 day'")
-  for (const [, ddl] of statements(`"${table}"`, table, "full").indexes) await admin.query(ddl)
+  for (const [, ddl] of schema(`"${table}"`, table, "full").indexes) await admin.query(ddl)
   await admin.query(`VACUUM ANALYZE ${table}`)
 }
 

@@ -18,7 +18,7 @@ import connectPgSimple from "connect-pg-simple"
 import session from "express-session"
 import pg from "pg"
 import * as Observability from "../dist/internal/observability.js"
-import { statements } from "../dist/internal/pgStatements.js"
+import { schema, statements } from "../dist/internal/pgStatements.js"
 import { MemorySessionStore, PgSessionStore, SessionStore } from "../dist/index.js"
 import { keyOf, keySql, missingKey, sampleValue } from "./lib/keys.js"
 import { databaseUrl, describeMachine, embedded, printTable, writeResult } from "./lib/machine.js"
@@ -56,8 +56,8 @@ const prepare = async (admin: pg.Client) => {
     FROM generate_series(1, ${ROWS}) AS n`
   for (const [table, unlogged] of [[TABLES.effect, false], [TABLES.effectUnlogged, true], [TABLES.raw, false]] as const) {
     await admin.query(`DROP TABLE IF EXISTS ${table}`)
-    await admin.query(statements(`"${table}"`, table, unlogged ? "unlogged" : "full").createTable)
-    for (const [, ddl] of statements(`"${table}"`, table, "full").indexes) await admin.query(ddl)
+    await admin.query(schema(`"${table}"`, table, unlogged ? "unlogged" : "full").createTable)
+    for (const [, ddl] of schema(`"${table}"`, table, "full").indexes) await admin.query(ddl)
     await admin.query(fill(table), [sampleValue(0)])
   }
   await admin.query(`DROP TABLE IF EXISTS ${TABLES.cps}`)
@@ -111,7 +111,7 @@ const uninstrumented = (runner: Runner): Runner => async (op, concurrency) => {
 
 // ---------- diagnostic: bare @effect/sql-pg running our get SQL, no store logic ----------
 const bareEffectSqlRunner = (tableName: string): Runner => (op, concurrency) => {
-  const q = statements(`"${tableName}"`, tableName, "full")
+  const q = statements(`"${tableName}"`, "full")
   return Effect.gen(function*() {
     const sql = yield* PgClient.PgClient
     const key = op === "get (hit)" ? () => keyOf(randomRow()) : missingKey
@@ -125,7 +125,7 @@ const bareEffectSqlRunner = (tableName: string): Runner => (op, concurrency) => 
 
 // ---------- raw pg, named prepared statements, same SQL ----------
 const rawRunner = (pool: pg.Pool): Runner => {
-  const q = statements(`"${TABLES.raw}"`, TABLES.raw, "full")
+  const q = statements(`"${TABLES.raw}"`, "full")
   // The embedded engine shares one session between connections: names would collide there.
   const named = <A extends { name: string }>(query: A) => embedded() ? { ...query, name: undefined } : query
   const find = (key: string) =>
@@ -183,7 +183,7 @@ const cpsRunner = (pool: pg.Pool): Runner => {
 
 // ---------- pgbench, the ceiling ----------
 const pgbench = (op: "get (hit)" | "set", concurrency: number) => {
-  const q = statements(`"${TABLES.raw}"`, TABLES.raw, "full")
+  const q = statements(`"${TABLES.raw}"`, "full")
   const id = `sha256(convert_to(${keySql(":n")}, 'UTF8'))`
   const sql = op === "get (hit)"
     ? q.find.replace("$1", id)

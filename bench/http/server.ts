@@ -29,7 +29,7 @@ const Data = Schema.Struct({ user: Schema.NullOr(Schema.String), visits: Schema.
 /** A diagnostic floor: the same server doing exactly one SELECT by primary key per request, no session logic. */
 const effectSqlServer = (ours: boolean) => {
   const find = ours
-    ? statements(`"bench_http_effect"`, "bench_http_effect", "full").find
+    ? statements(`"bench_http_effect"`, "full").find
     : `SELECT value FROM bench_http_effect WHERE id = $1`
   const fixed = Buffer.alloc(32, 7)
   const id = (cookie: string | undefined) =>
