@@ -7,7 +7,7 @@
  */
 import { Duration, Effect, Fiber, Redacted } from "effect"
 import pg from "pg"
-import { schema, statements } from "../dist/internal/pgStatements.js"
+import { schema } from "../dist/internal/pgStatements.js"
 import { PgSessionStore, SessionStore } from "../dist/index.js"
 import { keyOf, keySql, sampleValue } from "./lib/keys.js"
 import { databaseUrl, describeMachine, embedded, printTable, writeResult } from "./lib/machine.js"
