@@ -289,7 +289,7 @@ describe("deadlines in the store", () => {
       )
       const proxy = yield* TcpProxy.make(target)
       const context = yield* Layer.build(PgPool.layerClient({ url: throughProxy(proxy), maxConnections: 2 }))
-      const { pool } = Context.get(context as Context.Context<PgPool.OwnedPool>, PgPool.OwnedPool) // provided beside the client
+      const { pool } = Context.get(context as unknown as Context.Context<PgPool.OwnedPool>, PgPool.OwnedPool) // provided beside the client
       const sleeping = yield* Effect.fork(Effect.either(PgPool.query(pool, undefined, "SELECT pg_sleep(5)", [], 10_000)))
       yield* Effect.sleep("300 millis") // the query is on the wire
       proxy.cut() // the socket is reset under a checked-out client
