@@ -52,3 +52,11 @@ export * as HttpSession from "./HttpSession.js"
  * @since 0.1.0
  */
 export * as SessionMiddleware from "./SessionMiddleware.js"
+
+/**
+ * Cross-origin request forgery protection (Go's `CrossOriginProtection`): a guard for HttpApp, HttpApi and
+ * HttpLayerRouter.
+ *
+ * @since 0.3.0
+ */
+export * as CsrfProtection from "./CsrfProtection.js"

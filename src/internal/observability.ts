@@ -118,6 +118,12 @@ export const writesRefused = total(
   "Session writes refused (SessionConflict), by reason"
 )
 
+/** Cross-origin requests refused by CsrfProtection, by reason (the header that refused them). */
+export const csrfRefused = total(
+  "effect_session_csrf_refused_total",
+  "Cross-origin requests refused by CsrfProtection, by reason"
+)
+
 /** Adds `by` to a counter when enabled; `tags` are pairs. */
 export const count = (
   counter: Metric.Metric.Counter<number>,
