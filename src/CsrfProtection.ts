@@ -61,6 +61,30 @@ export class CrossOriginForbidden extends Schema.TaggedError<CrossOriginForbidde
 }
 
 /**
+ * A state-changing request did not carry the session's CSRF token (`"Missing"`), or carried another one
+ * (`"Mismatch"`): what the session middleware answers when its `csrfTokens` option is on. Renders as
+ * `403 Forbidden` (text, `Cache-Control: no-store`); an HttpApi encodes it as JSON, `{ _tag, reason }`. Nothing of
+ * the request reaches the session.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class CsrfTokenInvalid extends Schema.TaggedError<CsrfTokenInvalid>()("CsrfTokenInvalid", {
+  reason: Schema.Literal("Missing", "Mismatch")
+}, HttpApiSchema.annotations({ status: 403, description: "A state-changing request without the session's CSRF token" }))
+  implements HttpServerRespondable.Respondable
+{
+  override get message() {
+    return this.reason === "Missing"
+      ? "request refused: it carries no CSRF token"
+      : "request refused: its CSRF token is not this session's"
+  }
+  [HttpServerRespondable.symbol]() {
+    return Effect.succeed(HttpServerResponse.text(`Forbidden: ${this.message}`, { status: 403, headers: noStore }))
+  }
+}
+
+/**
  * Options of the guard; both are checked when it is built.
  *
  * @since 0.3.0
@@ -146,6 +170,15 @@ export interface Request {
 }
 
 const safeMethods: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"])
+
+/**
+ * Whether a method cannot change state (`GET`, `HEAD`, `OPTIONS`, compared as sent): such requests are never
+ * checked, by the guard or by session tokens.
+ *
+ * @since 0.3.0
+ * @category checks
+ */
+export const isSafeMethod = (method: string): boolean => safeMethods.has(method)
 
 const pathOf = (url: string) => url.split(/[?#]/, 1)[0]!
 

@@ -11,7 +11,7 @@ import { Cookies, Headers } from "@effect/platform"
 import { Duration, Effect, Option } from "effect"
 import { finiteMillis } from "./internal/options.js"
 import * as SessionCookie from "./internal/sessionCookie.js"
-import type { Expired, InvalidExpiry, InvalidValue, NotFound, Rotated, SessionStoreError } from "./SessionError.js"
+import { type Expired, type InvalidExpiry, type InvalidValue, type NotFound, Rotated, type SessionStoreError } from "./SessionError.js"
 import type * as SessionKey from "./SessionKey.js"
 import { SessionStore } from "./SessionStore.js"
 
@@ -29,7 +29,16 @@ export interface HttpSession {
   readonly expiryPeriod: Duration.Duration
   /** Whether value or expiry changed, so that `toCookieHeaders` must send the cookie. */
   readonly modified: boolean
+  /**
+   * The key was rotated away: the record holds what the session held before the rotation, read-only. `set`,
+   * `rotate` and `clear` fail with `Rotated` without touching the store (as the middleware answers 409).
+   */
+  readonly rotated: boolean
 }
+
+/** A write through a rotated (read-only) record: refused, as the store would. */
+const readOnly = (session: HttpSession): Effect.Effect<void, Rotated> =>
+  session.rotated ? Effect.fail(new Rotated()) : Effect.void
 
 /**
  * Cookie attributes for `toCookieHeaders`. Defaults: `Path=/`, `Secure`, `HttpOnly`, `SameSite=Lax`, and a
@@ -64,11 +73,12 @@ export const ofKey = (
   key: string
 ): Effect.Effect<HttpSession, NotFound | Expired | SessionStoreError, SessionStore> =>
   Effect.flatMap(SessionStore, (store) =>
-    Effect.map(store.get(key), ({ expiresIn, value }) => ({
+    Effect.map(store.get(key), ({ expiresIn, rotated, value }) => ({
       key: key as SessionKey.SessionKey,
       value,
       expiryPeriod: expiresIn,
-      modified: false
+      modified: false,
+      rotated
     })))
 
 /**
@@ -99,9 +109,8 @@ export const generate = (
 ): Effect.Effect<HttpSession, InvalidValue | InvalidExpiry | SessionStoreError, SessionStore> =>
   Effect.flatMap(SessionStore, (store) =>
     Effect.gen(function*() {
-      // No owner is passed, so InvalidSubject cannot occur.
-      const key = yield* store.generate({ value, expiry: options.expiry }).pipe(Effect.catchTag("InvalidSubject", Effect.die))
-      return { key, value, expiryPeriod: yield* periodOf(store, options.expiry), modified: true }
+      const key = yield* store.generate({ value, expiry: options.expiry })
+      return { key, value, expiryPeriod: yield* periodOf(store, options.expiry), modified: true, rotated: false }
     }))
 
 /**
@@ -129,19 +138,23 @@ export const ofHeaderOrCreate = (
   )
 
 /**
- * Removes the session from the store (`clear`). The returned record has an empty value, a zero expiry period and
- * `modified` set, so `toCookieHeaders` tells the client to delete the cookie.
+ * Ends the session (`clear`): every key it had. The returned record has an empty value, a zero expiry period and
+ * `modified` set, so `toCookieHeaders` tells the client to delete the cookie. A rotated record is refused.
  *
  * @since 0.1.0
  * @category operations
  */
-export const clear = (session: HttpSession): Effect.Effect<HttpSession, SessionStoreError, SessionStore> =>
+export const clear = (session: HttpSession): Effect.Effect<HttpSession, Rotated | SessionStoreError, SessionStore> =>
   Effect.flatMap(SessionStore, (store) =>
-    Effect.as(store.clear(session.key), { ...session, value: "", expiryPeriod: Duration.zero, modified: true }))
+    readOnly(session).pipe(
+      Effect.zipRight(store.clear(session.key)),
+      Effect.as({ ...session, value: "", expiryPeriod: Duration.zero, modified: true })
+    ))
 
 /**
  * Sets the value and/or the expiry in the store (`set`). Without `value` only the expiry is renewed; without
- * `expiry` the store's default period applies.
+ * `expiry` the store's default period applies. A session that ended meanwhile (logged out everywhere, say) is
+ * `NotFound` and stays ended; a rotated record is refused with `Rotated`.
  *
  * @since 0.1.0
  * @category operations
@@ -156,11 +169,12 @@ export const set = (
 > =>
   Effect.flatMap(SessionStore, (store) =>
     Effect.gen(function*() {
+      yield* readOnly(session)
       const value = options.value
       if (value === undefined) yield* store.touch(session.key, { expiry: options.expiry })
       else yield* store.set(session.key, value, { expiry: options.expiry })
       const expiryPeriod = yield* periodOf(store, options.expiry)
-      return { key: session.key, value: value ?? session.value, expiryPeriod, modified: true }
+      return { key: session.key, value: value ?? session.value, expiryPeriod, modified: true, rotated: false }
     }))
 
 /**
@@ -186,14 +200,14 @@ export const rotate = (
 > =>
   Effect.flatMap(SessionStore, (store) =>
     Effect.gen(function*() {
+      yield* readOnly(session)
       const value = options.value
-      // No owner is passed (the new key keeps the old one's), so InvalidSubject cannot occur.
       const rotation = yield* store.rotate(session.key, (current) => value ?? current, {
         expiry: options.expiry,
         staleTimeout: options.staleTimeout
-      }).pipe(Effect.catchTag("InvalidSubject", Effect.die))
+      })
       const expiryPeriod = yield* periodOf(store, options.expiry)
-      return { key: rotation.key, value: rotation.value, expiryPeriod, modified: true }
+      return { key: rotation.key, value: rotation.value, expiryPeriod, modified: true, rotated: false }
     }))
 
 /**

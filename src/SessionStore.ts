@@ -73,6 +73,18 @@ export type {
 } from "./internal/storeModel.js"
 
 /**
+ * Options that name no owner: operations given them cannot fail with `InvalidSubject`, and their types say so.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface NoOwner {
+  readonly subject?: undefined
+  readonly audience?: undefined
+  readonly metadata?: undefined
+}
+
+/**
  * The operations of a session store.
  *
  * @since 0.1.0
@@ -84,9 +96,14 @@ export interface Service {
   /** Changes the default period; affects only operations that start afterwards (`set_default_period`). */
   readonly setDefaultPeriod: (period: Duration.DurationInput) => Effect.Effect<void, InvalidExpiry>
   /** Allocates a new session (value defaults to the empty string), optionally owned, and returns its key. */
-  readonly generate: (
-    options?: ExpiryOptions & Owner & { readonly value?: string | undefined }
-  ) => Effect.Effect<SessionKey.SessionKey, InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError>
+  readonly generate: {
+    (
+      options?: ExpiryOptions & NoOwner & { readonly value?: string | undefined }
+    ): Effect.Effect<SessionKey.SessionKey, InvalidValue | InvalidExpiry | SessionStoreError>
+    (
+      options: ExpiryOptions & Owner & { readonly value?: string | undefined }
+    ): Effect.Effect<SessionKey.SessionKey, InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError>
+  }
   /** The value and remaining period of a live session (also of a rotated one, during its stale period). */
   readonly get: (key: string) => Effect.Effect<StoredSession, NotFound | Expired | SessionStoreError>
   /**
@@ -110,28 +127,42 @@ export interface Service {
    * and `set` calls are never lost. `f` must be pure: it may run more than once. The expiry is kept unless
    * `options.expiry` is given; the owner too, unless `options.subject` is given.
    */
-  readonly modify: (
-    key: string,
-    f: (current: string) => string,
-    options?: ModifyOptions
-  ) => Effect.Effect<
-    string,
-    NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError
-  >
+  readonly modify: {
+    (
+      key: string,
+      f: (current: string) => string,
+      options?: ModifyOptions & NoOwner
+    ): Effect.Effect<string, NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError>
+    (
+      key: string,
+      f: (current: string) => string,
+      options: ModifyOptions
+    ): Effect.Effect<
+      string,
+      NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError
+    >
+  }
   /**
    * Atomically moves a live session to a new key holding `f(current)` (call it on login, against session fixation).
    * The old key keeps exactly the value it had, read-only, for `staleTimeout`, then it is gone: it can never be
    * written, touched, extended or rotated again. Writes queued before the rotation land in both; writes after it
    * fail with `Rotated`. If anything fails, nothing changes.
    */
-  readonly rotate: (
-    key: string,
-    f: (current: string) => string,
-    options?: RotateOptions
-  ) => Effect.Effect<
-    Rotation,
-    NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError
-  >
+  readonly rotate: {
+    (
+      key: string,
+      f: (current: string) => string,
+      options?: RotateOptions & NoOwner
+    ): Effect.Effect<Rotation, NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError>
+    (
+      key: string,
+      f: (current: string) => string,
+      options: RotateOptions
+    ): Effect.Effect<
+      Rotation,
+      NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError
+    >
+  }
   /**
    * Sets (or, with `null`, removes) who a live session belongs to, with its audience and metadata. The new session
    * of a login usually gets it through `rotate` instead, in the same statement.
@@ -259,12 +290,14 @@ export const make = <E>(
           Effect.filterOrFail(Operations.expiryMillis(period), (ms) => ms >= 0, () => new InvalidExpiry({ input: String(period) })),
           (ms) => Effect.sync(() => void (config.defaultPeriod = ms))
         ),
-      generate: (options = {}) => Operations.generate(store, options),
+      generate: ((options = {}) => Operations.generate(store, options)) as Service["generate"],
       get: (key) => Operations.get(store, key),
       set: (key, value, options = {}) => Operations.set(store, key, value, options),
       touch: (key, options = {}) => Operations.touch(store, key, options),
-      modify: (key, f, options = {}) => Operations.modify(store, key, f, options),
-      rotate: (key, f, options = {}) => Operations.rotate(store, key, f, options),
+      modify: ((key: string, f: (current: string) => string, options: ModifyOptions = {}) =>
+        Operations.modify(store, key, f, options)) as Service["modify"],
+      rotate: ((key: string, f: (current: string) => string, options: RotateOptions = {}) =>
+        Operations.rotate(store, key, f, options)) as Service["rotate"],
       setSubject: (key, subject, options = {}) => Operations.setSubject(store, key, subject, options),
       list: (subject, options = {}) => Operations.list(store, subject, options),
       revoke: (id, options = {}) => Operations.revoke(store, id, options),

@@ -215,7 +215,7 @@ const send = (method: "GET" | "POST", path: string, headers: Record<string, stri
       status: response.status,
       body: yield* response.text,
       headers: response.headers,
-      cookie: setCookie.find((line) => line.startsWith("session="))?.split(";")[0]
+      cookie: setCookie.find((line) => line.startsWith("__Host-session="))?.split(";")[0]
     } satisfies Reply
   }).pipe(Effect.scoped)
 
@@ -288,7 +288,7 @@ describe("HttpApp middleware, the session inside it", () => {
       expect((yield* refusals).count - before).toBe(2)
       const passed = yield* send("POST", "/login", { origin: "https://app.example:8443" })
       expect(passed.status).toBe(200)
-      expect(passed.cookie).toMatch(/^session=/)
+      expect(passed.cookie).toMatch(/^__Host-session=/)
     }).pipe(provide))
 
   it.effect("same-origin POSTs, cross-site GETs, trusted origins, exempt paths and non-browsers pass", () =>
@@ -306,7 +306,7 @@ describe("HttpApp middleware, the session inside it", () => {
       ) {
         const reply = yield* send(method, path, headers)
         expect(reply.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(200)
-        expect(reply.cookie, `${method} ${path}`).toMatch(/^session=/)
+        expect(reply.cookie, `${method} ${path}`).toMatch(/^__Host-session=/)
       }
     }).pipe(provide))
 })

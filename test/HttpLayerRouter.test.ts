@@ -16,8 +16,8 @@ it.effect("routes given the router middleware reach the session; it is kept acro
     const browser = yield* makeBrowser
     expect((yield* browser.get("/")).body).toBe("visits: 1\n")
     expect((yield* browser.get("/")).body).toBe("visits: 2\n")
-    expect(browser.jar.get("session")).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(browser.jar.get("__Host-session")).toMatch(/^[A-Za-z0-9_-]{43}$/)
     yield* browser.post("/logout")
-    expect(browser.jar.has("session")).toBe(false)
+    expect(browser.jar.has("__Host-session")).toBe(false)
     expect((yield* browser.get("/")).body).toBe("visits: 1\n")
   }).pipe(Effect.provide(NodeHttpServer.layerTest), Effect.scoped))

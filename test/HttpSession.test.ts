@@ -99,6 +99,7 @@ describe("HttpSession (the Session_cohttp parallel)", () => {
   describe("toCookieHeaders", () => {
     const session = (modified: boolean, ms = 3_600_000): HttpSession.HttpSession => ({
       key: SessionKey.generate(),
+      rotated: false,
       value: "v",
       expiryPeriod: Duration.millis(ms),
       modified
@@ -186,7 +187,7 @@ describe("SessionMiddleware with data the schema rejects", () => {
       expect(reply.status).toBe(500)
       // A failed request stores nothing: not the invalid data, and not the valid change made before it either.
       expect(reply.setCookie).toEqual([])
-      expect(browser.jar.has("session")).toBe(false)
+      expect(browser.jar.has("__Host-session")).toBe(false)
     }).pipe(Effect.provide(Layer.merge(NodeHttpServer.layerTest, Store)), Effect.scoped))
 })
 

@@ -140,7 +140,7 @@ describe("spans", () => {
       expect(save.attributes.get("session.plan")).toBe("Write")
       expect(spans.find((s) => s.name === "effect-session.store.get")!.parent).toBe(load.spanId)
       expect(spans.find((s) => s.name === "effect-session.store.modify")!.parent).toBe(save.spanId)
-      expectNoSecrets(spans, browser.jar.get("session")!, "visits")
+      expectNoSecrets(spans, browser.jar.get("__Host-session")!, "visits")
     }).pipe(Effect.provide(Layer.merge(NodeHttpServer.layerTest, MemorySessionStore.layer({ cleanupInterval: 0 }))), Effect.scoped))
 
   it.scoped("without a tracer installed, no span is made at all", () =>
@@ -197,12 +197,12 @@ describe("metrics", () => {
       yield* serveApp()
       const browser = yield* makeBrowser
       yield* browser.get("/") // created
-      const stale = browser.jar.get("session")!
+      const stale = browser.jar.get("__Host-session")!
       yield* browser.post("/login") // rotated
-      yield* browser.get("/", `session=${stale}`) // refused: a write through a rotated key
+      yield* browser.get("/", `__Host-session=${stale}`) // refused: a write through a rotated key
       yield* browser.post("/destroy") // destroyed
-      yield* browser.get("/peek", "session=not-a-key") // rejected: malformed
-      yield* browser.get("/peek", `session=${SessionKey.generate()}; session=${SessionKey.generate()}`) // duplicated
+      yield* browser.get("/peek", "__Host-session=not-a-key") // rejected: malformed
+      yield* browser.get("/peek", `__Host-session=${SessionKey.generate()}; __Host-session=${SessionKey.generate()}`) // duplicated
       const after = yield* sessionCounters
       expect(after.map((n, i) => n - before[i]!)).toEqual([1, 1, 1, 1, 1, 1])
     }).pipe(

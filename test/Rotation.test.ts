@@ -37,13 +37,13 @@ const rotationSuite = (name: string, database: Layer.Layer<any, unknown>) =>
         yield* serve
         const victim = yield* makeBrowser
         yield* victim.get("/")
-        const k0 = victim.jar.get("session")!
+        const k0 = victim.jar.get("__Host-session")!
         const login = yield* victim.post("/login?name=ada")
         expect(login.status).toBe(200)
-        expect(victim.jar.get("session")).not.toBe(k0)
+        expect(victim.jar.get("__Host-session")).not.toBe(k0)
 
         const attacker = yield* makeBrowser
-        const stale = yield* attacker.get("/peek", `session=${k0}`)
+        const stale = yield* attacker.get("/peek", `__Host-session=${k0}`)
         expect(stale.status).toBe(200)
         expect(body(stale)).toMatchObject({ isNew: false, data: { user: null, visits: 1 }, flashes: {} })
         expect(stale.setCookie).toEqual([])
@@ -55,15 +55,15 @@ const rotationSuite = (name: string, database: Layer.Layer<any, unknown>) =>
         yield* serve
         const victim = yield* makeBrowser
         yield* victim.get("/")
-        const k0 = victim.jar.get("session")!
+        const k0 = victim.jar.get("__Host-session")!
         yield* victim.post("/login?name=ada")
-        const k1 = victim.jar.get("session")!
+        const k1 = victim.jar.get("__Host-session")!
 
         const attacker = yield* makeBrowser
         for (const attempt of [
-          attacker.post("/regenerate", `session=${k0}`),
-          attacker.post("/login?name=mallory", `session=${k0}`),
-          attacker.get("/", `session=${k0}`)
+          attacker.post("/regenerate", `__Host-session=${k0}`),
+          attacker.post("/login?name=mallory", `__Host-session=${k0}`),
+          attacker.get("/", `__Host-session=${k0}`)
         ]) {
           const reply = yield* attempt
           expect(reply.status).toBe(409)
@@ -72,12 +72,12 @@ const rotationSuite = (name: string, database: Layer.Layer<any, unknown>) =>
         }
         expect(attacker.jar.size).toBe(0)
         expect(body(yield* victim.get("/peek")).data).toMatchObject({ user: "ada", visits: 1 })
-        expect(body(yield* attacker.get("/peek", `session=${k0}`)).data).toMatchObject({ user: null, visits: 1 })
+        expect(body(yield* attacker.get("/peek", `__Host-session=${k0}`)).data).toMatchObject({ user: null, visits: 1 })
 
         yield* TestClock.adjust(staleTimeout + 1)
-        const gone = yield* attacker.get("/peek", `session=${k0}`)
+        const gone = yield* attacker.get("/peek", `__Host-session=${k0}`)
         expect(body(gone)).toMatchObject({ isNew: true, data: { user: null, visits: 0 } })
-        expect(body(yield* victim.get("/peek", `session=${k1}`)).data).toMatchObject({ user: "ada", visits: 1 })
+        expect(body(yield* victim.get("/peek", `__Host-session=${k1}`)).data).toMatchObject({ user: "ada", visits: 1 })
       }).pipe(http))
 
     it.effect("concurrent increments across a rotation: every 2xx increment is visible under the new key", () =>
@@ -85,7 +85,7 @@ const rotationSuite = (name: string, database: Layer.Layer<any, unknown>) =>
         yield* serve
         const victim = yield* makeBrowser
         yield* victim.get("/")
-        const k0 = victim.jar.get("session")!
+        const k0 = victim.jar.get("__Host-session")!
         const clients = yield* Effect.forEach(Array.from({ length: 16 }), () => makeBrowser)
         const increments = Array.from({ length: 320 }, (_, i) => clients[i % 16]!)
         const replies = yield* Effect.forEach(
@@ -93,7 +93,7 @@ const rotationSuite = (name: string, database: Layer.Layer<any, unknown>) =>
           (i) =>
             i === 160
               ? Effect.map(victim.post("/login?name=ada"), (reply) => ({ login: true, status: reply.status }))
-              : Effect.map(increments[i > 160 ? i - 1 : i]!.get("/", `session=${k0}`), (reply) => ({
+              : Effect.map(increments[i > 160 ? i - 1 : i]!.get("/", `__Host-session=${k0}`), (reply) => ({
                 login: false,
                 status: reply.status
               })),
@@ -108,11 +108,11 @@ const rotationSuite = (name: string, database: Layer.Layer<any, unknown>) =>
         expect(acknowledged + refused).toBe(320) // nothing else: no 5xx
         expect(acknowledged).toBeGreaterThan(0)
         expect(refused).toBeGreaterThan(0)
-        const k1 = victim.jar.get("session")!
+        const k1 = victim.jar.get("__Host-session")!
         expect(k1).not.toBe(k0)
         // The session had 1 visit before the race; every acknowledged increment is in it, and nothing else.
         expect(body(yield* victim.get("/peek")).data).toMatchObject({ user: "ada", visits: 1 + acknowledged })
-        expect(body(yield* victim.get("/peek", `session=${k0}`)).data).toMatchObject({ user: null, visits: 1 + acknowledged })
+        expect(body(yield* victim.get("/peek", `__Host-session=${k0}`)).data).toMatchObject({ user: null, visits: 1 + acknowledged })
       }).pipe(http))
 
     it.effect("a login whose new row cannot be written fails, and leaves the old session untouched", () =>
@@ -126,12 +126,12 @@ const rotationSuite = (name: string, database: Layer.Layer<any, unknown>) =>
           FOR EACH ROW WHEN (NEW.value LIKE '%"user":"ada"%') EXECUTE FUNCTION ${schema}.refuse_login()`)
         const victim = yield* makeBrowser
         yield* victim.get("/")
-        const k0 = victim.jar.get("session")!
+        const k0 = victim.jar.get("__Host-session")!
 
         const login = yield* victim.post("/login?name=ada")
         expect(login.status).toBe(503)
         expect(login.setCookie).toEqual([])
-        expect(victim.jar.get("session")).toBe(k0)
+        expect(victim.jar.get("__Host-session")).toBe(k0)
         expect(body(yield* victim.get("/peek")).data).toMatchObject({ user: null, visits: 1 })
         expect(body(yield* victim.get("/")).data).toMatchObject({ user: null, visits: 2 }) // still writable
 

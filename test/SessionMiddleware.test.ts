@@ -15,7 +15,7 @@ const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 const json = (body: string) => JSON.parse(body) as { data: any; flashes: Record<string, string>; isNew: boolean }
 
-const sessionCookie = (lines: ReadonlyArray<string>) => lines.find((line) => line.startsWith("session="))
+const sessionCookie = (lines: ReadonlyArray<string>) => lines.find((line) => line.startsWith("__Host-session="))
 
 describe("SessionMiddleware over HTTP", () => {
   it.effect("no cookie and no change: no session is created, nothing is stored", () =>
@@ -35,7 +35,7 @@ describe("SessionMiddleware over HTTP", () => {
       const browser = yield* makeBrowser
       const first = yield* browser.get("/")
       const line = sessionCookie(first.setCookie)!
-      expect(line).toMatch(/^session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/)
+      expect(line).toMatch(/^__Host-session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; Secure; SameSite=Lax$/)
       expect(first.headers["cache-control"]).toBe("private, no-store")
       expect(first.headers["vary"]).toBe("Cookie")
       const second = yield* browser.get("/")
@@ -62,9 +62,9 @@ describe("SessionMiddleware over HTTP", () => {
       yield* serve()
       const browser = yield* makeBrowser
       yield* browser.get("/")
-      const before = browser.jar.get("session")!
+      const before = browser.jar.get("__Host-session")!
       const login = yield* browser.post("/login?name=ada")
-      const after = browser.jar.get("session")!
+      const after = browser.jar.get("__Host-session")!
       expect(after).not.toBe(before)
       expect(SessionKey.isSessionKey(after)).toBe(true)
       expect(json(login.body).data).toMatchObject({ user: "ada", visits: 1 })
@@ -72,10 +72,10 @@ describe("SessionMiddleware over HTTP", () => {
       expect(json(next.body)).toMatchObject({ data: { user: "ada" }, flashes: { notice: "Welcome, ada" } })
 
       yield* TestClock.adjust("9 seconds")
-      const stale = yield* browser.get("/peek", `session=${before}`)
+      const stale = yield* browser.get("/peek", `__Host-session=${before}`)
       expect(json(stale.body)).toMatchObject({ isNew: false, data: { visits: 1 } })
       yield* TestClock.adjust("2 seconds")
-      const gone = yield* browser.get("/peek", `session=${before}`)
+      const gone = yield* browser.get("/peek", `__Host-session=${before}`)
       expect(json(gone.body)).toMatchObject({ isNew: true, data: { user: null } })
       expect(json((yield* browser.get("/peek")).body).data.user).toBe("ada")
     }).pipe(provide))
@@ -94,18 +94,18 @@ describe("SessionMiddleware over HTTP", () => {
       yield* serve()
       const browser = yield* makeBrowser
       yield* browser.post("/login?name=ada")
-      const old = browser.jar.get("session")!
+      const old = browser.jar.get("__Host-session")!
       const destroyed = yield* browser.post("/destroy")
-      expect(sessionCookie(destroyed.setCookie)).toMatch(/^session=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970/)
-      expect(browser.jar.has("session")).toBe(false)
-      const reuse = yield* browser.get("/peek", `session=${old}`)
+      expect(sessionCookie(destroyed.setCookie)).toMatch(/^__Host-session=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970/)
+      expect(browser.jar.has("__Host-session")).toBe(false)
+      const reuse = yield* browser.get("/peek", `__Host-session=${old}`)
       expect(json(reuse.body).isNew).toBe(true)
 
       yield* browser.post("/login?name=ada")
-      const loggedIn = browser.jar.get("session")!
+      const loggedIn = browser.jar.get("__Host-session")!
       const logout = yield* browser.post("/logout")
-      expect(sessionCookie(logout.setCookie)).toMatch(/^session=[A-Za-z0-9_-]{43};/)
-      expect(browser.jar.get("session")).not.toBe(loggedIn)
+      expect(sessionCookie(logout.setCookie)).toMatch(/^__Host-session=[A-Za-z0-9_-]{43};/)
+      expect(browser.jar.get("__Host-session")).not.toBe(loggedIn)
       const after = json((yield* browser.get("/peek")).body)
       expect(after).toMatchObject({ data: { user: null, visits: 0 }, flashes: { notice: "Logged out" } })
     }).pipe(provide))
@@ -199,14 +199,14 @@ describe("SessionMiddleware over HTTP", () => {
       expect(failed.status).toBe(500)
       expect(failed.setCookie).toEqual([]) // a new session is not created for a failed request
       yield* browser.get("/")
-      const before = browser.jar.get("session")!
+      const before = browser.jar.get("__Host-session")!
       const failedAgain = yield* browser.get("/fail")
       expect(failedAgain.setCookie).toEqual([])
       expect(json((yield* browser.get("/peek")).body).data).toMatchObject({ user: null, visits: 1 })
       const login = yield* browser.post("/login-then-fail?name=mallory")
       expect(login.status).toBe(500)
       expect(login.setCookie).toEqual([]) // the rotation was not applied
-      expect(browser.jar.get("session")).toBe(before)
+      expect(browser.jar.get("__Host-session")).toBe(before)
       expect(json((yield* browser.get("/peek")).body)).toMatchObject({ isNew: false, data: { user: null } })
       expect(logged.filter((line) => line.startsWith("session save skipped failed"))).toHaveLength(1) // rate-limited
     }).pipe(provide))
@@ -216,12 +216,12 @@ describe("SessionMiddleware over HTTP", () => {
       yield* serve()
       const browser = yield* makeBrowser
       yield* browser.get("/")
-      const stale = browser.jar.get("session")!
+      const stale = browser.jar.get("__Host-session")!
       yield* browser.post("/login?name=ada")
-      const attempt = yield* browser.post("/destroy", `session=${stale}`)
+      const attempt = yield* browser.post("/destroy", `__Host-session=${stale}`)
       expect(attempt.status).toBe(409)
       expect(attempt.setCookie).toEqual([])
-      expect(json((yield* browser.get("/peek", `session=${stale}`)).body).isNew).toBe(false) // still the stale copy
+      expect(json((yield* browser.get("/peek", `__Host-session=${stale}`)).body).isNew).toBe(false) // still the stale copy
       expect(json((yield* browser.get("/peek")).body).data.user).toBe("ada")
     }).pipe(provide))
 
@@ -258,7 +258,7 @@ describe("SessionMiddleware over HTTP", () => {
       )
       const browser = yield* makeBrowser
       expect((yield* browser.get("/")).body).toBe("1")
-      const key = browser.jar.get("session")!
+      const key = browser.jar.get("__Host-session")!
       shown.length = 0
       expect((yield* browser.get("/")).body).toBe("2")
       expect(shown).toHaveLength(4)
@@ -273,6 +273,7 @@ describe("SessionMiddleware over HTTP", () => {
     Effect.gen(function*() {
       const logged: Array<string> = []
       let replaying = false
+      let key: string | undefined
       const app = Effect.gen(function*() {
         const session = yield* TestSession
         yield* session.update((data) => {
@@ -280,6 +281,8 @@ describe("SessionMiddleware over HTTP", () => {
           return { ...data, visits: data.visits + 1 }
         })
         replaying = true // the save replays the update onto the stored value: it throws there
+        // Another request's write lands meanwhile, so the save must replay the update onto it.
+        if (key !== undefined) yield* Effect.flatMap(SessionStore.SessionStore, (store) => store.modify(key!, (v) => `${v} `))
         return HttpServerResponse.text("handled")
       })
       yield* HttpServer.serveEffect(TestSession.middleware(app)).pipe(
@@ -291,6 +294,7 @@ describe("SessionMiddleware over HTTP", () => {
       const created = yield* browser.get("/")
       expect(created.status).toBe(200) // a new session stores the local result: no replay
       replaying = false
+      key = browser.jar.get("__Host-session")
       const failed = yield* browser.get("/")
       expect(failed.status).toBe(500)
       expect(failed.body).toBe("Internal Server Error")
@@ -299,12 +303,12 @@ describe("SessionMiddleware over HTTP", () => {
 
   describe("bad cookies are no session: never a 500, never a store call", () => {
     for (const [label, header] of [
-      ["malformed", "session=not-a-key"],
-      ["oversized", `session=${"A".repeat(8_000)}`],
-      ["wrong alphabet", `session=${"+".repeat(43)}`],
-      ["duplicated", `session=${SessionKey.generate()}; session=${SessionKey.generate()}`],
-      ["empty", "session="],
-      ["garbage bytes", "session=%00%ff\u00e9; ;;=;"]
+      ["malformed", "__Host-session=not-a-key"],
+      ["oversized", `__Host-session=${"A".repeat(8_000)}`],
+      ["wrong alphabet", `__Host-session=${"+".repeat(43)}`],
+      ["duplicated", `__Host-session=${SessionKey.generate()}; __Host-session=${SessionKey.generate()}`],
+      ["empty", "__Host-session="],
+      ["garbage bytes", "__Host-session=%00%ff\u00e9; ;;=;"]
     ] as const) {
       it.effect(label, () =>
         Effect.gen(function*() {
@@ -332,7 +336,7 @@ describe("SessionMiddleware over HTTP", () => {
         JSON.stringify({ something: "else" })
       ]) {
         const key = yield* store.generate({ value })
-        const reply = yield* browser.get("/peek", `session=${key}`)
+        const reply = yield* browser.get("/peek", `__Host-session=${key}`)
         expect(reply.status).toBe(200)
         expect(json(reply.body)).toMatchObject({ isNew: true, data: { user: null, visits: 0 } })
       }
@@ -345,7 +349,7 @@ describe("SessionMiddleware over HTTP", () => {
     Effect.gen(function*() {
       yield* serve()
       const browser = yield* makeBrowser
-      const reply = yield* browser.get("/peek", `session=${"A".repeat(100_000)}`)
+      const reply = yield* browser.get("/peek", `__Host-session=${"A".repeat(100_000)}`)
       expect(reply.status).toBe(431)
       expect(yield* Ref.get(yield* StoreCalls)).toBe(0)
     }).pipe(provide))

@@ -39,14 +39,14 @@ layer(withSchema(ServerOwnedPool()), { timeout: 60_000 })("a user's sessions", (
       const fromLaptop = listed(yield* laptop.get("/sessions"))
       expect(fromLaptop.subject).toBe("ada")
       expect(fromLaptop.sessions).toHaveLength(2)
-      const laptopId = SessionKey.id(laptop.jar.get("session")! as SessionKey.SessionKey)
-      const phoneId = SessionKey.id(phone.jar.get("session")! as SessionKey.SessionKey)
+      const laptopId = SessionKey.id(laptop.jar.get("__Host-session")! as SessionKey.SessionKey)
+      const phoneId = SessionKey.id(phone.jar.get("__Host-session")! as SessionKey.SessionKey)
       expect(fromLaptop.sessions.map((s) => [s.id, s.current]).sort()).toEqual([[laptopId, true], [phoneId, false]].sort())
       expect(fromLaptop.sessions.every((s) => s.subject === "ada" && typeof s.metadata.userAgent === "string")).toBe(true)
-      expect(JSON.stringify(fromLaptop)).not.toContain(phone.jar.get("session")!) // ids, never keys
+      expect(JSON.stringify(fromLaptop)).not.toContain(phone.jar.get("__Host-session")!) // ids, never keys
 
       // Another user's session cannot be revoked through one's own list.
-      const graceId = SessionKey.id(someoneElse.jar.get("session")! as SessionKey.SessionKey)
+      const graceId = SessionKey.id(someoneElse.jar.get("__Host-session")! as SessionKey.SessionKey)
       expect((yield* laptop.post(`/revoke?id=${graceId}`)).body).toBe("false")
       expect(listed(yield* someoneElse.get("/sessions")).sessions).toHaveLength(1)
 
@@ -68,7 +68,7 @@ layer(withSchema(ServerOwnedPool()), { timeout: 60_000 })("a user's sessions", (
       yield* second!.post("/login-as?name=ada")
       const all = yield* current!.post("/logout-everywhere")
       expect(all.body).toBe("1")
-      expect(current!.jar.has("session")).toBe(false) // this session ended too: the cookie is gone
+      expect(current!.jar.has("__Host-session")).toBe(false) // this session ended too: the cookie is gone
       expect(JSON.parse((yield* second!.get("/peek")).body).isNew).toBe(true)
     }).pipe(http))
 
@@ -77,13 +77,13 @@ layer(withSchema(ServerOwnedPool()), { timeout: 60_000 })("a user's sessions", (
       yield* serve
       const victim = yield* makeBrowser
       yield* victim.post("/login-as?name=ada")
-      const stale = victim.jar.get("session")!
+      const stale = victim.jar.get("__Host-session")!
       yield* victim.post("/login-as?name=ada") // logs in again: the previous key is rotated away
       const attacker = yield* makeBrowser
-      expect(listed(yield* attacker.get("/sessions", `session=${stale}`)).sessions).toEqual([])
-      expect((yield* attacker.post("/logout-everywhere", `session=${stale}`)).status).toBe(409)
+      expect(listed(yield* attacker.get("/sessions", `__Host-session=${stale}`)).sessions).toEqual([])
+      expect((yield* attacker.post("/logout-everywhere", `__Host-session=${stale}`)).status).toBe(409)
       const current = listed(yield* victim.get("/sessions")).sessions[0]!.id // the session's id, kept across logins
-      expect((yield* attacker.post(`/revoke?id=${current}`, `session=${stale}`)).status).toBe(409)
+      expect((yield* attacker.post(`/revoke?id=${current}`, `__Host-session=${stale}`)).status).toBe(409)
       expect(listed(yield* victim.get("/sessions")).sessions.map((s) => s.id)).toEqual([current])
     }).pipe(http))
 

@@ -14,18 +14,23 @@ export type Change<A> =
  * The change from `before` to `after`: the top-level fields whose encoded forms differ when both are records, else
  * a replacement. `encode` gives the encoded form, or `undefined` when there is none.
  */
-export const diff = <A>(before: A, after: A, encode: (data: A) => unknown): Change<A> => {
-  const encodedBefore = encode(before)
-  const encodedAfter = encode(after)
+export const diff = <A>(before: A, after: A, encode: (data: A) => unknown): Change<A> =>
+  diffEncoded(after, encode(before), encode(after)) ?? { _tag: "Patch", set: {}, deleted: [] }
+
+/**
+ * {@link diff} of data whose encoded forms are known; `undefined` when nothing changed (the encoded forms are
+ * equal), so that setting the data it already holds writes nothing.
+ */
+export const diffEncoded = <A>(after: A, encodedBefore: unknown, encodedAfter: unknown): Change<A> | undefined => {
   if (!Predicate.isRecord(encodedBefore) || !Predicate.isRecord(encodedAfter) || !Predicate.isRecord(after) || !sameKeys(after, encodedAfter)) {
-    return { _tag: "Replace", data: after }
+    return JSON.stringify(encodedBefore) === JSON.stringify(encodedAfter) ? undefined : { _tag: "Replace", data: after }
   }
   const set: Record<string, unknown> = {}
   for (const key of Object.keys(after)) {
     if (JSON.stringify(encodedAfter[key]) !== JSON.stringify(encodedBefore[key])) set[key] = after[key]
   }
   const deleted = Object.keys(encodedBefore).filter((key) => !(key in encodedAfter))
-  return { _tag: "Patch", set, deleted }
+  return Object.keys(set).length === 0 && deleted.length === 0 ? undefined : { _tag: "Patch", set, deleted }
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The stored form of a middleware session: a small JSON envelope around the schema-encoded data.
  *
- * `{ v: 1, d: <encoded data>, f: <flash for the next request>, c: <created, epoch ms>, r: <remembered> }`
+ * `{ v: 1, d: <encoded data>, f: <flash for the next request>, c: <created, epoch ms>, r: <remembered>,
+ *   t?: <CSRF secret> }`
  */
 import { Either, ParseResult, Predicate, Schema } from "effect"
 
@@ -18,16 +19,18 @@ export interface Envelope {
   readonly r: boolean
   /** Set by 0.1 on keys rotated away; read as "rotated" so such a key stays read-only after an upgrade. */
   readonly x?: true
+  /** The session's CSRF secret (32 random bytes, base64url), once a token was asked for; new with every key. */
+  readonly t?: string | undefined
 }
 
 /** Builds an envelope. */
-export const make = (data: unknown, flash: Readonly<Record<string, string>>, created: number, remember: boolean): Envelope => ({
-  v: 1,
-  d: data,
-  f: flash,
-  c: created,
-  r: remember
-})
+export const make = (
+  data: unknown,
+  flash: Readonly<Record<string, string>>,
+  created: number,
+  remember: boolean,
+  csrf?: string | undefined
+): Envelope => ({ v: 1, d: data, f: flash, c: created, r: remember, ...(csrf === undefined ? {} : { t: csrf }) })
 
 /** The envelope as the string stored. */
 export const encode = (envelope: Envelope): string => JSON.stringify(envelope)
@@ -42,7 +45,8 @@ export const decode = (value: string): Either.Either<Envelope, string> => {
   }
   if (
     !Predicate.isRecord(parsed) || parsed.v !== 1 || typeof parsed.c !== "number" || typeof parsed.r !== "boolean" ||
-    !Predicate.isRecord(parsed.f) || !Object.values(parsed.f).every((message) => typeof message === "string")
+    !Predicate.isRecord(parsed.f) || !Object.values(parsed.f).every((message) => typeof message === "string") ||
+    (parsed.t !== undefined && typeof parsed.t !== "string")
   ) {
     return Either.left("not a session envelope")
   }

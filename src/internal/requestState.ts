@@ -28,22 +28,32 @@ export type Origin =
 /** What the handler did to the session, applied locally as it went. */
 export interface Draft<A> {
   data: A
+  /** `data` encoded by the schema, when known: what the save stores if nobody else wrote meanwhile. */
+  encoded: { readonly of: A; readonly value: unknown } | undefined
   changes: Array<ChangeLog.Change<A>>
   /** Flash messages the request came with (consumed when it saves). */
   readonly flashIn: Readonly<Record<string, string>>
   /** Flash messages for the next request. */
   flashOut: Record<string, string>
-  readonly created: number
+  created: number
   remember: boolean
   rememberChanged: boolean
   /** A new owner for the session (`setSubject`), saved with it; `undefined`: unchanged. */
   owner: SessionStore.Owner | undefined
+  /** The session's CSRF secret, if it has one; `csrfChanged` when this request made it (to be stored). */
+  csrf: string | undefined
+  csrfChanged: boolean
+  /** The absolute timeout starts again (a login): `created` is this request's start. */
+  restarted: boolean
+  /** The value this session was loaded from and its envelope: a save onto the same value needs no decoding. */
+  readonly loaded: { readonly value: string; readonly envelope: Envelope.Envelope } | undefined
 }
 
 /** What the handler asked for the session as a whole. */
 export type Fate =
   | { readonly _tag: "Keep" }
-  | { readonly _tag: "Rotate" }
+  /** A new key; the old one keeps a read-only copy for the stale period, unless `grace` is false. */
+  | { readonly _tag: "Rotate"; readonly grace?: false | undefined }
   /** Destroyed: `key` is removed; changes made afterwards start a new session. */
   | { readonly _tag: "Destroy"; readonly key: SessionKey.SessionKey }
 
@@ -58,30 +68,40 @@ export interface RequestState<A> {
 /** A fresh draft holding `initial`. */
 export const emptyDraft = <A>(initial: A, now: number, flashIn: Readonly<Record<string, string>> = {}): Draft<A> => ({
   data: initial,
+  encoded: undefined,
   changes: [],
   flashIn,
   flashOut: {},
   created: now,
   remember: false,
   rememberChanged: false,
-  owner: undefined
+  owner: undefined,
+  csrf: undefined,
+  csrfChanged: false,
+  restarted: false,
+  loaded: undefined
 })
 
-/** The draft of a loaded session. */
-export const loadedDraft = <A>(data: A, envelope: Envelope.Envelope): Draft<A> => ({
+/** The draft of a session loaded from the stored `value`, its `envelope` and the `data` decoded from it. */
+export const loadedDraft = <A>(data: A, envelope: Envelope.Envelope, value?: string): Draft<A> => ({
   data,
+  encoded: { of: data, value: envelope.d },
   changes: [],
   flashIn: envelope.f,
   flashOut: {},
   created: envelope.c,
   remember: envelope.r,
   rememberChanged: false,
-  owner: undefined
+  owner: undefined,
+  csrf: envelope.t,
+  csrfChanged: false,
+  restarted: false,
+  loaded: value === undefined ? undefined : { value, envelope }
 })
 
-/** Whether the handler changed what is stored (data, flash, remember). */
+/** Whether the handler changed what is stored (data, flash, remember, the CSRF secret). */
 export const isDirty = <A>(draft: Draft<A>): boolean =>
-  draft.changes.length > 0 || Object.keys(draft.flashOut).length > 0 || draft.rememberChanged
+  draft.changes.length > 0 || Object.keys(draft.flashOut).length > 0 || draft.rememberChanged || draft.csrfChanged
 
 /** Whether saving creates a session: the handler stored something in it, or said who it belongs to. */
 const isWorthKeeping = <A>(draft: Draft<A>): boolean => isDirty(draft) || draft.owner !== undefined
@@ -108,12 +128,16 @@ export type Plan =
     readonly expiresAt: number | undefined
     readonly required: boolean
   }
-  /** Move the session to a new key holding the changes; the old key keeps its value for `staleTimeout` ms. */
+  /**
+   * Move the session to a new key holding the changes; the old key keeps its value for `staleTimeout` ms, or
+   * `ends` at once (a privilege drop).
+   */
   | {
     readonly _tag: "Rotate"
     readonly key: SessionKey.SessionKey
     readonly expiresAt: number
     readonly staleTimeout: number
+    readonly ends?: true | undefined
   }
 
 /**
@@ -144,12 +168,14 @@ export const plan = <A>(
       return { _tag: "Skip" }
     case "Live": {
       if (fate._tag === "Rotate") {
-        return {
-          _tag: "Rotate",
-          key: origin.key,
-          expiresAt: target,
-          staleTimeout: Math.max(0, Math.min(staleTimeout, origin.expiresAt - now))
-        }
+        return fate.grace === false
+          ? { _tag: "Rotate", key: origin.key, expiresAt: target, staleTimeout: 0, ends: true }
+          : {
+            _tag: "Rotate",
+            key: origin.key,
+            expiresAt: target,
+            staleTimeout: Math.max(0, Math.min(staleTimeout, origin.expiresAt - now))
+          }
       }
       const renew = draft.rememberChanged ||
         Renewal.isDue(policy, Renewal.lifetime(policy, draft.remember), origin.expiresAt, target)
@@ -165,35 +191,49 @@ export const plan = <A>(
 
 /**
  * The draft's changes replayed onto a stored envelope (pure: `modify` may call it more than once). The result is
- * both the envelope and its string, so a rotation needs no re-parse. A stored value that is no envelope, or whose
- * data no longer decodes, is replaced by the draft itself.
+ * both the envelope and its string, so a rotation needs no re-parse. Onto the very value the session was loaded
+ * from, the draft already is the result: nothing is decoded, and the encoding made for the diff is the one stored.
+ * A stored value that is no envelope, or whose data no longer decodes, is replaced by the draft itself.
  */
 export const replay = <A>(
   draft: Draft<A>,
   codec: Envelope.DataCodec<A>
 ) =>
 (stored: string): { readonly envelope: Envelope.Envelope; readonly value: string } => {
-  const parsed = Either.flatMap(
-    Envelope.decode(stored),
-    (envelope) => Either.map(codec.decode(envelope.d), (data) => ({ envelope, data }))
-  )
-  const envelope = Either.match(parsed, {
-    onLeft: () => toEnvelope(draft, codec),
-    onRight: ({ data, envelope }) =>
-      Envelope.make(
-        encodeData(codec, ChangeLog.replay(data, draft.changes)),
-        ChangeLog.mergeFlash(envelope.f, draft.flashIn, draft.flashOut),
-        envelope.c,
-        draft.rememberChanged ? draft.remember : envelope.r
-      )
-  })
+  const onto = (encoded: unknown, envelope: Envelope.Envelope) =>
+    Envelope.make(
+      encoded,
+      ChangeLog.mergeFlash(envelope.f, draft.flashIn, draft.flashOut),
+      draft.restarted ? draft.created : envelope.c,
+      draft.rememberChanged ? draft.remember : envelope.r,
+      draft.csrfChanged ? draft.csrf : envelope.t
+    )
+  let envelope: Envelope.Envelope
+  if (draft.loaded !== undefined && stored === draft.loaded.value) {
+    envelope = onto(encodedData(codec, draft), draft.loaded.envelope)
+  } else {
+    const parsed = Either.flatMap(
+      Envelope.decode(stored),
+      (envelope) => Either.map(codec.decode(envelope.d), (data) => ({ envelope, data }))
+    )
+    envelope = Either.match(parsed, {
+      onLeft: () => toEnvelope(draft, codec),
+      onRight: ({ data, envelope }) => {
+        return onto(encode(codec, ChangeLog.replay(data, draft.changes)), envelope)
+      }
+    })
+  }
   return { envelope, value: Envelope.encode(envelope) }
 }
 
 /** The draft as a new session's envelope. */
 export const toEnvelope = <A>(draft: Draft<A>, codec: Envelope.DataCodec<A>): Envelope.Envelope =>
-  Envelope.make(encodeData(codec, draft.data), draft.flashOut, draft.created, draft.remember)
+  Envelope.make(encodedData(codec, draft), draft.flashOut, draft.created, draft.remember, draft.csrf)
+
+/** The draft's data encoded: the encoding made when it was set, if it is still the data's. */
+const encodedData = <A>(codec: Envelope.DataCodec<A>, draft: Draft<A>): unknown =>
+  draft.encoded !== undefined && draft.encoded.of === draft.data ? draft.encoded.value : encode(codec, draft.data)
 
 /** Encodes data that the handler already proved encodable (`set`/`update` check it); a failure here is a defect. */
-const encodeData = <A>(codec: Envelope.DataCodec<A>, data: A): unknown =>
+const encode = <A>(codec: Envelope.DataCodec<A>, data: A): unknown =>
   Either.getOrThrowWith(codec.encode(data), (reason) => new Error(`session data ${reason}`))

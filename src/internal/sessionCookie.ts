@@ -1,5 +1,10 @@
+/**
+ * The session cookie: its attributes and their validation, reading the key from a `Cookie` header (exactly one,
+ * well-formed, and signed when secrets are configured), and writing `Set-Cookie`.
+ */
 import { Cookies, Headers } from "@effect/platform"
 import { Either, Option } from "effect"
+import { createHmac, timingSafeEqual } from "node:crypto"
 import * as SessionKey from "../SessionKey.js"
 
 /** Attributes of the session cookie. */
@@ -26,16 +31,49 @@ export const attributes = (options: {
   sameSite: options.sameSite ?? "lax"
 })
 
+/**
+ * The default cookie name: `__Host-session` when the attributes allow the prefix (Secure, Path=/, no Domain: a
+ * sibling subdomain then cannot set a cookie of that name), else `session`.
+ */
+export const defaultName = (attributes: Attributes): string =>
+  attributes.secure && attributes.path === "/" && attributes.domain === undefined ? "__Host-session" : "session"
+
 /** Why a session cookie that was sent is not used. */
-export type Rejection = "oversized" | "duplicated" | "malformed"
+export type Rejection = "oversized" | "duplicated" | "malformed" | "unsigned" | "forged"
+
+/** The HMAC-SHA256 of `key` under `secret`, base64url (43 characters). */
+const signature = (key: string, secret: Uint8Array) => createHmac("sha256", secret).update(key).digest("base64url")
+
+/** The cookie's value for `key`: the key, or `key.signature` under the first secret. */
+export const value = (key: string, secrets: ReadonlyArray<Uint8Array>): string =>
+  secrets.length === 0 || key === "" ? key : `${key}.${signature(key, secrets[0]!)}`
+
+/** The key in a signed cookie value if one of `secrets` signed it (each compared in constant time); else why not. */
+const verified = (
+  found: string,
+  secrets: ReadonlyArray<Uint8Array>
+): { readonly key: Option.Option<SessionKey.SessionKey>; readonly rejected?: Rejection } => {
+  const dot = found.indexOf(".")
+  if (dot === -1) return { key: Option.none(), rejected: "unsigned" }
+  const key = found.slice(0, dot)
+  const sent = Buffer.from(found.slice(dot + 1))
+  if (!SessionKey.isSessionKey(key) || sent.length !== SessionKey.encodedLength) {
+    return { key: Option.none(), rejected: "malformed" }
+  }
+  let valid = false
+  for (const secret of secrets) valid = timingSafeEqual(Buffer.from(signature(key, secret)), sent) || valid
+  return valid ? { key: Option.some(key) } : { key: Option.none(), rejected: "forged" }
+}
 
 /**
- * The session key sent in the `Cookie` header under `name`, if it occurs exactly once and is a well-formed key;
- * otherwise why not (absent: no reason). A rejected cookie never reaches the store.
+ * The session key sent in the `Cookie` header under `name`, if it occurs exactly once, is a well-formed key and
+ * (with `secrets`) carries a valid signature; otherwise why not (absent: no reason). A rejected cookie never
+ * reaches the store.
  */
 export const inspect = (
   headers: Headers.Headers,
-  name: string
+  name: string,
+  secrets: ReadonlyArray<Uint8Array> = []
 ): { readonly key: Option.Option<SessionKey.SessionKey>; readonly rejected?: Rejection } => {
   const header = headers["cookie"]
   if (header === undefined) return { key: Option.none() }
@@ -49,6 +87,7 @@ export const inspect = (
     found = value
   }
   if (found === undefined) return { key: Option.none() }
+  if (secrets.length > 0) return verified(found, secrets)
   return SessionKey.isSessionKey(found) ? { key: Option.some(found) } : { key: Option.none(), rejected: "malformed" }
 }
 

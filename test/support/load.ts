@@ -49,7 +49,7 @@ export const send = (url: string, options: { readonly cookie?: string; readonly 
 
 /** The session cookie from a reply, as a `Cookie` header value. */
 export const cookieOf = (reply: Reply): string | undefined => {
-  const line = reply.setCookie.find((l) => l.startsWith("session=") && !l.startsWith("session=;"))
+  const line = reply.setCookie.find((l) => l.startsWith("__Host-session=") && !l.startsWith("session=;"))
   return line?.split(";")[0]
 }
 

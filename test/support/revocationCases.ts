@@ -76,13 +76,13 @@ export const revocationCases = (test: Test) =>
       yield* s.revoke(read.id)
       for (const ended of [old, key]) {
         for (const write of [
-          s.set(ended, "back"),
+          Effect.asVoid(s.set(ended, "back")),
           s.touch(ended, { expiry: "1 day" }),
           s.modify(ended, () => "back"),
           s.modify(ended, () => "back", { from: read }),
           s.rotate(ended, () => "back"),
           s.setSubject(ended, "thief")
-        ]) {
+        ] as ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }>>) {
           expect((yield* Effect.flip(write))._tag).toBe("NotFound")
         }
         expect((yield* Effect.flip(s.get(ended)))._tag).toBe("NotFound")

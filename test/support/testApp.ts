@@ -141,9 +141,12 @@ export const CountingMemoryStore = Layer.effect(
       get: (key) => count(inner.get(key)),
       set: (key, value, options) => count(inner.set(key, value, options)),
       touch: (key, options) => count(inner.touch(key, options)),
-      modify: (key, f, options) => count(inner.modify(key, f, options)),
-      rotate: (key, f, options) => count(inner.rotate(key, f, options)),
-      generate: (options) => count(inner.generate(options)),
+      modify: ((key: string, f: (v: string) => string, options?: SessionStore.ModifyOptions) =>
+        count(inner.modify(key, f, options ?? {}))) as SessionStore.Service["modify"],
+      rotate: ((key: string, f: (v: string) => string, options?: SessionStore.RotateOptions) =>
+        count(inner.rotate(key, f, options ?? {}))) as SessionStore.Service["rotate"],
+      generate: ((options?: Parameters<SessionStore.Service["generate"]>[0]) =>
+        count(inner.generate(options ?? {}))) as SessionStore.Service["generate"],
       setSubject: (key, subject, options) => count(inner.setSubject(key, subject, options)),
       list: (subject, options) => count(inner.list(subject, options)),
       revoke: (id, options) => count(inner.revoke(id, options)),

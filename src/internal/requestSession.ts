@@ -1,0 +1,330 @@
+/**
+ * One request's session: loading it (no cookie costs nothing, a cookie one `get`), checking its CSRF token when
+ * tokens are on, and the handlers' view of it, whose changes the save applies (see `sessionSave.ts`).
+ */
+import { HttpApp, type HttpServerRequest } from "@effect/platform"
+import { Duration, Effect, Either, Option } from "effect"
+import { CsrfTokenInvalid, isSafeMethod } from "../CsrfProtection.js"
+import type { InvalidSubject } from "../SessionError.js"
+import type * as SessionKey from "../SessionKey.js"
+import type * as SessionStore from "../SessionStore.js"
+import * as ChangeLog from "./changeLog.js"
+import * as CsrfToken from "./csrfToken.js"
+import * as Envelope from "./envelope.js"
+import { SessionConflict, SessionUnavailable } from "./httpErrors.js"
+import type { CurrentSession } from "./middlewareModel.js"
+import type { Resolved } from "./middlewareSettings.js"
+import * as Observability from "./observability.js"
+import * as OwnerCheck from "./owner.js"
+import * as Renewal from "./renewal.js"
+import * as RequestState from "./requestState.js"
+import * as SessionCookie from "./sessionCookie.js"
+import { save } from "./sessionSave.js"
+
+/** The state of a request that loaded the stored `value` of `key`. */
+const loaded = <A>(
+  settings: Resolved<A>,
+  key: SessionKey.SessionKey,
+  stored: SessionStore.StoredSession,
+  now: number
+): Effect.Effect<RequestState.RequestState<A> | undefined> => {
+  const parsed = Either.flatMap(
+    Envelope.decode(stored.value),
+    (envelope) => Either.map(settings.codec.decode(envelope.d), (data) => ({ envelope, data }))
+  )
+  if (Either.isLeft(parsed)) {
+    return Effect.as(
+      Effect.logWarning(`ignoring a stored session: ${parsed.left}`).pipe(
+        Effect.annotateLogs("service", "effect-session/SessionMiddleware")
+      ),
+      undefined
+    )
+  }
+  const { data, envelope } = parsed.right
+  if (Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)) return Effect.succeed(undefined)
+  const draft = RequestState.loadedDraft(data, envelope, stored.value)
+  return Effect.succeed(
+    stored.rotated || envelope.x === true
+      // Its flash messages moved with the session to the new key.
+      ? { startedAt: now, origin: { _tag: "Stale", key }, draft: { ...draft, flashIn: {} }, fate: { _tag: "Keep" } }
+      : {
+        startedAt: now,
+        origin: { _tag: "Live", key, stored, expiresAt: now + Duration.toMillis(stored.expiresIn) },
+        draft,
+        fate: { _tag: "Keep" }
+      }
+  )
+}
+
+/** Reads the request's session: no cookie costs nothing; a cookie costs one `get`. */
+const load = <A>(
+  settings: Resolved<A>,
+  store: SessionStore.Service,
+  key: Option.Option<SessionKey.SessionKey>
+): Effect.Effect<RequestState.RequestState<A>> =>
+  Effect.clockWith((clock) => {
+    const now = clock.unsafeCurrentTimeMillis()
+    /** A request without a live session: the initial data. */
+    const fresh = (origin: RequestState.Origin = { _tag: "None" }): RequestState.RequestState<A> => ({
+      startedAt: now,
+      origin,
+      draft: RequestState.emptyDraft(settings.initial, now),
+      fate: { _tag: "Keep" }
+    })
+    if (Option.isNone(key)) return Effect.succeed(fresh())
+    return Effect.matchEffect(store.get(key.value), {
+      onFailure: (error) =>
+        error._tag === "SessionStoreError"
+          ? Effect.as(settings.logFailure("session load", error), fresh({ _tag: "Unavailable", error }))
+          : Effect.succeed(fresh()),
+      onSuccess: (stored) => Effect.map(loaded(settings, key.value, stored, now), (state) => state ?? fresh())
+    })
+  })
+
+/**
+ * The CSRF check of a state-changing request, when tokens are on: the token it carries must be a masking of the
+ * session's secret. A session that could not be loaded cannot vouch for one.
+ */
+const checkToken = <A>(
+  settings: Resolved<A>,
+  request: HttpServerRequest.HttpServerRequest,
+  state: RequestState.RequestState<A>
+): Effect.Effect<void, CsrfTokenInvalid | SessionUnavailable> => {
+  const carrier = settings.csrf
+  if (carrier === undefined || isSafeMethod(request.method)) return Effect.void
+  if (state.origin._tag === "Unavailable") return Effect.fail(SessionUnavailable.because(state.origin.error))
+  return Effect.flatMap(CsrfToken.carried(request, carrier), (token) => {
+    const secret = state.draft.csrf
+    if (Option.isSome(token) && secret !== undefined && CsrfToken.matches(token.value, secret)) return Effect.void
+    const reason = Option.isNone(token) ? "Missing" : "Mismatch"
+    return Effect.zipRight(
+      Observability.count(Observability.csrfRefused, 1, ["reason", `token ${reason}`]),
+      Effect.fail(new CsrfTokenInvalid({ reason }))
+    )
+  })
+}
+
+/**
+ * Loads the request's session, checks its CSRF token, and arranges for it to be saved with the response; returns
+ * the handlers' view. A request refused by the check never reaches its handler and saves nothing.
+ */
+export const requestSession = <A>(
+  settings: Resolved<A>,
+  store: SessionStore.Service,
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<CurrentSession<A>, CsrfTokenInvalid | SessionUnavailable> => {
+  const cookie = SessionCookie.inspect(request.headers, settings.cookieName, settings.secrets)
+  const loading = Observability.middlewareSpan("load", load(settings, store, cookie.key), (state) => ({
+    "session.origin": state.origin._tag,
+    "session.cookie": cookie.rejected ?? (Option.isSome(cookie.key) ? "present" : "absent")
+  }))
+  return Effect.flatMap(
+    cookie.rejected === undefined
+      ? loading
+      : Effect.zipRight(Observability.count(Observability.cookiesRejected, 1, ["reason", cookie.rejected]), loading),
+    (state) =>
+      checkToken(settings, request, state).pipe(
+        Effect.zipRight(HttpApp.appendPreResponseHandler((_, response) => save(settings, store, state, response))),
+        Effect.as(new RequestSession(settings, store, state))
+      )
+  )
+}
+
+/**
+ * The handlers' view of the request's session. Its Effect-valued members are getters, made when a handler reads
+ * them (a request that reads the data builds one Effect, not a dozen); its functions are bound, so handlers may
+ * destructure them.
+ */
+class RequestSession<A> implements CurrentSession<A> {
+  /** Set when the load failed: every member fails with it. The origin is settled by `load`, before any handler. */
+  readonly #unavailable: Effect.Effect<never, SessionUnavailable> | undefined
+  // Private fields (not TypeScript's `private`): the state holds the key, which no log or inspection may show.
+  readonly #settings: Resolved<A>
+  readonly #store: SessionStore.Service
+  readonly #state: RequestState.RequestState<A>
+
+  constructor(settings: Resolved<A>, store: SessionStore.Service, state: RequestState.RequestState<A>) {
+    this.#settings = settings
+    this.#store = store
+    this.#state = state
+    this.#unavailable = state.origin._tag === "Unavailable"
+      ? Effect.fail(SessionUnavailable.because(state.origin.error))
+      : undefined
+  }
+
+  #read<X>(f: () => X): Effect.Effect<X, SessionUnavailable> {
+    return this.#unavailable ?? Effect.sync(f)
+  }
+  /** A write through a rotated key: refused (and only then is the error, with its stack trace, made). */
+  get #refused(): Effect.Effect<never, SessionConflict> {
+    return Effect.zipRight(
+      Observability.count(Observability.writesRefused, 1, ["reason", "Rotated"]),
+      Effect.failSync(() => new SessionConflict({ reason: "Rotated" }))
+    )
+  }
+  #write<X = void>(f: () => X): Effect.Effect<X, SessionUnavailable | SessionConflict> {
+    return this.#unavailable ?? Effect.suspend(() => this.#state.origin._tag === "Stale" ? this.#refused : Effect.sync(f))
+  }
+  /** Data encoded by the schema; data it cannot encode is a bug in the handler: it dies there, with the reason. */
+  #encode(data: A): unknown {
+    return Either.getOrThrowWith(this.#settings.codec.encode(data), (reason) => new Error(`session data ${reason}`))
+  }
+  /** The draft's data encoded: the encoding made when it was set, if it is still the data's. */
+  #encodedDraft(): unknown {
+    const { draft } = this.#state
+    return draft.encoded !== undefined && draft.encoded.of === draft.data ? draft.encoded.value : this.#encode(draft.data)
+  }
+  /** The subject as this request sees it: a pending `setSubject`, else the stored one. */
+  #currentSubject(): string | null {
+    const { draft, origin } = this.#state
+    return draft.owner !== undefined
+      ? draft.owner.subject ?? null
+      : origin._tag === "Live" ? origin.stored.subject : null
+  }
+  /** The public id of the request's live session, if it has one. */
+  #currentId(): string | undefined {
+    return this.#state.origin._tag === "Live" ? this.#state.origin.stored.id : undefined
+  }
+  #endCurrent(): void {
+    const state = this.#state
+    const { origin } = state
+    if (origin._tag === "Live" || origin._tag === "Stale") state.fate = { _tag: "Destroy", key: origin.key }
+    state.origin = { _tag: "None" }
+    state.draft = RequestState.emptyDraft(this.#settings.initial, state.startedAt, state.draft.flashIn)
+  }
+  /** A new key for the session: its CSRF secret changes with it, and (by default) its absolute timeout restarts. */
+  #rotate(fate: RequestState.Fate & { readonly _tag: "Rotate" }): void {
+    const { draft, fate: current, startedAt } = this.#state
+    if (current._tag === "Destroy") return
+    if (current._tag === "Rotate") {
+      if (fate.grace === false) this.#state.fate = fate // a privilege drop outranks a login's grace copy
+      return
+    }
+    this.#state.fate = fate
+    if (this.#settings.restartOnRegenerate) {
+      draft.created = startedAt
+      draft.restarted = true
+    }
+    if (draft.csrf !== undefined) {
+      draft.csrf = CsrfToken.newSecret()
+      draft.csrfChanged = true
+    }
+  }
+  /** An action on the subject's other sessions: refused through a stale key; store failures are 503s. */
+  #stateful<X>(f: () => Effect.Effect<X, unknown>): Effect.Effect<X, SessionUnavailable | SessionConflict> {
+    return this.#unavailable ??
+      Effect.suspend((): Effect.Effect<X, SessionUnavailable | SessionConflict> =>
+        this.#state.origin._tag === "Stale"
+          ? this.#refused
+          : Effect.catchAll(f(), (error) => Effect.fail(SessionUnavailable.because(error)))
+      )
+  }
+
+  get get() {
+    return this.#read(() => this.#state.draft.data)
+  }
+  readonly set = (data: A) =>
+    this.#write(() => {
+      const { draft } = this.#state
+      const encoded = this.#encode(data)
+      const change = ChangeLog.diffEncoded(data, this.#encodedDraft(), encoded)
+      if (change === undefined) return // the data it already holds: nothing to save
+      draft.changes.push(change)
+      draft.data = data
+      draft.encoded = { of: data, value: encoded }
+    })
+  readonly update = (f: (data: A) => A) =>
+    this.#write(() => {
+      const { draft } = this.#state
+      const data = f(draft.data)
+      const encoded = this.#encode(data)
+      if (JSON.stringify(encoded) === JSON.stringify(this.#encodedDraft())) return // unchanged: nothing to save
+      draft.changes.push({ _tag: "Update", f })
+      draft.data = data
+      draft.encoded = { of: data, value: encoded }
+    })
+  readonly flash = (key: string, message: string) =>
+    this.#write(() => void (this.#state.draft.flashOut[key] = message))
+  get flashes() {
+    return this.#read(() => this.#state.draft.flashIn)
+  }
+  get regenerate() {
+    return this.#write(() => this.#rotate({ _tag: "Rotate" }))
+  }
+  get dropPrivileges() {
+    return this.#write(() => this.#rotate({ _tag: "Rotate", grace: false }))
+  }
+  // Through a rotated key, destroy is a write like any other: refused (it would end the stale copy early and let
+  // in-flight requests of the new session's owner mint an anonymous session over the new cookie).
+  get destroy() {
+    return this.#write(() => this.#endCurrent())
+  }
+  get csrfToken() {
+    return this.#unavailable ?? Effect.sync(() => {
+      const { draft, origin } = this.#state
+      // Through a stale key the secret is read, never made: the key is read-only.
+      if (draft.csrf === undefined && origin._tag !== "Stale") {
+        draft.csrf = CsrfToken.newSecret()
+        draft.csrfChanged = true
+      }
+      return draft.csrf === undefined ? "" : CsrfToken.mask(draft.csrf)
+    })
+  }
+  readonly rememberMe = (remember: boolean) =>
+    this.#write(() => {
+      const { draft } = this.#state
+      draft.rememberChanged = draft.rememberChanged || remember !== draft.remember
+      draft.remember = remember
+    })
+  get isNew() {
+    return this.#read(() => this.#state.origin._tag === "None")
+  }
+  get isRotated() {
+    return this.#read(() => this.#state.origin._tag === "Stale")
+  }
+  get subject() {
+    return this.#read(() => Option.fromNullable(this.#currentSubject()))
+  }
+  readonly setSubject = (
+    subject: string | null,
+    options: Omit<SessionStore.Owner, "subject"> = {}
+  ): Effect.Effect<void, SessionUnavailable | SessionConflict | InvalidSubject> =>
+    Effect.flatMap(
+      OwnerCheck.stored({ ...options, subject }),
+      () => this.#write(() => void (this.#state.draft.owner = { ...options, subject }))
+    )
+  get sessions() {
+    return this.#unavailable ?? Effect.suspend(() => {
+      const subject = this.#currentSubject()
+      if (subject === null || this.#state.origin._tag === "Stale") return Effect.succeed([])
+      const currentId = this.#currentId()
+      return this.#store.list(subject).pipe(
+        Effect.map((sessions) => sessions.map((info) => ({ ...info, current: info.id === currentId }))),
+        Effect.catchAll((error) => Effect.fail(SessionUnavailable.because(error)))
+      )
+    })
+  }
+  readonly revoke = (id: string) =>
+    this.#stateful(() => {
+      const subject = this.#currentSubject()
+      if (id === this.#currentId()) {
+        this.#endCurrent()
+        return Effect.succeed(true)
+      }
+      if (subject === null) return Effect.succeed(false)
+      return this.#store.revoke(id, { subject }).pipe(
+        Effect.as(true),
+        Effect.catchTag("NotFound", () => Effect.succeed(false))
+      )
+    })
+  readonly logoutEverywhere = (options: { readonly keepCurrent?: boolean | undefined } = {}) =>
+    this.#stateful(() => {
+      const subject = this.#currentSubject()
+      const current = this.#currentId()
+      const others = subject === null
+        ? Effect.succeed(0)
+        : this.#store.revokeSubject(subject, current === undefined ? {} : { except: current })
+      if (options.keepCurrent !== true) this.#endCurrent()
+      return others
+    })
+}
