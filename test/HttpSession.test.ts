@@ -2,7 +2,7 @@ import { Headers, HttpServer, HttpServerRequest, HttpServerResponse } from "@eff
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Option, Schema, TestClock } from "effect"
-import { HttpSession, MemorySessionStore, SessionKey, SessionMiddleware } from "../src/index.js"
+import { HttpSession, MemorySessionStore, SessionKey, SessionMiddleware, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
 
 const Store = MemorySessionStore.layer({ cleanupInterval: 0 })
@@ -30,6 +30,31 @@ describe("HttpSession (the Session_cohttp parallel)", () => {
       expect(Duration.toMillis(session.expiryPeriod)).toBe(Duration.toMillis(Duration.weeks(1)))
       const updated = yield* HttpSession.set({ value: "w" }, session)
       expect(Duration.toMillis(updated.expiryPeriod)).toBe(Duration.toMillis(Duration.weeks(1)))
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("a record loaded before a log-out-everywhere cannot bring the session back by set", () =>
+    Effect.gen(function*() {
+      const store = yield* SessionStore.SessionStore
+      const key = yield* store.generate({ value: "logged in", subject: "victim" })
+      const loaded = yield* HttpSession.ofKey(key) // a request loads the session...
+      expect(yield* store.revokeSubject("victim")).toBe(1) // ...the user logs out everywhere...
+      expect((yield* Effect.flip(HttpSession.set({ value: "saved late" }, loaded)))._tag).toBe("NotFound") // ...it saves
+      expect((yield* Effect.flip(HttpSession.ofKey(key)))._tag).toBe("NotFound")
+      expect(yield* store.revokeSubject("victim")).toBe(0)
+    }).pipe(Effect.provide(Store)))
+
+  it.effect("a rotated key's record says it is read-only, and its writes are refused without touching the store", () =>
+    Effect.gen(function*() {
+      const session = yield* HttpSession.generate({}, "before")
+      const rotated = yield* HttpSession.rotate({ value: "after" }, session)
+      const stale = yield* HttpSession.ofKey(session.key)
+      expect(stale).toMatchObject({ value: "before", rotated: true })
+      expect(rotated.rotated).toBe(false)
+      for (const write of [HttpSession.set({ value: "x" }, stale), HttpSession.rotate({}, stale), HttpSession.clear(stale)]) {
+        expect((yield* Effect.flip(write as Effect.Effect<unknown, { readonly _tag: string }, SessionStore.SessionStore>))._tag)
+          .toBe("Rotated")
+      }
+      expect((yield* HttpSession.ofKey(rotated.key)).value).toBe("after")
     }).pipe(Effect.provide(Store)))
 
   it.effect("ofKey and ofHeader load an unmodified session; no cookie is None; unknown is NotFound", () =>

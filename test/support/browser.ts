@@ -13,14 +13,22 @@ export interface Reply {
 /**
  * A minimal browser over the test server's HttpClient: it keeps a cookie jar (honouring Max-Age=0) and sends it.
  */
+/** More of a request: headers (`Origin`, `Sec-Fetch-Site`, ...) and a urlencoded form body. */
+export interface RequestInit {
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly form?: Readonly<Record<string, string>> | undefined
+}
+
 export const makeBrowser = Effect.gen(function*() {
   const client = yield* HttpClient.HttpClient
   const jar = new Map<string, string>()
-  const send = (method: "GET" | "POST", path: string, cookieHeader?: string) =>
+  const send = (method: "GET" | "POST", path: string, cookieHeader?: string, init: RequestInit = {}) =>
     Effect.gen(function*() {
       const cookie = cookieHeader ?? [...jar].map(([name, value]) => `${name}=${value}`).join("; ")
       const request = HttpClientRequest.make(method)(path).pipe(
-        cookie === "" ? (r) => r : HttpClientRequest.setHeader("cookie", cookie)
+        cookie === "" ? (r) => r : HttpClientRequest.setHeader("cookie", cookie),
+        HttpClientRequest.setHeaders(init.headers ?? {}),
+        init.form === undefined ? (r) => r : HttpClientRequest.bodyUrlParams(init.form)
       )
       const response = yield* client.execute(request)
       const raw = response.headers["set-cookie"] as unknown
@@ -38,8 +46,8 @@ export const makeBrowser = Effect.gen(function*() {
       } satisfies Reply
     }).pipe(Effect.scoped)
   return {
-    get: (path: string, cookieHeader?: string) => send("GET", path, cookieHeader),
-    post: (path: string, cookieHeader?: string) => send("POST", path, cookieHeader),
+    get: (path: string, cookieHeader?: string, init?: RequestInit) => send("GET", path, cookieHeader, init),
+    post: (path: string, cookieHeader?: string, init?: RequestInit) => send("POST", path, cookieHeader, init),
     jar
   }
 })

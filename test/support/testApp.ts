@@ -1,4 +1,4 @@
-import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { type HttpApp, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Deferred, Effect, Layer, Option, Ref, Schema } from "effect"
 import { MemorySessionStore, SessionMiddleware, SessionStore } from "../../src/index.js"
 
@@ -109,6 +109,22 @@ export const makeApp = () => {
       const id = Option.getOrElse(yield* query("id"), () => "")
       return HttpServerResponse.text(String(yield* s.revoke(id)))
     })),
+    // Logout as a privilege drop: a new key, the old one ended at once, the user and subject gone.
+    HttpRouter.post("/logout-drop", Effect.gen(function*() {
+      const s = yield* session
+      yield* s.dropPrivileges
+      yield* s.set({ ...(yield* s.get), user: null })
+      yield* s.setSubject(null)
+      return HttpServerResponse.text("bye")
+    })),
+    HttpRouter.post("/remember", Effect.gen(function*() {
+      const s = yield* session
+      yield* s.rememberMe(Option.getOrElse(yield* query("on"), () => "1") === "1")
+      return yield* show
+    })),
+    // Sets the data the session already holds: nothing to save.
+    HttpRouter.post("/same", Effect.flatMap(session, (s) => Effect.flatMap(s.get, s.set)).pipe(Effect.zipRight(show))),
+    HttpRouter.get("/token", Effect.flatMap(session, (s) => s.csrfToken).pipe(Effect.map((t) => HttpServerResponse.text(t)))),
     HttpRouter.post("/logout-everywhere", Effect.gen(function*() {
       const s = yield* session
       const keepCurrent = Option.isSome(yield* query("keep"))
@@ -118,9 +134,13 @@ export const makeApp = () => {
 }
 
 /** Serves the test app behind the session middleware configured with `options`, in the current scope. */
-export const serveApp = (options: SessionMiddleware.Options = {}) =>
+export const serveApp = (
+  options: SessionMiddleware.Options = {},
+  outer: <E, R>(app: HttpApp.Default<E, R>) => HttpApp.Default<E, R> = (app) => app
+) =>
   makeApp().pipe(
     HttpRouter.use(TestSession.middleware),
+    HttpRouter.use(outer),
     HttpServer.serveEffect(),
     Effect.provide(TestSession.layer(options))
   )
