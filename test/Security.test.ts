@@ -142,8 +142,11 @@ layer(Layer.merge(NodeHttpServer.layerTest, Barrier.Default))("security defaults
       const forged = yield* browser.post("/login?name=mallory", undefined, { headers: { "x-csrf-token": token.slice(1) + "A" } })
       expect(forged.status).toBe(403)
       expect(json(yield* browser.get("/peek")).data.user).toBeNull() // nothing stored
-      const stranger = yield* makeBrowser
-      expect((yield* stranger.post("/login?name=mallory", undefined, { headers: { "x-csrf-token": token } })).status).toBe(403)
+      const other = yield* makeBrowser
+      yield* other.get("/token") // a session of its own
+      const borrowed = yield* other.post("/login?name=mallory", undefined, { headers: { "x-csrf-token": token } })
+      expect(borrowed.status).toBe(403) // a token of another session
+      expect(json(yield* other.get("/peek")).data.user).toBeNull()
       const viaHeader = yield* browser.post("/login?name=ada", undefined, { headers: { "x-csrf-token": token } })
       expect(viaHeader.status).toBe(200)
       // The token changed with the key at login: the old one is refused, the new one (a form field) passes.

@@ -2,10 +2,15 @@
  * The demo app: log in with a name, a per-session visit counter, flash messages after login and logout,
  * "log out" and "log out and forget me", and "Your sessions" (every device the name is logged in on, each
  * revocable, and "log out everywhere else"). Exported so tests and benchmarks run the very same app.
+ *
+ * A model of how to write one: cross-origin requests refused (`CsrfProtection`) and every form carrying the
+ * session's CSRF token (`csrfTokens: true` in `demoOptions`); no session for a visitor who stored nothing; logout
+ * by `dropPrivileges`, so the logged-in key reads nothing afterwards; small form bodies only; pages that refuse to
+ * be framed.
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { DateTime, Effect, Option, Schema } from "effect"
-import { SessionMiddleware } from "../../src/index.js"
+import { CsrfProtection, SessionMiddleware } from "../../src/index.js"
 
 /** What the demo keeps in a session, and the tag its handlers reach it by. Options come with its layer. */
 export class DemoSession extends SessionMiddleware.Tag<DemoSession>()("demo/Session", {
@@ -15,6 +20,24 @@ export class DemoSession extends SessionMiddleware.Tag<DemoSession>()("demo/Sess
 
 const escape = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" })[c]!)
+
+/** The demo's session options besides its timeouts: CSRF tokens on every form. */
+export const demoOptions: SessionMiddleware.Options = { csrfTokens: true }
+
+/** Pages refuse to be framed (clickjacking of the revoke buttons), load nothing from elsewhere, and run no script. */
+const pageHeaders = {
+  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+  "x-frame-options": "DENY",
+  "referrer-policy": "same-origin"
+}
+
+/**
+ * A hidden form field holding the session's CSRF token; none for a visitor without a session (asking for a token
+ * would create one; the cross-origin guard protects that visitor's login form).
+ */
+const tokenField = Effect.flatMap(DemoSession, (session) =>
+  Effect.flatMap(session.isNew, (isNew) =>
+    isNew ? Effect.succeed("") : Effect.map(session.csrfToken, (token) => `<input type="hidden" name="_csrf" value="${token}">`)))
 
 const page = (body: string) =>
   HttpServerResponse.html(`<!doctype html>
@@ -37,11 +60,12 @@ const page = (body: string) =>
   ${body}
   <p><small>Sessions live in PostgreSQL; the cookie holds only a random key (HttpOnly, so scripts cannot read it).</small></p>
 </body>
-</html>`)
+</html>`).pipe(Effect.map(HttpServerResponse.setHeaders(pageHeaders)))
 
 const home = Effect.gen(function*() {
   const session = yield* DemoSession
-  yield* session.update((s) => ({ ...s, visits: s.visits + 1 }))
+  // A visitor without a session gets none for looking: only a session that exists counts its visits.
+  if (!(yield* session.isNew)) yield* session.update((s) => ({ ...s, visits: s.visits + 1 }))
   const { user, visits } = yield* session.get
   const flash = Object.values(yield* session.flashes)
     .map((message) => `<p class="flash" id="flash">${escape(message)}</p>`)
@@ -50,7 +74,7 @@ const home = Effect.gen(function*() {
   if (user === null) {
     return yield* page(`${flash}
   ${counter}
-  <form method="post" action="/login">
+  <form method="post" action="/login">${yield* tokenField}
     <label>Your name <input type="text" name="name" required maxlength="40" autofocus></label>
     <label><input type="checkbox" name="remember" value="1"> Remember me</label>
     <button type="submit">Log in</button>
@@ -60,8 +84,8 @@ const home = Effect.gen(function*() {
   <p>Hello, <strong id="user">${escape(user)}</strong>!</p>
   ${counter}
   <p><a href="/sessions" id="your-sessions">Your sessions</a></p>
-  <form method="post" action="/logout"><button type="submit">Log out</button></form>
-  <form method="post" action="/forget"><button type="submit">Log out and forget me</button></form>`)
+  <form method="post" action="/logout">${yield* tokenField}<button type="submit">Log out</button></form>
+  <form method="post" action="/forget">${yield* tokenField}<button type="submit">Log out and forget me</button></form>`)
 })
 
 const time = (at: DateTime.Utc) => DateTime.formatIso(at).replace("T", " ").slice(0, 19) + " UTC"
@@ -71,16 +95,17 @@ const sessions = Effect.gen(function*() {
   const session = yield* DemoSession
   const { user } = yield* session.get
   if (user === null) return backHome
+  const token = yield* tokenField
   const rows = (yield* session.sessions).map((s) => `<tr class="session" data-id="${s.id}">
       <td>${s.current ? "<strong>This device</strong>" : escape(s.metadata.userAgent ?? "unknown device")}</td>
       <td>${time(s.createdAt)}</td><td>${time(s.lastSeenAt)}</td>
-      <td>${s.current ? "" : `<form method="post" action="/sessions/revoke"><input type="hidden" name="id" value="${s.id}">
+      <td>${s.current ? "" : `<form method="post" action="/sessions/revoke">${token}<input type="hidden" name="id" value="${s.id}">
         <button type="submit" class="revoke">Revoke</button></form>`}</td></tr>`)
   return yield* page(`${Object.values(yield* session.flashes).map((m) => `<p class="flash" id="flash">${escape(m)}</p>`).join("")}
   <h2>Your sessions, ${escape(user)}</h2>
   <table><thead><tr><th>Device</th><th>Signed in</th><th>Last seen</th><th></th></tr></thead>
   <tbody>${rows.join("")}</tbody></table>
-  <form method="post" action="/sessions/logout-others"><button type="submit" id="logout-others">Log out everywhere else</button></form>
+  <form method="post" action="/sessions/logout-others">${token}<button type="submit" id="logout-others">Log out everywhere else</button></form>
   <p><a href="/">Back</a></p>`)
 })
 
@@ -130,7 +155,7 @@ const login = Effect.gen(function*() {
 const logout = Effect.gen(function*() {
   const session = yield* DemoSession
   const { user } = yield* session.get
-  yield* session.regenerate
+  yield* session.dropPrivileges // a new key; the logged-in one ends at once, leaving nothing readable
   yield* session.update((s) => ({ ...s, user: null }))
   yield* session.setSubject(null)
   yield* session.rememberMe(false)
@@ -145,7 +170,20 @@ const forget = Effect.gen(function*() {
   return backHome
 })
 
-/** The demo's routes, with sessions. Needs a `SessionStore` and `DemoSession.layer(...)`. */
+/** Form bodies larger than this are refused with 413 before they are read. */
+const maxFormBytes = 16 * 1024
+
+/** Refuses a request whose declared body is too large, and bounds the bytes read of any other. */
+const smallBodies = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Number(request.headers["content-length"] ?? 0) > maxFormBytes
+      ? Effect.succeed(HttpServerResponse.text("Payload Too Large", { status: 413, headers: { connection: "close" } }))
+      : HttpIncomingMessage.withMaxBodySize(app, Option.some(maxFormBytes)))
+
+/**
+ * The demo's routes, with sessions, behind the cross-origin guard. Needs a `SessionStore` and
+ * `DemoSession.layer({ ...demoOptions, ... })`.
+ */
 export const DemoApp = HttpRouter.empty.pipe(
   HttpRouter.get("/", home),
   HttpRouter.post("/login", login),
@@ -155,5 +193,7 @@ export const DemoApp = HttpRouter.empty.pipe(
   HttpRouter.post("/sessions/revoke", revoke),
   HttpRouter.post("/sessions/logout-others", logoutOthers),
   HttpRouter.get("/healthz", HttpServerResponse.text("ok")),
-  HttpRouter.use(DemoSession.middleware)
+  HttpRouter.use(DemoSession.middleware),
+  HttpRouter.use(CsrfProtection.middleware()), // runs first: a cross-origin post never reaches the session
+  HttpRouter.use(smallBodies)
 )

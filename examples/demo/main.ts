@@ -11,7 +11,7 @@ import { Config, Effect, Layer, Redacted } from "effect"
 import { createServer } from "node:http"
 import { PgSessionStore } from "../../src/index.js"
 import * as EmbeddedPostgres from "../../src/EmbeddedPostgres.js" // "effect-session/EmbeddedPostgres"
-import { DemoApp, DemoSession } from "./app.js"
+import { DemoApp, demoOptions, DemoSession } from "./app.js"
 
 /** The store: on the server in DATABASE_URL (the library's own pool), else on the embedded engine. */
 const Store = Layer.unwrapEffect(Effect.gen(function*() {
@@ -42,6 +42,7 @@ const Main = DemoApp.pipe(
   Layer.merge(Layer.effectDiscard(announce)),
   Layer.provide(Server),
   Layer.provide(DemoSession.layer({
+    ...demoOptions,
     idleTimeout: "30 minutes",
     absoluteTimeout: "12 hours",
     remember: { idleTimeout: "14 days", absoluteTimeout: "30 days" }

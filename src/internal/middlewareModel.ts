@@ -129,9 +129,11 @@ export interface Options {
    */
   readonly absoluteTimeoutFrom?: "regenerate" | "creation" | undefined
   /**
-   * Session-bound CSRF tokens: every request that may change state (any method but `GET`, `HEAD`, `OPTIONS`) must
-   * carry the session's token (`csrfToken`) in the `header` (default `x-csrf-token`) or, in a urlencoded form, the
-   * `field` (default `_csrf`), or it is refused with `CsrfTokenInvalid` (403) before its handler runs. Default off.
+   * Session-bound CSRF tokens: every request that may change state (any method but `GET`, `HEAD`, `OPTIONS`) and
+   * comes with a session must carry the session's token (`csrfToken`) in the `header` (default `x-csrf-token`) or,
+   * in a urlencoded form, the `field` (default `_csrf`), or it is refused with `CsrfTokenInvalid` (403) before its
+   * handler runs. A request without a session has no session to ride; a forged login is refused by the
+   * cross-origin guard (`CsrfProtection`), which belongs in front of every app. Default off.
    */
   readonly csrfTokens?: boolean | {
     readonly header?: string | undefined

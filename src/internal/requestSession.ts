@@ -82,8 +82,9 @@ const load = <A>(
   })
 
 /**
- * The CSRF check of a state-changing request, when tokens are on: the token it carries must be a masking of the
- * session's secret. A session that could not be loaded cannot vouch for one.
+ * The CSRF check of a state-changing request that comes with a session, when tokens are on: the token it carries
+ * must be a masking of the session's secret. A session that could not be loaded cannot vouch for one. A request
+ * without a session has none to ride (its forgery, a login CSRF, is the cross-origin guard's to refuse).
  */
 const checkToken = <A>(
   settings: Resolved<A>,
@@ -91,7 +92,7 @@ const checkToken = <A>(
   state: RequestState.RequestState<A>
 ): Effect.Effect<void, CsrfTokenInvalid | SessionUnavailable> => {
   const carrier = settings.csrf
-  if (carrier === undefined || isSafeMethod(request.method)) return Effect.void
+  if (carrier === undefined || isSafeMethod(request.method) || state.origin._tag === "None") return Effect.void
   if (state.origin._tag === "Unavailable") return Effect.fail(SessionUnavailable.because(state.origin.error))
   return Effect.flatMap(CsrfToken.carried(request, carrier), (token) => {
     const secret = state.draft.csrf

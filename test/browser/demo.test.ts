@@ -57,7 +57,8 @@ describe("the demo in Chromium", () => {
     const context = await browser.newContext()
     const page = await context.newPage()
     await page.goto(baseUrl)
-    expect(await page.textContent("#visits")).toBe("1")
+    expect(await page.textContent("#visits")).toBe("0") // no session for looking
+    expect(await context.cookies()).toEqual([])
 
     await page.fill("input[name=name]", "Ada <script>")
     await page.click("button[type=submit]")
@@ -70,11 +71,11 @@ describe("the demo in Chromium", () => {
       await page.reload()
       counts.push(await page.textContent("#visits"))
     }
-    expect(counts).toEqual(["3", "4", "5"])
+    expect(counts).toEqual(["2", "3", "4"])
     expect(await page.locator("#flash").count()).toBe(0) // flash shown once only
 
     const cookies = await context.cookies()
-    const session = cookies.find((c) => c.name === "session")!
+    const session = cookies.find((c) => c.name === "__Host-session")!
     expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: "Lax", path: "/", expires: -1 })
     expect(await page.evaluate<string>("document.cookie")).not.toContain("session")
     expect(await page.evaluate<string>("document.cookie")).toBe("")
@@ -83,7 +84,7 @@ describe("the demo in Chromium", () => {
     await page.waitForSelector("input[name=name]")
     expect(await page.textContent("#flash")).toBe("Logged out, and your session is forgotten.")
     expect(await page.textContent("#visits")).toBe("1")
-    const after = (await context.cookies()).find((c) => c.name === "session")
+    const after = (await context.cookies()).find((c) => c.name === "__Host-session")
     expect(after?.value).not.toBe(session.value)
     await context.close()
   })
@@ -138,14 +139,14 @@ describe("the demo in Chromium", () => {
     await page.check("input[name=remember]")
     await page.click("button[type=submit]")
     await page.waitForSelector("#user")
-    const remembered = (await context.cookies()).find((c) => c.name === "session")!
+    const remembered = (await context.cookies()).find((c) => c.name === "__Host-session")!
     expect(remembered.expires).toBeGreaterThan(Date.now() / 1000 + 13 * 24 * 3600)
 
     await page.click("text=Log out")
     await page.waitForSelector("input[name=name]")
     expect(await page.textContent("#flash")).toBe("Goodbye, Grace. You are logged out.")
-    expect(await page.textContent("#visits")).toBe("3")
-    const afterLogout = (await context.cookies()).find((c) => c.name === "session")!
+    expect(await page.textContent("#visits")).toBe("2")
+    const afterLogout = (await context.cookies()).find((c) => c.name === "__Host-session")!
     expect(afterLogout.value).not.toBe(remembered.value)
     expect(afterLogout.expires).toBe(-1)
     await context.close()
