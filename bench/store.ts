@@ -83,7 +83,12 @@ const storeLayer = (tableName: string, durability: "full" | "relaxed" | "unlogge
     : PgSessionStore.layer(options).pipe(Layer.provide(PgClient.layer({ url, maxConnections: POOL })))
 }
 
-const effectRunner = (tableName: string, durability: "full" | "relaxed" | "unlogged", path: "pool" | "client" = "pool"): Runner => (op, concurrency) => {
+const effectRunner = (
+  tableName: string,
+  durability: "full" | "relaxed" | "unlogged",
+  path: "pool" | "client" = "pool",
+  instrumented = true
+): Runner => (op, concurrency) => {
   const program = Effect.gen(function*() {
     const store = yield* SessionStore.SessionStore
     const ops: Record<Op, (i: number) => Effect.Effect<unknown, unknown>> = {
@@ -96,17 +101,13 @@ const effectRunner = (tableName: string, durability: "full" | "relaxed" | "unlog
     }
     return yield* measureEffect(concurrency, SECONDS, ops[op])
   })
-  return program.pipe(Effect.provide(storeLayer(tableName, durability, path)), Effect.scoped, Effect.runPromise)
-}
-
-/** The same runner with the library's spans and metrics switched off: what instrumentation costs (no tracer installed). */
-const uninstrumented = (runner: Runner): Runner => async (op, concurrency) => {
-  Observability.setEnabled(false)
-  try {
-    return await runner(op, concurrency)
-  } finally {
-    Observability.setEnabled(true)
-  }
+  return program.pipe(
+    Effect.provide(storeLayer(tableName, durability, path)),
+    Effect.scoped,
+    // Spans and metrics off for this run only: what instrumentation costs (no tracer installed).
+    Effect.locally(Observability.currentEnabled, instrumented),
+    Effect.runPromise
+  )
 }
 
 // ---------- diagnostic: bare @effect/sql-pg running our get SQL, no store logic ----------
@@ -230,11 +231,10 @@ const instrumentationCost = () =>
       const rates = { on: [] as Array<number>, off: [] as Array<number> }
       for (let round = 0; round < 9; round++) {
         for (const on of round % 2 === 0 ? [true, false] : [false, true]) {
-          Observability.setEnabled(on)
-          rates[on ? "on" : "off"].push((yield* measureEffect(16, 1, run)).opsPerSec)
+          const measured = measureEffect(16, 1, run).pipe(Effect.locally(Observability.currentEnabled, on))
+          rates[on ? "on" : "off"].push((yield* measured).opsPerSec)
         }
       }
-      Observability.setEnabled(true)
       const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
       rows.push({
         op,
@@ -255,7 +255,7 @@ export const runStoreBench = async () => {
   const runners: Array<[string, Runner, ReadonlyArray<Op>]> = [
     ["effect-session", effectRunner(TABLES.effect, "full"), OPS],
     ["effect-session on PgClient.layer", effectRunner(TABLES.effect, "full", "client"), ["get (hit)", "set"]],
-    ["effect-session, no spans or metrics", uninstrumented(effectRunner(TABLES.effect, "full")), ["get (hit)", "set"]],
+    ["effect-session, no spans or metrics", effectRunner(TABLES.effect, "full", "pool", false), ["get (hit)", "set"]],
     ["raw pg", rawRunner(pool), OPS],
     ["connect-pg-simple", cpsRunner(pool), OPS],
     ["@effect/sql-pg alone, same SQL", bareEffectSqlRunner(TABLES.effect), ["get (hit)", "get (miss)"]],

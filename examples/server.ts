@@ -6,7 +6,7 @@ import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Option, Schema } from "effect"
 import { createServer } from "node:http"
-import { PgSessionStore, SessionMiddleware } from "../src/index.js" // "effect-session"
+import { CsrfProtection, PgSessionStore, SessionMiddleware } from "../src/index.js" // "effect-session"
 import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js" // "effect-session/EmbeddedPostgres"
 
 // 1. What a session holds, what a new one starts with, and the tag handlers reach it by.
@@ -31,11 +31,16 @@ const app = HttpRouter.empty.pipe(
     yield* session.flash("notice", `welcome, ${name}`)
     return HttpServerResponse.text("logged in\n")
   })),
-  HttpRouter.post("/logout", Effect.flatMap(AppSession, (s) => s.destroy).pipe(
-    Effect.as(HttpServerResponse.text("logged out\n"))
-  )),
-  // 3. The middleware loads and saves the session around every route.
-  HttpRouter.use(AppSession.middleware)
+  HttpRouter.post("/logout", Effect.gen(function*() {
+    const session = yield* AppSession
+    yield* session.dropPrivileges // a new key, and nothing left readable through the old one
+    yield* session.update((s) => ({ ...s, user: null }))
+    return HttpServerResponse.text("logged out\n")
+  })),
+  // 3. The middleware loads and saves the session around every route; the guard, used last, runs first and
+  // refuses cross-site posts before they reach the session.
+  HttpRouter.use(AppSession.middleware),
+  HttpRouter.use(CsrfProtection.middleware())
 )
 
 // 4. A store: PostgreSQL on a pool the library owns (DATABASE_URL), or the embedded engine for a quick try.

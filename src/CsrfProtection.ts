@@ -47,7 +47,7 @@ export type Reason = CrossOriginForbidden["reason"]
  * @since 0.3.0
  * @category errors
  */
-export class CrossOriginForbidden extends Schema.TaggedError<CrossOriginForbidden>()("CrossOriginForbidden", {
+export class CrossOriginForbidden extends Schema.TaggedError<CrossOriginForbidden>("effect-session/CrossOriginForbidden")("CrossOriginForbidden", {
   reason: Schema.Literal("Sec-Fetch-Site", "Origin")
 }, HttpApiSchema.annotations({ status: 403, description: "A cross-origin request that could change state, refused" }))
   implements HttpServerRespondable.Respondable
@@ -69,7 +69,7 @@ export class CrossOriginForbidden extends Schema.TaggedError<CrossOriginForbidde
  * @since 0.3.0
  * @category errors
  */
-export class CsrfTokenInvalid extends Schema.TaggedError<CsrfTokenInvalid>()("CsrfTokenInvalid", {
+export class CsrfTokenInvalid extends Schema.TaggedError<CsrfTokenInvalid>("effect-session/CsrfTokenInvalid")("CsrfTokenInvalid", {
   reason: Schema.Literal("Missing", "Mismatch")
 }, HttpApiSchema.annotations({ status: 403, description: "A state-changing request without the session's CSRF token" }))
   implements HttpServerRespondable.Respondable

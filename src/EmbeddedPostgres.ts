@@ -38,7 +38,7 @@ export interface Options {
  * @since 0.1.0
  * @category errors
  */
-export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresError>()("EmbeddedPostgresError", {
+export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresError>("effect-session/EmbeddedPostgresError")("EmbeddedPostgresError", {
   cause: Schema.Defect
 }) {
   override get message() {

@@ -13,7 +13,7 @@ import { describe } from "./internal/failureLog.js"
  * @since 0.1.0
  * @category errors
  */
-export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {}) {
+export class NotFound extends Schema.TaggedError<NotFound>("effect-session/NotFound")("NotFound", {}) {
   override get message() {
     return "session not found"
   }
@@ -26,7 +26,7 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {}) {
  * @since 0.1.0
  * @category errors
  */
-export class Expired extends Schema.TaggedError<Expired>()("Expired", {}) {
+export class Expired extends Schema.TaggedError<Expired>("effect-session/Expired")("Expired", {}) {
   override get message() {
     return "session expired"
   }
@@ -40,7 +40,7 @@ export class Expired extends Schema.TaggedError<Expired>()("Expired", {}) {
  * @since 0.2.0
  * @category errors
  */
-export class Rotated extends Schema.TaggedError<Rotated>()("Rotated", {}) {
+export class Rotated extends Schema.TaggedError<Rotated>("effect-session/Rotated")("Rotated", {}) {
   override get message() {
     return "session key was rotated; it is read-only until its stale period ends"
   }
@@ -53,7 +53,7 @@ export class Rotated extends Schema.TaggedError<Rotated>()("Rotated", {}) {
  * @since 0.1.0
  * @category errors
  */
-export class InvalidValue extends Schema.TaggedError<InvalidValue>()("InvalidValue", {
+export class InvalidValue extends Schema.TaggedError<InvalidValue>("effect-session/InvalidValue")("InvalidValue", {
   reason: Schema.Literal("TooLarge", "NotWellFormed"),
   bytes: Schema.Number,
   maxBytes: Schema.Number
@@ -72,7 +72,7 @@ export class InvalidValue extends Schema.TaggedError<InvalidValue>()("InvalidVal
  * @since 0.2.0
  * @category errors
  */
-export class InvalidSubject extends Schema.TaggedError<InvalidSubject>()("InvalidSubject", {
+export class InvalidSubject extends Schema.TaggedError<InvalidSubject>("effect-session/InvalidSubject")("InvalidSubject", {
   field: Schema.Literal("subject", "audience", "metadata"),
   reason: Schema.String
 }) {
@@ -89,7 +89,7 @@ export class InvalidSubject extends Schema.TaggedError<InvalidSubject>()("Invali
  * @since 0.1.0
  * @category errors
  */
-export class InvalidExpiry extends Schema.TaggedError<InvalidExpiry>()("InvalidExpiry", {
+export class InvalidExpiry extends Schema.TaggedError<InvalidExpiry>("effect-session/InvalidExpiry")("InvalidExpiry", {
   input: Schema.String
 }) {
   override get message() {
@@ -104,7 +104,7 @@ export class InvalidExpiry extends Schema.TaggedError<InvalidExpiry>()("InvalidE
  * @since 0.1.0
  * @category errors
  */
-export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>("effect-session/InvalidConfig")("InvalidConfig", {
   option: Schema.String,
   reason: Schema.String
 }) {
@@ -120,7 +120,7 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidC
  * @since 0.1.0
  * @category errors
  */
-export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("SessionStoreError", {
+export class SessionStoreError extends Schema.TaggedError<SessionStoreError>("effect-session/SessionStoreError")("SessionStoreError", {
   operation: Schema.String,
   cause: Schema.Defect
 }) {

@@ -129,4 +129,28 @@ layer(withSchema(ServerOwnedPool()), { timeout: 60_000 })("sessions in an HttpAp
       expect(Object.keys(responses), `${method} ${path}`).toEqual(expect.arrayContaining(["409", "503"]))
     }
   })
+
+  it.effect("a form posted from another site (urlencoded or multipart) is the declared 403, before any session", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const tableName = yield* serve
+      const client = yield* HttpClient.HttpClient
+      const crossSite = { origin: "https://evil.example", "sec-fetch-site": "cross-site" }
+      for (const body of [
+        HttpClientRequest.bodyUrlParams({ name: "attacker" }),
+        HttpClientRequest.bodyFormData((() => {
+          const form = new FormData()
+          form.append("name", "attacker")
+          return form
+        })())
+      ]) {
+        const reply = yield* client.execute(HttpClientRequest.post("/login").pipe(HttpClientRequest.setHeaders(crossSite), body))
+          .pipe(Effect.flatMap((r) => Effect.map(r.json, (json) => ({ status: r.status, json, cookie: r.headers["set-cookie"] }))), Effect.scoped)
+        expect(reply).toMatchObject({ status: 403, json: { _tag: "CrossOriginForbidden", reason: "Sec-Fetch-Site" } })
+        expect(reply.cookie).toBeUndefined()
+      }
+      expect(yield* sql.unsafe(`SELECT 1 FROM ${tableName}`)).toEqual([])
+      const spec = OpenApi.fromApi(Api)
+      expect(Object.keys(spec.paths["/login"]!.post!.responses)).toContain("403")
+    }).pipe(Effect.provide(NodeHttpServer.layerTest), Effect.scoped))
 })

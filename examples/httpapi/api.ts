@@ -1,11 +1,13 @@
 /**
  * Sessions in an HttpApi (the schema-first API of @effect/platform): the session tag's `Api` middleware gives the
  * group's handlers the session, and declares SessionUnavailable (503) and SessionConflict (409) as errors of its
- * endpoints, so they appear in the OpenAPI document. `main.ts` serves it with Swagger UI at /docs.
+ * endpoints, so they appear in the OpenAPI document. The cross-origin guard on the whole API refuses a form posted
+ * from another site (403, also in OpenAPI) before any session is loaded. `main.ts` serves it with Swagger UI at
+ * /docs.
  */
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
 import { Effect, Layer, Schema } from "effect"
-import { SessionMiddleware } from "../../src/index.js" // "effect-session"
+import { CsrfProtection, SessionMiddleware } from "../../src/index.js" // "effect-session"
 
 /** The session: who is logged in, and a counter. */
 export class ApiSession extends SessionMiddleware.Tag<ApiSession>()("ApiSession", {
@@ -23,7 +25,8 @@ export class Account extends HttpApiGroup.make("account")
   .middleware(ApiSession.Api)
 {}
 
-export class Api extends HttpApi.make("sessions").add(Account) {}
+// The API's middleware runs before its groups': the guard before the session.
+export class Api extends HttpApi.make("sessions").add(Account).middleware(CsrfProtection.Api) {}
 
 const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
   handlers
@@ -43,5 +46,9 @@ const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
       }))
     .handle("logout", () => Effect.flatMap(ApiSession, (session) => session.destroy)))
 
+
 /** The API with its handlers and the session middleware; needs `ApiSession.layer(...)` and a `SessionStore`. */
-export const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(AccountLive), Layer.provide(ApiSession.apiLayer))
+export const ApiLive = HttpApiBuilder.api(Api).pipe(
+  Layer.provide(AccountLive),
+  Layer.provide([ApiSession.apiLayer, CsrfProtection.apiLayer()])
+)

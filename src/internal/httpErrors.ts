@@ -19,7 +19,7 @@ const noStore = { "cache-control": "no-store" }
  * as a silently empty session). Encoded (in an HttpApi response), it says only that sessions are temporarily
  * unavailable: the store failure behind it is kept in `cause`, which is never encoded.
  */
-export class SessionUnavailable extends Schema.TaggedError<SessionUnavailable>()("SessionUnavailable", {
+export class SessionUnavailable extends Schema.TaggedError<SessionUnavailable>("effect-session/SessionUnavailable")("SessionUnavailable", {
   message: Schema.optionalWith(Schema.Literal(unavailableMessage), { default: () => unavailableMessage })
 }, HttpApiSchema.annotations({ status: 503, description: "Sessions are temporarily unavailable; retry later" }))
   implements HttpServerRespondable.Respondable
@@ -43,7 +43,7 @@ export class SessionUnavailable extends Schema.TaggedError<SessionUnavailable>()
  *
  * Handlers can `catchTag` it; otherwise it renders as `409 Conflict`.
  */
-export class SessionConflict extends Schema.TaggedError<SessionConflict>()("SessionConflict", {
+export class SessionConflict extends Schema.TaggedError<SessionConflict>("effect-session/SessionConflict")("SessionConflict", {
   reason: Schema.Literal("Rotated", "Ended")
 }, HttpApiSchema.annotations({ status: 409, description: "The session changed under the request; nothing was stored" }))
   implements HttpServerRespondable.Respondable

@@ -6,15 +6,16 @@
  * test tracer): the built-in one records nothing, so without one the hot path pays nothing for them. Metrics are
  * Effect `Metric`s, always on.
  */
-import { Cause, Context, Effect, Metric, MetricBoundaries, MetricLabel, Tracer } from "effect"
+import { Cause, Context, Effect, FiberRef, Metric, MetricBoundaries, MetricLabel, Tracer } from "effect"
 
 /** Effect's built-in tracer, the default when no other is installed. */
 const builtinTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
-let enabled = true
-
-/** For the benchmark only: the same code with no spans and no metrics, to measure what they cost. */
-export const setEnabled = (on: boolean) => void (enabled = on)
+/**
+ * Whether spans and metrics are recorded, for the fiber that runs an operation (default `true`). The benchmark
+ * runs the same code with it off (`Effect.locally(currentEnabled, false)`) to measure what they cost.
+ */
+export const currentEnabled: FiberRef.FiberRef<boolean> = FiberRef.unsafeMake(true)
 
 /** The store operations that are measured. */
 export type StoreOperation =
@@ -130,10 +131,14 @@ export const count = (
   by = 1,
   ...tags: ReadonlyArray<readonly [string, string]>
 ): Effect.Effect<void> => {
-  if (!enabled || by === 0) return Effect.void
-  let metric = counter
-  for (const [key, value] of tags) metric = Metric.tagged(metric, key, value)
-  return Effect.sync(() => metric.unsafeUpdate(by, []))
+  if (by === 0) return Effect.void
+  return Effect.withFiberRuntime((fiber) => {
+    if (!fiber.getFiberRef(currentEnabled)) return Effect.void
+    let metric = counter
+    for (const [key, value] of tags) metric = Metric.tagged(metric, key, value)
+    metric.unsafeUpdate(by, [])
+    return Effect.void
+  })
 }
 
 /** What an operation's failure says, for a span attribute: an expected tag, or "failure" / "interrupted". */
@@ -156,10 +161,10 @@ export const timed = <A, E, E2>(
   effect: Effect.Effect<A, E>,
   onError: (error: E) => E2
 ): Effect.Effect<A, E2> => {
-  if (!enabled) return Effect.mapError(effect, onError)
   const duration = durations.get(operation)!
   const failure = failures.get(operation)!
-  return Effect.suspend(() => {
+  return Effect.withFiberRuntime((fiber) => {
+    if (!fiber.getFiberRef(currentEnabled)) return Effect.mapError(effect, onError)
     const started = performance.now()
     return Effect.matchCauseEffect(effect, {
       onFailure: (cause) => {
@@ -186,9 +191,9 @@ export const storeSpan = <A, E>(
   effect: Effect.Effect<A, E>,
   attributes?: () => Record<string, unknown>
 ): Effect.Effect<A, E> => {
-  if (!enabled) return effect
   // One step: the fiber's tracer, read in place (Effect.tracerWith would take two).
   return Effect.withFiberRuntime((fiber) => {
+    if (!fiber.getFiberRef(currentEnabled)) return effect
     if (Context.get(fiber.currentDefaultServices, Tracer.Tracer) === builtinTracer) return effect
     const annotate = (outcome: string) =>
       Effect.annotateCurrentSpan({ "session.outcome": outcome, ...(attributes?.() ?? {}) })
@@ -209,9 +214,11 @@ export const middlewareSpan = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   attributes: (result: A) => Record<string, unknown>
 ): Effect.Effect<A, E, R> =>
-  !enabled ? effect : Effect.withFiberRuntime((fiber) =>
-    Context.get(fiber.currentDefaultServices, Tracer.Tracer) === builtinTracer ? effect : Effect.withSpan(
-      Effect.tap(effect, (result) => Effect.annotateCurrentSpan(attributes(result))),
-      `effect-session.middleware.${step}`
-    )
+  Effect.withFiberRuntime((fiber) =>
+    !fiber.getFiberRef(currentEnabled) || Context.get(fiber.currentDefaultServices, Tracer.Tracer) === builtinTracer
+      ? effect
+      : Effect.withSpan(
+        Effect.tap(effect, (result) => Effect.annotateCurrentSpan(attributes(result))),
+        `effect-session.middleware.${step}`
+      )
   )

@@ -52,68 +52,73 @@ const outcomeOf = <Done extends string>(done: Done) => ([row]: ReadonlyArray<Out
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
 
+/** Ends every row of `family`; whether anything ended. Repeated while only rotated rows ended (a rotation raced). */
+const revokeFamily = (q: Statements, run: Run, family: Uint8Array, subject: string | undefined) =>
+  Effect.gen(function*() {
+    let found = false
+    for (let pass = 0, authorize = subject ?? null; pass < maxPasses; pass++, authorize = null) {
+      const [row] = yield* run<{ ended: number; current: number }>(q.revokeFamily, [family, authorize])
+      if (row === undefined || row.ended === 0) return found
+      found = true
+      if (row.current > 0) return found
+    }
+    return found
+  })
+
+/** Ends the subject's sessions; again for the families whose current row a concurrent rotation hid. */
+const revokeSubject = (q: Statements, run: Run): Backend["revokeSubject"] => ({ audience, except, now, subject }) =>
+  Effect.gen(function*() {
+    const live = new Set<string>()
+    let pending: Array<Uint8Array> | null = null
+    for (let pass = 0; pass < maxPasses && (pass === 0 || pending!.length > 0); pass++) {
+      const rows: ReadonlyArray<Ended> = yield* run<Ended>(
+        q.revokeSubject,
+        [subject, audience ?? null, except ?? null, now, pending]
+      )
+      for (const row of rows) if (row.live) live.add(hex(row.family))
+      pending = rows.filter((row) => !row.current).map((row) => row.family)
+    }
+    return live.size
+  })
+
+/** The row `id`, unless there is none or it ended. */
+const find = (q: Statements, run: Run): Backend["find"] => ({ id }) =>
+  Effect.map(
+    run<{
+      value: string
+      expires_at: number
+      version: string
+      rotated: boolean
+      subject: string | null
+      audience: string | null
+      family: Uint8Array
+    }>(q.find, [id]),
+    ([row]) =>
+      row && {
+        value: row.value,
+        expiresAt: row.expires_at,
+        version: row.version,
+        rotated: row.rotated,
+        subject: row.subject,
+        audience: row.audience,
+        family: row.family
+      }
+  )
+
+const ownerParams = (owner: StoredOwner) => [owner.subject, owner.audience, owner.metadata]
+
 /** The backend on `run`, with the statements `q`. */
 export const make = (
   q: Statements,
   run: Run,
   inTransaction: Effect.Effect<boolean>
 ): Backend<unknown> => {
-  /** Ends every row of `family`; whether anything ended. Repeated while only rotated rows ended (a rotation raced). */
-  const revokeFamily = (family: Uint8Array, subject: string | undefined) =>
-    Effect.gen(function*() {
-      let found = false
-      for (let pass = 0, authorize = subject ?? null; pass < maxPasses; pass++, authorize = null) {
-        const [row] = yield* run<{ ended: number; current: number }>(q.revokeFamily, [family, authorize])
-        if (row === undefined || row.ended === 0) return found
-        found = true
-        if (row.current > 0) return found
-      }
-      return found
-    })
-
-  const revokeSubject: Backend["revokeSubject"] = ({ audience, except, now, subject }) =>
-    Effect.gen(function*() {
-      const live = new Set<string>()
-      let pending: Array<Uint8Array> | null = null
-      for (let pass = 0; pass < maxPasses && (pass === 0 || pending!.length > 0); pass++) {
-        const rows: ReadonlyArray<Ended> = yield* run<Ended>(
-          q.revokeSubject,
-          [subject, audience ?? null, except ?? null, now, pending]
-        )
-        for (const row of rows) if (row.live) live.add(hex(row.family))
-        pending = rows.filter((row) => !row.current).map((row) => row.family)
-      }
-      return live.size
-    })
-
-  const ownerParams = (owner: StoredOwner) => [owner.subject, owner.audience, owner.metadata]
 
   return {
     name: "postgres",
     inTransaction,
     enforcesDeadline: true,
-    find: ({ id }) =>
-      Effect.map(
-        run<{
-          value: string
-          expires_at: number
-          version: string
-          rotated: boolean
-          subject: string | null
-          audience: string | null
-          family: Uint8Array
-        }>(q.find, [id]),
-        ([row]) =>
-          row && {
-            value: row.value,
-            expiresAt: row.expires_at,
-            version: row.version,
-            rotated: row.rotated,
-            subject: row.subject,
-            audience: row.audience,
-            family: row.family
-          }
-      ),
+    find: find(q, run),
     insert: ({ expiresAt, id, now, owner, value }) =>
       Effect.asVoid(run(q.insert, [id, value, expiresAt, now, ...ownerParams(owner)])),
     upsert: ({ expiresAt, id, now, value }) => Effect.map(run<Outcome>(q.upsert, [id, value, expiresAt, now]), outcomeOf("written")),
@@ -146,13 +151,13 @@ export const make = (
       Effect.map(run<InfoColumns>(q.list, [subject, audience ?? null, now, limit]), (rows) => rows.map(info)),
     page: ({ after, limit, now }) =>
       Effect.map(run<InfoColumns>(q.page, [after ?? null, now, limit]), (rows) => rows.map(info)),
-    revoke: ({ family, subject }) => revokeFamily(family, subject),
-    revokeSubject,
+    revoke: ({ family, subject }) => revokeFamily(q, run, family, subject),
+    revokeSubject: revokeSubject(q, run),
     clear: ({ id }) =>
       Effect.gen(function*() {
         const [row] = yield* run<{ family: Uint8Array | null; rotated: boolean | null; current: number }>(q.clear, [id])
         // The session's current key was being rotated: its new key was not seen; end the family as a revocation does.
-        if (row?.family && row.rotated === false && row.current === 0) yield* revokeFamily(row.family, undefined)
+        if (row?.family && row.rotated === false && row.current === 0) yield* revokeFamily(q, run, row.family, undefined)
       }),
     deleteExpired: ({ limit, now }) =>
       Effect.map(run<{ deleted: number }>(q.deleteExpired, [now, limit]), ([row]) => row?.deleted ?? 0)

@@ -34,50 +34,51 @@ interface Slot {
   connecting: Promise<Pg.Client> | undefined
 }
 
+/**
+ * Takes a client out of use and closes its socket at once: in pipeline mode `end()` would wait for the statements
+ * on the wire, which is what a stuck connection never finishes. The statements behind the stuck one fail at once
+ * (they were stuck too), and the next read opens a new connection.
+ */
+const retire = (slot: Slot, client: Pg.Client) => {
+  if (slot.client === client) slot.client = undefined
+  ;(client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
+  client.end().catch(() => {})
+}
+
+/** The slot's connection, opened (once, however many reads wait for it) unless the pipeline is closed. */
+const connect = (config: Pg.ClientConfig, slot: Slot, isClosed: () => boolean): Promise<Pg.Client> => {
+  slot.connecting ??= (async () => {
+    const client = new Pg.Client({ ...config, pipeline: true } as Pg.ClientConfig)
+    // pg before 8.23 has no pipeline mode and would queue every read behind the previous one: refuse it.
+    if ((client as unknown as { pipeline?: boolean }).pipeline !== true) {
+      throw new Error("this version of pg has no pipeline mode (8.23 or later is needed)")
+    }
+    client.on("error", () => retire(slot, client))
+    client.on("end", () => {
+      if (slot.client === client) slot.client = undefined
+    })
+    try {
+      await client.connect()
+    } catch (error) {
+      client.end().catch(() => {})
+      throw error
+    }
+    if (isClosed()) {
+      client.end().catch(() => {})
+      throw new Error("the pipeline is closed")
+    }
+    slot.client = client
+    return client
+  })().finally(() => (slot.connecting = undefined))
+  return slot.connecting
+}
+
 /** `size` pipelined connections made from `config`, closed with the scope. */
 export const make = (config: Pg.ClientConfig, size: number): Effect.Effect<Pipeline, never, Scope.Scope> =>
   Effect.gen(function*() {
     const slots: Array<Slot> = Array.from({ length: size }, () => ({ client: undefined, connecting: undefined }))
     let next = 0
     let closed = false
-
-    /**
-     * Takes a client out of use and closes its socket at once: in pipeline mode `end()` would wait for the
-     * statements on the wire, which is what a stuck connection never finishes. The statements behind the stuck one
-     * fail at once (they were stuck too), and the next read opens a new connection.
-     */
-    const retire = (slot: Slot, client: Pg.Client) => {
-      if (slot.client === client) slot.client = undefined
-      ;(client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
-      client.end().catch(() => {})
-    }
-
-    const connect = (slot: Slot): Promise<Pg.Client> => {
-      slot.connecting ??= (async () => {
-        const client = new Pg.Client({ ...config, pipeline: true } as Pg.ClientConfig)
-        // pg before 8.23 has no pipeline mode and would queue every read behind the previous one: refuse it.
-        if ((client as unknown as { pipeline?: boolean }).pipeline !== true) {
-          throw new Error("this version of pg has no pipeline mode (8.23 or later is needed)")
-        }
-        client.on("error", () => retire(slot, client))
-        client.on("end", () => {
-          if (slot.client === client) slot.client = undefined
-        })
-        try {
-          await client.connect()
-        } catch (error) {
-          client.end().catch(() => {})
-          throw error
-        }
-        if (closed) {
-          client.end().catch(() => {})
-          throw new Error("the pipeline is closed")
-        }
-        slot.client = client
-        return client
-      })().finally(() => (slot.connecting = undefined))
-      return slot.connecting
-    }
 
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
@@ -108,7 +109,7 @@ export const make = (config: Pg.ClientConfig, size: number): Effect.Effect<Pipel
           }
           const usable = slot.client
           if (usable !== undefined) run(usable)
-          else connect(slot).then(run, (error: Error) => settle(Effect.fail(error)))
+          else connect(config, slot, () => closed).then(run, (error: Error) => settle(Effect.fail(error)))
           // A deadline retires the connection (the reads behind it were stuck too); an interrupted caller (not a
           // deadline) leaves it to the others: its read completes unheard.
           return (reason) => {

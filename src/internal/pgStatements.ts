@@ -72,14 +72,8 @@ export const schema = (t: string, table: string, durability: "full" | "relaxed" 
   }
 }
 
-/** Every statement the store runs on one table (`t` quoted). */
-export const statements = (t: string, durability: "full" | "relaxed" | "unlogged") => {
-  const relaxed = durability === "relaxed"
-  /** Joined into an UPDATE or DELETE (`FROM`/`USING`), or into an INSERT's SELECT. */
-  const from = relaxed ? ` FROM ${relaxedCommit}` : ""
-  /** The columns a listing returns; times as epoch ms; the id is the session's family. */
-  const info = `${family} AS id, subject, audience, metadata, ${ms("created_at")} AS created_at,
-      ${ms("expires_at")} AS expires_at, ${ms("coalesce(last_seen_at, created_at)")} AS last_seen_at`
+/** The statements of one session's rows: reads and conditional writes (`t` quoted; `from` joins the relaxed commit). */
+const rowStatements = (t: string, relaxed: boolean, from: string) => {
   /** What a row is at `now`: why a write to it is refused, or 'live'. */
   const state = (now: string) =>
     `CASE WHEN ended THEN 'missing' WHEN rotated THEN 'rotated' WHEN expires_at < ${ts(now)} THEN 'expired' ELSE 'live' END`
@@ -101,8 +95,6 @@ export const statements = (t: string, durability: "full" | "relaxed" | "unlogged
       version = version + 1${alsoSet}${from}
     WHERE id = $1 AND version = $2::bigint AND expires_at >= ${ts("$5")} AND NOT rotated AND NOT ended
     RETURNING version::text AS version`
-  /** What ending a row leaves: a tombstone that keeps its expiry and family, refusing every write until then. */
-  const tombstone = `ended = true, value = '', subject = NULL, audience = NULL, metadata = NULL, version = version + 1`
   return {
     find: `SELECT value, ${ms("expires_at")} AS expires_at, version::text AS version, rotated, subject, audience,
       ${family} AS family FROM ${t} WHERE id = $1 AND NOT ended`,
@@ -139,6 +131,17 @@ export const statements = (t: string, durability: "full" | "relaxed" | "unlogged
     )
     SELECT count(*)::int AS rotated FROM fresh`,
     setOwner: changeLive("subject = $2, audience = $3, metadata = $4", "$5"),
+  }
+}
+
+/** The statements over sessions: listing, paging, revocation, clearing, cleanup (`t` quoted). */
+const sessionStatements = (t: string, relaxed: boolean, from: string) => {
+  /** The columns a listing returns; times as epoch ms; the id is the session's family. */
+  const info = `${family} AS id, subject, audience, metadata, ${ms("created_at")} AS created_at,
+      ${ms("expires_at")} AS expires_at, ${ms("coalesce(last_seen_at, created_at)")} AS last_seen_at`
+  /** What ending a row leaves: a tombstone that keeps its expiry and family, refusing every write until then. */
+  const tombstone = `ended = true, value = '', subject = NULL, audience = NULL, metadata = NULL, version = version + 1`
+  return {
     list: `SELECT ${info} FROM ${t}
     WHERE subject = $1 AND ($2::text IS NULL OR audience = $2) AND expires_at >= ${ts("$3")} AND NOT rotated
       AND NOT ended
@@ -188,6 +191,14 @@ export const statements = (t: string, durability: "full" | "relaxed" | "unlogged
     ), gone AS (DELETE FROM ${t}${relaxed ? ` USING ${relaxedCommit}` : ""} WHERE id IN (SELECT id FROM doomed) RETURNING 1)
     SELECT count(*)::int AS deleted FROM gone`
   }
+}
+
+/** Every statement the store runs on one table (`t` quoted). */
+export const statements = (t: string, durability: "full" | "relaxed" | "unlogged") => {
+  const relaxed = durability === "relaxed"
+  /** Joined into an UPDATE (`FROM`), or into an INSERT's SELECT: only the session write's commit is relaxed. */
+  const from = relaxed ? ` FROM ${relaxedCommit}` : ""
+  return { ...rowStatements(t, relaxed, from), ...sessionStatements(t, relaxed, from) }
 }
 
 /** The statements of one table. */

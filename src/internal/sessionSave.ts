@@ -21,7 +21,7 @@ import * as RequestState from "./requestState.js"
 import * as SessionCookie from "./sessionCookie.js"
 
 /** Why a request's session changes were not saved: its response was a server error. For the log line. */
-class FailedRequest extends Schema.TaggedError<FailedRequest>()("FailedRequest", { status: Schema.Number }) {
+class FailedRequest extends Schema.TaggedError<FailedRequest>("effect-session/FailedRequest")("FailedRequest", { status: Schema.Number }) {
   override get message() {
     return `the response was ${this.status}: the request's session changes were discarded`
   }
