@@ -31,6 +31,9 @@ const explanations: Record<Reason, string> = {
 
 const noStore = { "cache-control": "no-store" }
 
+/** A 403 saying why, not to be cached. */
+const forbidden = (message: string) => HttpServerResponse.text(`Forbidden: ${message}`, { status: 403, headers: noStore })
+
 /**
  * Which header gave a refused request away: `Sec-Fetch-Site` (the browser said it was not same-origin) or `Origin`
  * (without `Sec-Fetch-Site`, its origin did not name the request's host).
@@ -56,7 +59,7 @@ export class CrossOriginForbidden extends Schema.TaggedError<CrossOriginForbidde
     return explanations[this.reason]
   }
   [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.text(`Forbidden: ${this.message}`, { status: 403, headers: noStore }))
+    return Effect.succeed(forbidden(this.message))
   }
 }
 
@@ -69,19 +72,22 @@ export class CrossOriginForbidden extends Schema.TaggedError<CrossOriginForbidde
  * @since 0.3.0
  * @category errors
  */
-export class CsrfTokenInvalid extends Schema.TaggedError<CsrfTokenInvalid>("effect-session/CsrfTokenInvalid")("CsrfTokenInvalid", {
-  reason: Schema.Literal("Missing", "Mismatch")
-}, HttpApiSchema.annotations({ status: 403, description: "A state-changing request without the session's CSRF token" }))
-  implements HttpServerRespondable.Respondable
-{
+export class CsrfTokenInvalid extends Schema.TaggedError<CsrfTokenInvalid>("effect-session/CsrfTokenInvalid")(
+  "CsrfTokenInvalid",
+  { reason: Schema.Literal("Missing", "Mismatch") },
+  HttpApiSchema.annotations({ status: 403, description: "A state-changing request without the session's CSRF token" })
+) implements HttpServerRespondable.Respondable {
   override get message() {
-    return this.reason === "Missing"
-      ? "request refused: it carries no CSRF token"
-      : "request refused: its CSRF token is not this session's"
+    return tokenExplanations[this.reason]
   }
   [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.text(`Forbidden: ${this.message}`, { status: 403, headers: noStore }))
+    return Effect.succeed(forbidden(this.message))
   }
+}
+
+const tokenExplanations: Record<CsrfTokenInvalid["reason"], string> = {
+  Missing: "request refused: it carries no CSRF token",
+  Mismatch: "request refused: its CSRF token is not this session's"
 }
 
 /**

@@ -152,6 +152,27 @@ export const clear = (session: HttpSession): Effect.Effect<HttpSession, Rotated 
     ))
 
 /**
+ * What a write through a session record can fail with.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export type WriteError = NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError
+
+/** A write through `session` (refused when it is rotated): the new record, `modified`, with the period just set. */
+const writing = (
+  session: HttpSession,
+  expiry: Duration.DurationInput | undefined,
+  write: (store: SessionStore["Type"]) => Effect.Effect<{ readonly key: SessionKey.SessionKey; readonly value: string }, WriteError>
+): Effect.Effect<HttpSession, WriteError, SessionStore> =>
+  Effect.flatMap(SessionStore, (store) =>
+    Effect.gen(function*() {
+      yield* readOnly(session)
+      const { key, value } = yield* write(store)
+      return { key, value, expiryPeriod: yield* periodOf(store, expiry), modified: true, rotated: false }
+    }))
+
+/**
  * Sets the value and/or the expiry in the store (`set`). Without `value` only the expiry is renewed; without
  * `expiry` the store's default period applies. A session that ended meanwhile (logged out everywhere, say) is
  * `NotFound` and stays ended; a rotated record is refused with `Rotated`.
@@ -162,20 +183,12 @@ export const clear = (session: HttpSession): Effect.Effect<HttpSession, Rotated 
 export const set = (
   options: { readonly expiry?: Duration.DurationInput | undefined; readonly value?: string | undefined },
   session: HttpSession
-): Effect.Effect<
-  HttpSession,
-  NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError,
-  SessionStore
-> =>
-  Effect.flatMap(SessionStore, (store) =>
-    Effect.gen(function*() {
-      yield* readOnly(session)
-      const value = options.value
-      if (value === undefined) yield* store.touch(session.key, { expiry: options.expiry })
-      else yield* store.set(session.key, value, { expiry: options.expiry })
-      const expiryPeriod = yield* periodOf(store, options.expiry)
-      return { key: session.key, value: value ?? session.value, expiryPeriod, modified: true, rotated: false }
-    }))
+): Effect.Effect<HttpSession, WriteError, SessionStore> =>
+  writing(session, options.expiry, (store) => {
+    const { expiry, value } = options
+    const written = value === undefined ? store.touch(session.key, { expiry }) : store.set(session.key, value, { expiry })
+    return Effect.as(written, { key: session.key, value: value ?? session.value })
+  })
 
 /**
  * Moves the session to a new key (on login, against session fixation), with `value` when given, else the value it
@@ -193,21 +206,11 @@ export const rotate = (
     readonly staleTimeout?: Duration.DurationInput | undefined
   },
   session: HttpSession
-): Effect.Effect<
-  HttpSession,
-  NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError,
-  SessionStore
-> =>
-  Effect.flatMap(SessionStore, (store) =>
-    Effect.gen(function*() {
-      yield* readOnly(session)
-      const value = options.value
-      const rotation = yield* store.rotate(session.key, (current) => value ?? current, {
-        expiry: options.expiry,
-        staleTimeout: options.staleTimeout
-      })
-      const expiryPeriod = yield* periodOf(store, options.expiry)
-      return { key: rotation.key, value: rotation.value, expiryPeriod, modified: true, rotated: false }
+): Effect.Effect<HttpSession, WriteError, SessionStore> =>
+  writing(session, options.expiry, (store) =>
+    store.rotate(session.key, (current) => options.value ?? current, {
+      expiry: options.expiry,
+      staleTimeout: options.staleTimeout
     }))
 
 /**

@@ -85,6 +85,17 @@ export interface NoOwner {
 }
 
 /**
+ * A write of `f(current)` whose options may name an owner: with one it can also fail with `InvalidSubject`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface OwnedWrite<O, A, E> {
+  (key: string, f: (current: string) => string, options?: O & NoOwner): Effect.Effect<A, E>
+  (key: string, f: (current: string) => string, options: O): Effect.Effect<A, E | InvalidSubject>
+}
+
+/**
  * The operations of a session store.
  *
  * @since 0.1.0
@@ -127,42 +138,22 @@ export interface Service {
    * and `set` calls are never lost. `f` must be pure: it may run more than once. The expiry is kept unless
    * `options.expiry` is given; the owner too, unless `options.subject` is given.
    */
-  readonly modify: {
-    (
-      key: string,
-      f: (current: string) => string,
-      options?: ModifyOptions & NoOwner
-    ): Effect.Effect<string, NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError>
-    (
-      key: string,
-      f: (current: string) => string,
-      options: ModifyOptions
-    ): Effect.Effect<
-      string,
-      NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError
-    >
-  }
+  readonly modify: OwnedWrite<
+    ModifyOptions,
+    string,
+    NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError
+  >
   /**
    * Atomically moves a live session to a new key holding `f(current)` (call it on login, against session fixation).
    * The old key keeps exactly the value it had, read-only, for `staleTimeout`, then it is gone: it can never be
    * written, touched, extended or rotated again. Writes queued before the rotation land in both; writes after it
    * fail with `Rotated`. If anything fails, nothing changes.
    */
-  readonly rotate: {
-    (
-      key: string,
-      f: (current: string) => string,
-      options?: RotateOptions & NoOwner
-    ): Effect.Effect<Rotation, NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError>
-    (
-      key: string,
-      f: (current: string) => string,
-      options: RotateOptions
-    ): Effect.Effect<
-      Rotation,
-      NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | InvalidSubject | SessionStoreError
-    >
-  }
+  readonly rotate: OwnedWrite<
+    RotateOptions,
+    Rotation,
+    NotFound | Expired | Rotated | InvalidValue | InvalidExpiry | SessionStoreError
+  >
   /**
    * Sets (or, with `null`, removes) who a live session belongs to, with its audience and metadata. The new session
    * of a login usually gets it through `rotate` instead, in the same statement.

@@ -293,21 +293,20 @@ export const setSubject = <E>(store: Store<E>, key: string, subject: string | nu
       }))
   )
 
+/** A subject and audience to look sessions up by, checked, and the time now. */
+const lookup = (subject: string, audience: string | undefined) =>
+  Effect.all({
+    subject: Either.map(OwnerCheck.name("subject", subject), (checked) => checked!),
+    audience: Either.map(OwnerCheck.name("audience", audience), (checked) => checked ?? undefined),
+    now: currentTime
+  })
+
 export const list = <E>(store: Store<E>, subject: string, options: { readonly audience?: string | undefined }) =>
   measured(
     store,
     "list",
-    Effect.gen(function*() {
-      const checked = yield* OwnerCheck.name("subject", subject)
-      const audience = yield* OwnerCheck.name("audience", options.audience)
-      const now = yield* currentTime
-      const rows = yield* call(
-        store,
-        "list",
-        store.backend.list({ subject: checked!, audience: audience ?? undefined, now, limit: listLimit })
-      )
-      return rows.map(infoOf)
-    })
+    Effect.flatMap(lookup(subject, options.audience), (query) =>
+      Effect.map(call(store, "list", store.backend.list({ ...query, limit: listLimit })), (rows) => rows.map(infoOf)))
   )
 
 export const revoke = <E>(store: Store<E>, id: string, options: { readonly subject?: string | undefined }) => {
@@ -332,16 +331,10 @@ export const revokeSubject = <E>(
     store,
     "revokeSubject",
     Effect.gen(function*() {
-      const checked = yield* OwnerCheck.name("subject", subject)
-      const audience = yield* OwnerCheck.name("audience", options.audience)
+      const query = yield* lookup(subject, options.audience)
       const except = options.except === undefined ? undefined : SessionKey.digestOfId(options.except)
       if (options.except !== undefined && except === undefined) return yield* notFound
-      const now = yield* currentTime
-      return yield* call(
-        store,
-        "revokeSubject",
-        store.backend.revokeSubject({ subject: checked!, audience: audience ?? undefined, except, now })
-      )
+      return yield* call(store, "revokeSubject", store.backend.revokeSubject({ ...query, except }))
     })
   )
 
