@@ -27,7 +27,13 @@ import {
 } from "@effect/platform"
 import { Config, type ConfigError, Context, Effect, Layer, type Schema } from "effect"
 import type { CsrfTokenInvalid } from "./CsrfProtection.js"
-import { ApiErrors, type SessionConflict, type SessionUnavailable } from "./internal/httpErrors.js"
+import {
+  ApiErrors,
+  type SessionConflict,
+  type SessionTooLarge,
+  type SessionUndecodable,
+  type SessionUnavailable
+} from "./internal/httpErrors.js"
 import type { CurrentSession, Definition, Options } from "./internal/middlewareModel.js"
 import * as MiddlewareSettings from "./internal/middlewareSettings.js"
 import type { Resolved } from "./internal/middlewareSettings.js"
@@ -37,12 +43,14 @@ import * as SessionStore from "./SessionStore.js"
 
 /**
  * The errors of the middleware: `SessionUnavailable` (503: the store could not be reached; handlers can
- * `catchTag` it) and `SessionConflict` (409: a write could not be stored, `"Rotated"` or `"Ended"`).
+ * `catchTag` it), `SessionConflict` (409: a write could not be stored, `"Rotated"` or `"Ended"`),
+ * `SessionTooLarge` (413: `set`/`update` beyond `maxBytes`) and `SessionUndecodable` (500, with
+ * `onUndecodable: "fail"`).
  *
  * @since 0.1.0
  * @category errors
  */
-export { SessionConflict, SessionUnavailable } from "./internal/httpErrors.js"
+export { SessionConflict, SessionTooLarge, SessionUndecodable, SessionUnavailable } from "./internal/httpErrors.js"
 
 /**
  * What handlers see of their session (`CurrentSession`), the options of a session's layer (`Options`), and what
@@ -93,7 +101,7 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.TagCl
    */
   readonly forRequest: Effect.Effect<
     CurrentSession<A>,
-    CsrfTokenInvalid | SessionUnavailable,
+    CsrfTokenInvalid | SessionUnavailable | SessionUndecodable,
     Settings<Self> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest
   >
   /**
@@ -103,7 +111,7 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.TagCl
   readonly middleware: <E, R>(
     app: HttpApp.Default<E, R>
   ) => HttpApp.Default<
-    E | CsrfTokenInvalid | SessionUnavailable,
+    E | CsrfTokenInvalid | SessionUnavailable | SessionUndecodable,
     Exclude<R, Self> | Settings<Self> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest
   >
   /**
@@ -144,7 +152,7 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.TagCl
 export interface ApiMiddleware<Self> {
   readonly [HttpApiMiddleware.TypeId]: {
     readonly provides: Self
-    readonly failure: SessionUnavailable | SessionConflict
+    readonly failure: SessionUnavailable | SessionConflict | SessionTooLarge | SessionUndecodable | CsrfTokenInvalid
     readonly failureContext: never
   }
 }

@@ -60,3 +60,10 @@ export * as SessionMiddleware from "./SessionMiddleware.js"
  * @since 0.3.0
  */
 export * as CsrfProtection from "./CsrfProtection.js"
+
+/**
+ * Testing handlers that use a session, in-process: a client with a cookie jar, seeded sessions, `TestClock` expiry.
+ *
+ * @since 0.3.0
+ */
+export * as SessionTesting from "./SessionTesting.js"

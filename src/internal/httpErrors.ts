@@ -58,8 +58,48 @@ export class SessionConflict extends Schema.TaggedError<SessionConflict>("effect
   }
 }
 
+/**
+ * The session data a handler set is larger than the middleware's `maxBytes` (as encoded JSON): nothing of it was
+ * applied. Handlers can `catchTag` it; otherwise it renders as `413 Content Too Large`.
+ */
+export class SessionTooLarge extends Schema.TaggedError<SessionTooLarge>("effect-session/SessionTooLarge")(
+  "SessionTooLarge",
+  { bytes: Schema.Number, maxBytes: Schema.Number },
+  HttpApiSchema.annotations({ status: 413, description: "The session data would exceed its size limit" })
+) implements HttpServerRespondable.Respondable {
+  override get message() {
+    return `session data of ${this.bytes} bytes exceeds the maximum of ${this.maxBytes} bytes`
+  }
+  [HttpServerRespondable.symbol]() {
+    return Effect.succeed(HttpServerResponse.text(`Content Too Large: ${this.message}`, { status: 413, headers: noStore }))
+  }
+}
+
+/**
+ * The stored session no longer decodes with the session's schema (and `migrate` could not make it), and the
+ * middleware's `onUndecodable` is `"fail"`: the request fails before its handler, as `500`, saying only that.
+ */
+export class SessionUndecodable extends Schema.TaggedError<SessionUndecodable>("effect-session/SessionUndecodable")(
+  "SessionUndecodable",
+  { reason: Schema.String },
+  HttpApiSchema.annotations({ status: 500, description: "The stored session does not decode with the current schema" })
+) implements HttpServerRespondable.Respondable {
+  override get message() {
+    return `the stored session does not decode with the current schema: ${this.reason}`
+  }
+  [HttpServerRespondable.symbol]() {
+    return Effect.succeed(HttpServerResponse.text("Internal Server Error", { status: 500, headers: noStore }))
+  }
+}
+
 /** What an HttpApi endpoint that uses the session can fail with. */
-export const ApiErrors = Schema.Union(SessionUnavailable, SessionConflict, CsrfTokenInvalid)
+export const ApiErrors = Schema.Union(
+  SessionUnavailable,
+  SessionConflict,
+  SessionTooLarge,
+  SessionUndecodable,
+  CsrfTokenInvalid
+)
 
 /** The 503, as text or in the error's own JSON encoding. */
 export const unavailableResponse = (json: boolean): HttpServerResponse.HttpServerResponse =>

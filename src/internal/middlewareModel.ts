@@ -4,7 +4,7 @@
  */
 import type { Duration, Effect, Option, Redacted, Schema } from "effect"
 import type { InvalidSubject } from "../SessionError.js"
-import type { SessionConflict, SessionUnavailable } from "./httpErrors.js"
+import type { SessionConflict, SessionTooLarge, SessionUnavailable } from "./httpErrors.js"
 import type { Owner, SessionInfo } from "./storeModel.js"
 
 /**
@@ -19,9 +19,12 @@ export interface CurrentSession<A> {
    * Replaces the data. Only the top-level fields that differ from the current data are saved, so a concurrent
    * request that changed other fields keeps its changes.
    */
-  readonly set: (data: A) => Effect.Effect<void, SessionUnavailable | SessionConflict>
-  /** Applies `f`; on save `f` is re-applied to the value then stored, so concurrent updates compose (counters). */
-  readonly update: (f: (data: A) => A) => Effect.Effect<void, SessionUnavailable | SessionConflict>
+  readonly set: (data: A) => Effect.Effect<void, SessionUnavailable | SessionConflict | SessionTooLarge>
+  /**
+   * Applies `f`; on save `f` is re-applied to the value then stored, so concurrent updates compose (counters).
+   * Data over `maxBytes` fails here, with `SessionTooLarge`, and changes nothing.
+   */
+  readonly update: (f: (data: A) => A) => Effect.Effect<void, SessionUnavailable | SessionConflict | SessionTooLarge>
   /** Queues a one-shot message, readable through `flashes` on the next request only. */
   readonly flash: (key: string, message: string) => Effect.Effect<void, SessionUnavailable | SessionConflict>
   /** The flash messages queued by the previous request (consumed by this one). */
@@ -139,6 +142,24 @@ export interface Options {
     readonly header?: string | undefined
     readonly field?: string | undefined
   } | undefined
+  /**
+   * The largest session data, as encoded JSON in UTF-8 bytes: `set` and `update` beyond it fail in the handler
+   * with `SessionTooLarge` (413) and change nothing. Default 512 KiB; keep it below the store's `maxValueBytes`
+   * (1 MiB by default), which also holds the flash messages.
+   */
+  readonly maxBytes?: number | undefined
+  /**
+   * Turns stored data that no longer decodes with the schema (a deploy changed it) into data that does: called
+   * with the stored, encoded data; its result is decoded with the schema. Fields added with a default
+   * (`Schema.optionalWith(…, { default })`) need no migration: they decode as the default.
+   */
+  readonly migrate?: ((stored: unknown) => unknown) | undefined
+  /**
+   * What a stored session that does not decode (even after `migrate`) becomes: `"reset"` (default), a new empty
+   * session (logged, at most one line per 10 s); or `"fail"`, the request fails with `SessionUndecodable` (500)
+   * before its handler, and the stored session is kept for a fixed deploy to read.
+   */
+  readonly onUndecodable?: "reset" | "fail" | undefined
 }
 
 /**

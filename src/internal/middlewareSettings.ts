@@ -8,7 +8,7 @@ import * as CsrfToken from "./csrfToken.js"
 import * as Envelope from "./envelope.js"
 import * as FailureLog from "./failureLog.js"
 import type { Definition, Options } from "./middlewareModel.js"
-import { durationOption } from "./options.js"
+import { durationOption, oneOf, positiveInteger } from "./options.js"
 import type * as Renewal from "./renewal.js"
 import * as SessionCookie from "./sessionCookie.js"
 
@@ -26,7 +26,15 @@ export interface Resolved<A> {
   readonly csrf: CsrfToken.Carrier | undefined
   readonly codec: Envelope.DataCodec<A>
   readonly initial: A
+  /** The largest data, as encoded JSON bytes. */
+  readonly maxBytes: number
+  /** Turns stored data that no longer decodes into data that may; identity when none was given. */
+  readonly migrate: ((stored: unknown) => unknown) | undefined
+  /** What an undecodable stored session becomes. */
+  readonly onUndecodable: "reset" | "fail"
   readonly logFailure: ReturnType<typeof FailureLog.make>
+  /** Set once the plain-HTTP warning was logged (it is logged once per middleware). */
+  readonly warnings: { insecureRequest: boolean }
 }
 
 const positiveMillis = (option: string, input: Options["idleTimeout"]) => durationOption(option, input ?? 0, 1)
@@ -75,6 +83,17 @@ const csrfOf = (option: Options["csrfTokens"]): Either.Either<CsrfToken.Carrier 
   return Either.right({ header: header.toLowerCase(), field })
 }
 
+/** The data and decoding options: the size limit, the migration, and what an undecodable session becomes. */
+const dataOptions = (options: Options) =>
+  Effect.gen(function*() {
+    const maxBytes = yield* positiveInteger("maxBytes", options.maxBytes ?? 512 * 1024)
+    if (options.migrate !== undefined && typeof options.migrate !== "function") {
+      return yield* new InvalidConfig({ option: "migrate", reason: "must be a function" })
+    }
+    const onUndecodable = yield* oneOf("onUndecodable", options.onUndecodable ?? "reset", ["reset", "fail"])
+    return { maxBytes, migrate: options.migrate, onUndecodable }
+  })
+
 /** Validates the options against the definition: every cookie attribute, timeout and the initial data. */
 export const configure = <A, I>(definition: Definition<A, I>, options: Options) =>
   Effect.gen(function*() {
@@ -100,7 +119,9 @@ export const configure = <A, I>(definition: Definition<A, I>, options: Options) 
       csrf: yield* csrfOf(options.csrfTokens),
       codec,
       initial: definition.initial,
-      logFailure: FailureLog.make("effect-session/SessionMiddleware")
+      ...yield* dataOptions(options),
+      logFailure: FailureLog.make("effect-session/SessionMiddleware"),
+      warnings: { insecureRequest: false }
     }
     return resolved
   })

@@ -11,7 +11,7 @@ import type * as SessionStore from "../SessionStore.js"
 import * as ChangeLog from "./changeLog.js"
 import * as CsrfToken from "./csrfToken.js"
 import * as Envelope from "./envelope.js"
-import { SessionConflict, SessionUnavailable } from "./httpErrors.js"
+import { SessionConflict, SessionTooLarge, SessionUndecodable, SessionUnavailable } from "./httpErrors.js"
 import type { CurrentSession } from "./middlewareModel.js"
 import type { Resolved } from "./middlewareSettings.js"
 import * as Observability from "./observability.js"
@@ -21,27 +21,43 @@ import * as RequestState from "./requestState.js"
 import * as SessionCookie from "./sessionCookie.js"
 import { save } from "./sessionSave.js"
 
-/** The state of a request that loaded the stored `value` of `key`. */
+/** The stored envelope and its data: decoded with the schema, or after `migrate`; else why not. */
+const decodeStored = <A>(settings: Resolved<A>, value: string) =>
+  Either.flatMap(Envelope.decode(value), (envelope) => {
+    const decoded = settings.codec.decode(envelope.d)
+    if (Either.isRight(decoded) || settings.migrate === undefined) {
+      return Either.map(decoded, (data) => ({ envelope, data }))
+    }
+    // A migrated session is stored in its new form by the next write (the envelope carries the migrated data).
+    let migrated: unknown
+    try {
+      migrated = settings.migrate(envelope.d)
+    } catch {
+      return Either.left("migrate threw")
+    }
+    return Either.map(settings.codec.decode(migrated), (data) => ({ envelope: { ...envelope, d: migrated }, data }))
+  })
+
+/**
+ * The state of a request that loaded the stored `value` of `key`: `undefined` when it counts as no session (it
+ * outlived its absolute timeout, or does not decode and `onUndecodable` is `"reset"`).
+ */
 const loaded = <A>(
   settings: Resolved<A>,
   key: SessionKey.SessionKey,
   stored: SessionStore.StoredSession,
   now: number
-): Effect.Effect<RequestState.RequestState<A> | undefined> => {
-  const parsed = Either.flatMap(
-    Envelope.decode(stored.value),
-    (envelope) => Either.map(settings.codec.decode(envelope.d), (data) => ({ envelope, data }))
-  )
+): Effect.Effect<RequestState.RequestState<A> | undefined, SessionUndecodable> => {
+  const parsed = decodeStored(settings, stored.value)
   if (Either.isLeft(parsed)) {
-    return Effect.as(
-      Effect.logWarning(`ignoring a stored session: ${parsed.left}`).pipe(
-        Effect.annotateLogs("service", "effect-session/SessionMiddleware")
-      ),
-      undefined
-    )
+    const error = new SessionUndecodable({ reason: parsed.left })
+    return settings.onUndecodable === "fail"
+      ? Effect.zipRight(settings.logFailure("session load", error), Effect.fail(error))
+      : Effect.as(settings.logFailure("session load (ignored: a new session replaces it)", error, "Warning"), undefined)
   }
   const { data, envelope } = parsed.right
   if (Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)) return Effect.succeed(undefined)
+  // Migrated data is stored in its new form by the request's next write.
   const draft = RequestState.loadedDraft(data, envelope, stored.value)
   return Effect.succeed(
     stored.rotated || envelope.x === true
@@ -61,7 +77,7 @@ const load = <A>(
   settings: Resolved<A>,
   store: SessionStore.Service,
   key: Option.Option<SessionKey.SessionKey>
-): Effect.Effect<RequestState.RequestState<A>> =>
+): Effect.Effect<RequestState.RequestState<A>, SessionUndecodable> =>
   Effect.clockWith((clock) => {
     const now = clock.unsafeCurrentTimeMillis()
     /** A request without a live session: the initial data. */
@@ -105,6 +121,34 @@ const checkToken = <A>(
   })
 }
 
+/** Hosts a browser accepts a Secure cookie from over plain HTTP. */
+const localHost = /^(?:localhost|[^:]+\.localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
+
+/** Whether the request came over plain HTTP (by its proxy's word, or its socket), when that can be told. */
+const overPlainHttp = (request: HttpServerRequest.HttpServerRequest) => {
+  const forwarded = request.headers["x-forwarded-proto"]
+  if (forwarded !== undefined) return forwarded.split(",")[0]!.trim().toLowerCase() === "http"
+  const socket = (request as { readonly source?: { readonly socket?: { readonly encrypted?: boolean } } }).source?.socket
+  return socket !== undefined && socket.encrypted !== true
+}
+
+/**
+ * Once per middleware: a Secure cookie set over plain HTTP to a host other than localhost is dropped by the
+ * browser, so every request looks logged out. Says so, and what to configure.
+ */
+const warnIfInsecure = <A>(settings: Resolved<A>, request: HttpServerRequest.HttpServerRequest): Effect.Effect<void> => {
+  if (!settings.attributes.secure || settings.warnings.insecureRequest) return Effect.void
+  const host = request.headers["host"] ?? ""
+  if (localHost.test(host) || !overPlainHttp(request)) return Effect.void
+  settings.warnings.insecureRequest = true
+  const shown = host.replace(/[^\w.:[\]-]/g, "?").slice(0, 100)
+  return Effect.logWarning(
+    `a request to http://${shown} came over plain HTTP, but the session cookie is Secure: browsers drop it, so every ` +
+      `request will look logged out. In development over HTTP, configure cookie: { secure: false } (the cookie is ` +
+      `then named "session"); in production serve HTTPS (behind a proxy, have it send X-Forwarded-Proto: https).`
+  ).pipe(Effect.annotateLogs("service", "effect-session/SessionMiddleware"))
+}
+
 /**
  * Loads the request's session, checks its CSRF token, and arranges for it to be saved with the response; returns
  * the handlers' view. A request refused by the check never reaches its handler and saves nothing.
@@ -113,16 +157,17 @@ export const requestSession = <A>(
   settings: Resolved<A>,
   store: SessionStore.Service,
   request: HttpServerRequest.HttpServerRequest
-): Effect.Effect<CurrentSession<A>, CsrfTokenInvalid | SessionUnavailable> => {
+): Effect.Effect<CurrentSession<A>, CsrfTokenInvalid | SessionUnavailable | SessionUndecodable> => {
   const cookie = SessionCookie.inspect(request.headers, settings.cookieName, settings.secrets)
   const loading = Observability.middlewareSpan("load", load(settings, store, cookie.key), (state) => ({
     "session.origin": state.origin._tag,
     "session.cookie": cookie.rejected ?? (Option.isSome(cookie.key) ? "present" : "absent")
   }))
+  const checked = Effect.zipRight(warnIfInsecure(settings, request), loading)
   return Effect.flatMap(
     cookie.rejected === undefined
-      ? loading
-      : Effect.zipRight(Observability.count(Observability.cookiesRejected, 1, ["reason", cookie.rejected]), loading),
+      ? checked
+      : Effect.zipRight(Observability.count(Observability.cookiesRejected, 1, ["reason", cookie.rejected]), checked),
     (state) =>
       checkToken(settings, request, state).pipe(
         Effect.zipRight(HttpApp.appendPreResponseHandler((_, response) => save(settings, store, state, response))),
@@ -169,6 +214,17 @@ class RequestSession<A> implements CurrentSession<A> {
   /** Data encoded by the schema; data it cannot encode is a bug in the handler: it dies there, with the reason. */
   #encode(data: A): unknown {
     return Either.getOrThrowWith(this.#settings.codec.encode(data), (reason) => new Error(`session data ${reason}`))
+  }
+  /** Records new data and its encoding, unless the encoding is over the size limit (then nothing changes). */
+  #record(data: A, encoded: unknown, change: ChangeLog.Change<A>): Effect.Effect<void, SessionTooLarge> {
+    const bytes = Buffer.byteLength(JSON.stringify(encoded) ?? "", "utf8")
+    const { maxBytes } = this.#settings
+    if (bytes > maxBytes) return Effect.fail(new SessionTooLarge({ bytes, maxBytes }))
+    const { draft } = this.#state
+    draft.changes.push(change)
+    draft.data = data
+    draft.encoded = { of: data, value: encoded }
+    return Effect.void
   }
   /** The draft's data encoded: the encoding made when it was set, if it is still the data's. */
   #encodedDraft(): unknown {
@@ -225,25 +281,20 @@ class RequestSession<A> implements CurrentSession<A> {
     return this.#read(() => this.#state.draft.data)
   }
   readonly set = (data: A) =>
-    this.#write(() => {
-      const { draft } = this.#state
+    Effect.flatten(this.#write(() => {
       const encoded = this.#encode(data)
       const change = ChangeLog.diffEncoded(data, this.#encodedDraft(), encoded)
-      if (change === undefined) return // the data it already holds: nothing to save
-      draft.changes.push(change)
-      draft.data = data
-      draft.encoded = { of: data, value: encoded }
-    })
+      // The data it already holds: nothing to save.
+      return change === undefined ? Effect.void : this.#record(data, encoded, change)
+    }))
   readonly update = (f: (data: A) => A) =>
-    this.#write(() => {
-      const { draft } = this.#state
-      const data = f(draft.data)
+    Effect.flatten(this.#write(() => {
+      const data = f(this.#state.draft.data)
       const encoded = this.#encode(data)
-      if (JSON.stringify(encoded) === JSON.stringify(this.#encodedDraft())) return // unchanged: nothing to save
-      draft.changes.push({ _tag: "Update", f })
-      draft.data = data
-      draft.encoded = { of: data, value: encoded }
-    })
+      // Unchanged: nothing to save.
+      if (JSON.stringify(encoded) === JSON.stringify(this.#encodedDraft())) return Effect.void
+      return this.#record(data, encoded, { _tag: "Update", f })
+    }))
   readonly flash = (key: string, message: string) =>
     this.#write(() => void (this.#state.draft.flashOut[key] = message))
   get flashes() {
