@@ -33,8 +33,26 @@ interface Slot {
   connecting: Promise<Pg.Client> | undefined
 }
 
-/** `size` pipelined connections made from `config`, closed with the scope. */
-export const make = (config: Pg.ClientConfig, size: number): Effect.Effect<Pipeline, never, Scope.Scope> =>
+/** Connects a plain `pg.Client` made from `config`. */
+const connectClient = async (config: Pg.ClientConfig): Promise<Pg.Client> => {
+  const client = new Pg.Client(config)
+  try {
+    return await client.connect()
+  } catch (error) {
+    client.end().catch(() => {})
+    throw error
+  }
+}
+
+/**
+ * `size` pipelined connections made from `config` and opened by `open` (which may pick a host: see pgTargets),
+ * closed with the scope.
+ */
+export const make = (
+  config: Pg.ClientConfig,
+  size: number,
+  open: (config: Pg.ClientConfig) => Promise<Pg.Client> = connectClient
+): Effect.Effect<Pipeline, never, Scope.Scope> =>
   Effect.gen(function*() {
     const slots: Array<Slot> = Array.from({ length: size }, () => ({ client: undefined, connecting: undefined }))
     let next = 0
@@ -53,20 +71,15 @@ export const make = (config: Pg.ClientConfig, size: number): Effect.Effect<Pipel
 
     const connect = (slot: Slot): Promise<Pg.Client> => {
       slot.connecting ??= (async () => {
-        const client = new Pg.Client({ ...config, pipeline: true } as Pg.ClientConfig)
-        // pg before 8.23 has no pipeline mode and would queue every read behind the previous one: refuse it.
-        if ((client as unknown as { pipeline?: boolean }).pipeline !== true) {
-          throw new Error("this version of pg has no pipeline mode (8.23 or later is needed)")
-        }
+        const client = await open({ ...config, pipeline: true } as Pg.ClientConfig)
         client.on("error", () => retire(slot, client))
         client.on("end", () => {
           if (slot.client === client) slot.client = undefined
         })
-        try {
-          await client.connect()
-        } catch (error) {
+        // pg before 8.23 has no pipeline mode and would queue every read behind the previous one: refuse it.
+        if ((client as unknown as { pipeline?: boolean }).pipeline !== true) {
           client.end().catch(() => {})
-          throw error
+          throw new Error("this version of pg has no pipeline mode (8.23 or later is needed)")
         }
         if (closed) {
           client.end().catch(() => {})

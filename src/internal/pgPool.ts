@@ -16,6 +16,8 @@ import Pg from "pg"
 import { InvalidConfig, SessionStoreError } from "../SessionError.js"
 import { durationOption, positiveInteger } from "./options.js"
 import * as PgPipeline from "./pgPipeline.js"
+import * as PgTargets from "./pgTargets.js"
+import type * as PgUrl from "./pgUrl.js"
 
 /** Connection and pool settings: those of `PgClient.layer`, plus the deadlines. */
 export interface PoolOptions {
@@ -26,6 +28,20 @@ export interface PoolOptions {
   readonly username?: string | undefined
   readonly password?: Redacted.Redacted | undefined
   readonly ssl?: boolean | ConnectionOptions | undefined
+  /**
+   * Several servers, tried in order by every new connection (libpq's multi-host semantics), instead of `host` and
+   * `port`. A `url` may list them instead: `postgres://user@h1:5432,h2:5432/db?target_session_attrs=read-write`.
+   */
+  readonly hosts?: ReadonlyArray<PgUrl.Host> | undefined
+  /**
+   * Which server a new connection wants, as libpq's `target_session_attrs` (also a URL parameter): `any`,
+   * `read-write`, `read-only`, `primary`, `standby` or `prefer-standby`. A host that does not fit is passed over.
+   * Default: `read-write` when several hosts are given (so that after a failover connections reach the new
+   * primary, never a standby), else `any`.
+   */
+  readonly targetSessionAttrs?: PgUrl.TargetSessionAttrs | undefined
+  /** libpq's `load_balance_hosts` (also a URL parameter): `random` starts each connection at a random host. Default `disable`. */
+  readonly loadBalanceHosts?: PgUrl.LoadBalanceHosts | undefined
   /** Shown in `pg_stat_activity`. Default `"effect-session"`. */
   readonly applicationName?: string | undefined
   /** Pool size. Default 10. */
@@ -94,21 +110,33 @@ const busy = (client: Pg.PoolClient): boolean => {
  * code ran it) or after failing, are destroyed instead of going back to the pool.
  */
 class DiscardingPool extends Pg.Pool {
-  // pg's connect has callback and promise forms; both hand out clients whose release discards busy ones.
+  constructor(config: Pg.PoolConfig, private readonly targets: PgTargets.Targets) {
+    super({ ...config, Client: targets.Client } as Pg.PoolConfig)
+  }
+
+  // pg's connect has callback and promise forms; both hand out clients whose release discards busy ones. A new
+  // connection that failed on one host is tried again (the targets pick the next host), up to once per host.
   override connect(...args: Array<any>): any {
     const [callback] = args as [((...a: Array<any>) => void) | undefined]
-    if (callback === undefined) return super.connect().then((client) => discardWhenBusy(client))
-    return super.connect((error: Error | undefined, client: Pg.PoolClient | undefined, done: unknown) => {
-      if (client === undefined) return callback(error, client, done)
-      const hardened = discardWhenBusy(client)
-      return callback(error, hardened, hardened.release)
-    })
+    if (callback === undefined) {
+      return new Promise((resolve, reject) => this.connect((error: Error | undefined, client: unknown) => error ? reject(error) : resolve(client)))
+    }
+    const attempt = (left: number): void =>
+      super.connect((error: Error | undefined, client: Pg.PoolClient | undefined, done: unknown) => {
+        if (client === undefined) {
+          return left > 1 && PgTargets.isAttemptFailure(error) ? attempt(left - 1) : callback(error, client, done)
+        }
+        const hardened = discardWhenBusy(client)
+        return callback(error, hardened, hardened.release)
+      })
+    attempt(this.targets.attempts)
   }
 }
 
 /**
  * Hardens a checked-out client: an `error` it emits while out of the pool (its backend terminated, its socket
- * reset) is caught instead of ending the process, and makes its release discard it; so does a query in flight.
+ * reset) is caught instead of ending the process, and makes its release discard it; so does a query in flight, and
+ * a statement refused because of the server's state (read-only, shutting down: see pgTargets).
  */
 const discardWhenBusy = (client: Pg.PoolClient): Pg.PoolClient => {
   const release = client.release
@@ -117,7 +145,11 @@ const discardWhenBusy = (client: Pg.PoolClient): Pg.PoolClient => {
   client.on("error", onError)
   client.release = (error?: Error | boolean) => {
     client.off("error", onError)
-    return release(error || failure || (busy(client) ? new Error("released with a query in flight: discarded") : undefined))
+    return release(
+      error || failure ||
+        (busy(client) ? new Error("released with a query in flight: discarded") : undefined) ||
+        (PgTargets.isRetired(client) ? new Error("the server is read-only or shutting down: discarded") : undefined)
+    )
   }
   return client
 }
@@ -152,10 +184,10 @@ export const layerClient = (
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, InvalidConfig | SessionStoreError> =>
   Layer.scopedContext(Effect.gen(function*() {
     const s = yield* settings(options)
+    const targets = yield* PgTargets.make(options, s.connect)
     const connection = {
-      connectionString: options.url === undefined ? undefined : Redacted.value(options.url),
-      host: options.host,
-      port: options.port,
+      // The first host's: each connection then picks its own (and @effect/sql-pg reads these for its spans).
+      ...targets.candidates[0]!.config,
       database: options.database,
       user: options.username,
       password: options.password === undefined ? undefined : Redacted.value(options.password),
@@ -176,7 +208,7 @@ export const layerClient = (
           min: options.minConnections,
           idleTimeoutMillis: s.idle,
           ...(s.ttl > 0 ? { maxLifetimeSeconds: Math.ceil(s.ttl / 1000) } : {})
-        } as Pg.PoolConfig)
+        } as Pg.PoolConfig, targets)
         // An idle client that fails is removed by the pool; without a listener the error would end the process.
         pool.on("error", () => {})
         return pool
@@ -192,7 +224,9 @@ export const layerClient = (
       transformJson: options.transformJson,
       types: options.types
     }).pipe(Effect.mapError((cause) => new SessionStoreError({ operation: "connect", cause })))
-    const pipeline = s.pipelined > 0 && PgPipeline.supported() ? yield* PgPipeline.make(connection, s.pipelined) : undefined
+    const pipeline = s.pipelined > 0 && PgPipeline.supported()
+      ? yield* PgPipeline.make(connection, s.pipelined, (config) => PgTargets.open(targets, config))
+      : undefined
     owned.set(client, { pool, preparedStatements: options.preparedStatements !== false, pipeline })
     return Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))
   })).pipe(Layer.provide(Reactivity.layer))
