@@ -16,6 +16,7 @@ import Pg from "pg"
 import { InvalidConfig, SessionStoreError } from "../SessionError.js"
 import { durationOption, positiveInteger } from "./options.js"
 import * as PgPipeline from "./pgPipeline.js"
+import * as PgPooler from "./pgPooler.js"
 import * as PgTargets from "./pgTargets.js"
 import type * as PgUrl from "./pgUrl.js"
 
@@ -110,6 +111,9 @@ const busy = (client: Pg.PoolClient): boolean => {
  * code ran it) or after failing, are destroyed instead of going back to the pool.
  */
 class DiscardingPool extends Pg.Pool {
+  /** Whether the store's statements are still named here (see pgPooler). */
+  readonly named = new PgPooler.NamedStatements()
+
   constructor(config: Pg.PoolConfig, private readonly targets: PgTargets.Targets) {
     super({ ...config, Client: targets.Client } as Pg.PoolConfig)
   }
@@ -215,6 +219,11 @@ export const layerClient = (
       }),
       (pool) => Effect.tryPromise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(2)), Effect.ignore)
     )
+    // One connection now: a server (or a pooler) that refuses the pool's settings says so at start-up, by name.
+    yield* Effect.tryPromise({
+      try: () => pool.connect().then((client: Pg.PoolClient) => client.release()),
+      catch: (cause) => PgPooler.refusedStartup(cause) ?? new SessionStoreError({ operation: "connect", cause })
+    })
     const client = yield* PgClient.fromPool({
       acquire: Effect.succeed(pool),
       applicationName: options.applicationName ?? "effect-session",
@@ -225,19 +234,38 @@ export const layerClient = (
       types: options.types
     }).pipe(Effect.mapError((cause) => new SessionStoreError({ operation: "connect", cause })))
     const pipeline = s.pipelined > 0 && PgPipeline.supported()
-      ? yield* PgPipeline.make(connection, s.pipelined, (config) => PgTargets.open(targets, config))
+      ? namedOn(pool.named, yield* PgPipeline.make(connection, s.pipelined, (config) => PgTargets.open(targets, config)))
       : undefined
     owned.set(client, { pool, preparedStatements: options.preparedStatements !== false, pipeline })
     return Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))
   })).pipe(Layer.provide(Reactivity.layer))
 
+/** A pipeline whose named statements follow the pool's `named` switch. */
+const namedOn = (state: PgPooler.NamedStatements, pipeline: PgPipeline.Pipeline): PgPipeline.Pipeline => ({
+  query: (name, text, values, timeoutMs) => PgPooler.named(state, name, (n) => pipeline.query(n, text, values, timeoutMs))
+})
+
 /**
  * Runs a statement on the pool, as a named prepared statement when `name` is given (parsed once per connection,
- * then only bound and executed), within `timeoutMs`: waiting for a connection included. When the deadline passes,
- * or the caller is interrupted, the connection is released with an error, which destroys it; a timer is all it
- * costs, so the hot path stays light.
+ * then only bound and executed) unless the pool found that the server loses them (see pgPooler), within
+ * `timeoutMs`: waiting for a connection included.
  */
 export const query = <Row>(
+  pool: Pg.Pool,
+  name: string | undefined,
+  text: string,
+  values: ReadonlyArray<unknown>,
+  timeoutMs: number
+): Effect.Effect<ReadonlyArray<Row>, Error> =>
+  pool instanceof DiscardingPool
+    ? PgPooler.named(pool.named, name, (n) => statement<Row>(pool, n, text, values, timeoutMs))
+    : statement<Row>(pool, name, text, values, timeoutMs)
+
+/**
+ * One statement on the pool within `timeoutMs`. When the deadline passes, or the caller is interrupted, the
+ * connection is released with an error, which destroys it; a timer is all it costs, so the hot path stays light.
+ */
+const statement = <Row>(
   pool: Pg.Pool,
   name: string | undefined,
   text: string,
