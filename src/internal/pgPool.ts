@@ -4,7 +4,8 @@
  * Owning the pool is what makes deadlines safe: a connection whose query outlived its deadline is discarded,
  * never handed to the next request (a lost reply would otherwise leave every later query on that connection
  * waiting behind it). It also carries keepalive, bounded waits for a connection, server-side `statement_timeout`
- * and `lock_timeout`, and lets the session store run its few hot statements as named prepared statements.
+ * and `lock_timeout`, and lets the session store run its few hot statements as named prepared statements. Its
+ * connections go where pgTargets sends them (several hosts: the primary), and pgPooler adapts it to PgBouncer.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql"

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
+import { PgSessionStore } from "../../src/index.js"
 import * as PgTargets from "../../src/internal/pgTargets.js"
 
 const make = (options: PgTargets.TargetOptions) => PgTargets.make(options, 1_000)
@@ -28,6 +29,17 @@ describe("PgTargets.make", () => {
       expect(intoUrl.candidates.map((c) => c.config.connectionString)).toEqual(["postgres://u:pw@x:3/db", "postgres://u:pw@y/db"])
       const plain = yield* make({ hosts: [{ host: "x", port: 3 }, { host: "y" }] })
       expect(plain.candidates.map((c) => c.config)).toEqual([{ host: "x", port: 3 }, { host: "y", port: undefined }])
+    }))
+
+  it.effect("layerPool refuses a bad host list at build, before any connection", () =>
+    Effect.gen(function*() {
+      const layer = PgSessionStore.layerPool({
+        url: Redacted.make("postgres://u:secret@127.0.0.1:1,127.0.0.1:2/db?target_session_attrs=master")
+      })
+      const error = yield* Effect.flip(Effect.scoped(Layer.build(layer)))
+      expect(error).toMatchObject({ _tag: "InvalidConfig", option: "url" })
+      expect(error.message).toMatch(/target_session_attrs must be one of/)
+      expect(error.message).not.toContain("secret")
     }))
 
   describe("invalid configurations are InvalidConfig at build, with the reason", () => {

@@ -1,15 +1,17 @@
 /**
- * Throwaway PostgreSQL 15 clusters for fault tests, made with Debian's postgresql-common (pg_createcluster,
+ * Throwaway PostgreSQL clusters for fault tests, made with Debian's postgresql-common (pg_createcluster,
  * pg_ctlcluster, pg_basebackup) on ports 5441–5449: a primary, a streaming standby of it, a hard stop, a promotion.
  * The shared server (`main`, 5432) is never touched. Every cluster is named `es_fault_…`; `dropLeftovers` removes
  * those of an aborted run, and each cluster is dropped with the scope that made it, also when a test fails.
  */
 import { Effect, type Scope } from "effect"
 import { execFile } from "node:child_process"
+import { readdirSync } from "node:fs"
 import { readdir, readFile, rm, writeFile } from "node:fs/promises"
 import pg from "pg"
 
-const version = "15"
+/** The installed PostgreSQL (Debian keeps one configuration folder per major version). */
+const version = readdirSync("/etc/postgresql").sort((a, b) => Number(a) - Number(b)).at(-1)!
 const prefix = "es_fault_"
 const bin = `/usr/lib/postgresql/${version}/bin`
 

@@ -32,6 +32,7 @@ const stopLeftover = () => {
   if (pid > 0 && cmdline.includes(ini)) process.kill(pid, "SIGTERM")
 }
 
+/** A running PgBouncer of the test's. */
 export interface PgBouncer {
   readonly port: number
   readonly version: string

@@ -13,8 +13,10 @@
  */
 import * as Load from "./load.js"
 
+/** What a request did: see the module's comment. */
 export type Kind = "increment" | "read" | "login" | "open" | "list" | "revoke"
 
+/** One request, with what it did. */
 export interface Sample extends Load.Sample {
   readonly kind: Kind
 }
@@ -60,6 +62,7 @@ export const observe = (writer: Writer, stored: number, isNew: boolean) => {
   while ((writer.acked.at(-1)?.visits ?? 0) > stored) writer.lost.push(writer.acked.pop()!)
 }
 
+/** Every request, and what the clients were acknowledged. */
 export interface Result {
   readonly samples: ReadonlyArray<Sample>
   readonly writers: ReadonlyArray<Writer>
