@@ -18,6 +18,7 @@ import { InvalidConfig } from "../SessionError.js"
 export class NamedStatements {
   #on = true
 
+  /** Whether statements may still be named. */
   get on(): boolean {
     return this.#on
   }

@@ -92,8 +92,8 @@ describe("several hosts (the shared server is the only one that works)", () => {
       // New connections (4 concurrent ones: the pool grows) go straight to the live host.
       const again = Date.now()
       yield* Effect.all(Array.from({ length: 8 }, () => workload(store)), { concurrency: 8 })
-      expect(Date.now() - again).toBeLessThan(400)
-      expect(hole.accepted()).toBe(1)
+      expect(hole.accepted()).toBe(1) // no new connection went to the black hole again
+      expect(Date.now() - again).toBeLessThan(2_000)
       console.log(`HOSTS black-holed first host: start-up ${built} ms, then 8 rounds in ${Date.now() - again} ms`)
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
