@@ -34,6 +34,18 @@ interface Slot {
   connecting: Promise<Pg.Client> | undefined
 }
 
+/** Connects a plain `pg.Client` made from `config`. */
+const connectClient = async (config: Pg.ClientConfig): Promise<Pg.Client> => {
+  const client = new Pg.Client(config)
+  try {
+    await client.connect()
+    return client
+  } catch (error) {
+    client.end().catch(() => {})
+    throw error
+  }
+}
+
 /**
  * Takes a client out of use and closes its socket at once: in pipeline mode `end()` would wait for the statements
  * on the wire, which is what a stuck connection never finishes. The statements behind the stuck one fail at once
@@ -45,23 +57,25 @@ const retire = (slot: Slot, client: Pg.Client) => {
   client.end().catch(() => {})
 }
 
-/** The slot's connection, opened (once, however many reads wait for it) unless the pipeline is closed. */
-const connect = (config: Pg.ClientConfig, slot: Slot, isClosed: () => boolean): Promise<Pg.Client> => {
+/**
+ * The slot's connection, opened by `open` (once, however many reads wait for it) unless the pipeline is closed.
+ */
+const connect = (
+  config: Pg.ClientConfig,
+  open: (config: Pg.ClientConfig) => Promise<Pg.Client>,
+  slot: Slot,
+  isClosed: () => boolean
+): Promise<Pg.Client> => {
   slot.connecting ??= (async () => {
-    const client = new Pg.Client({ ...config, pipeline: true } as Pg.ClientConfig)
-    // pg before 8.23 has no pipeline mode and would queue every read behind the previous one: refuse it.
-    if ((client as unknown as { pipeline?: boolean }).pipeline !== true) {
-      throw new Error("this version of pg has no pipeline mode (8.23 or later is needed)")
-    }
+    const client = await open({ ...config, pipeline: true } as Pg.ClientConfig)
     client.on("error", () => retire(slot, client))
     client.on("end", () => {
       if (slot.client === client) slot.client = undefined
     })
-    try {
-      await client.connect()
-    } catch (error) {
+    // pg before 8.23 has no pipeline mode and would queue every read behind the previous one: refuse it.
+    if ((client as unknown as { pipeline?: boolean }).pipeline !== true) {
       client.end().catch(() => {})
-      throw error
+      throw new Error("this version of pg has no pipeline mode (8.23 or later is needed)")
     }
     if (isClosed()) {
       client.end().catch(() => {})
@@ -73,8 +87,15 @@ const connect = (config: Pg.ClientConfig, slot: Slot, isClosed: () => boolean): 
   return slot.connecting
 }
 
-/** `size` pipelined connections made from `config`, closed with the scope. */
-export const make = (config: Pg.ClientConfig, size: number): Effect.Effect<Pipeline, never, Scope.Scope> =>
+/**
+ * `size` pipelined connections made from `config` and opened by `open` (which may pick a host: see pgTargets),
+ * closed with the scope.
+ */
+export const make = (
+  config: Pg.ClientConfig,
+  size: number,
+  open: (config: Pg.ClientConfig) => Promise<Pg.Client> = connectClient
+): Effect.Effect<Pipeline, never, Scope.Scope> =>
   Effect.gen(function*() {
     const slots: Array<Slot> = Array.from({ length: size }, () => ({ client: undefined, connecting: undefined }))
     let next = 0
@@ -109,7 +130,7 @@ export const make = (config: Pg.ClientConfig, size: number): Effect.Effect<Pipel
           }
           const usable = slot.client
           if (usable !== undefined) run(usable)
-          else connect(config, slot, () => closed).then(run, (error: Error) => settle(Effect.fail(error)))
+          else connect(config, open, slot, () => closed).then(run, (error: Error) => settle(Effect.fail(error)))
           // A deadline retires the connection (the reads behind it were stuck too); an interrupted caller (not a
           // deadline) leaves it to the others: its read completes unheard.
           return (reason) => {

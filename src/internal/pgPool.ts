@@ -4,7 +4,8 @@
  * Owning the pool is what makes deadlines safe: a connection whose query outlived its deadline is discarded,
  * never handed to the next request (a lost reply would otherwise leave every later query on that connection
  * waiting behind it). It also carries keepalive, bounded waits for a connection, server-side `statement_timeout`
- * and `lock_timeout`, and lets the session store run its few hot statements as named prepared statements.
+ * and `lock_timeout`, and lets the session store run its few hot statements as named prepared statements. Its
+ * connections go where pgTargets sends them (several hosts: the primary), and pgPooler adapts it to PgBouncer.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql"
@@ -17,6 +18,9 @@ import { InvalidConfig, SessionStoreError } from "../SessionError.js"
 import { durationOption, positiveInteger } from "./options.js"
 import * as Deadline from "./deadline.js"
 import * as PgPipeline from "./pgPipeline.js"
+import * as PgPooler from "./pgPooler.js"
+import * as PgTargets from "./pgTargets.js"
+import type * as PgUrl from "./pgUrl.js"
 
 /** Connection and pool settings: those of `PgClient.layer`, plus the deadlines. */
 export interface PoolOptions {
@@ -27,6 +31,20 @@ export interface PoolOptions {
   readonly username?: string | undefined
   readonly password?: Redacted.Redacted | undefined
   readonly ssl?: boolean | ConnectionOptions | undefined
+  /**
+   * Several servers, tried in order by every new connection (libpq's multi-host semantics), instead of `host` and
+   * `port`. A `url` may list them instead: `postgres://user@h1:5432,h2:5432/db?target_session_attrs=read-write`.
+   */
+  readonly hosts?: ReadonlyArray<PgUrl.Host> | undefined
+  /**
+   * Which server a new connection wants, as libpq's `target_session_attrs` (also a URL parameter): `any`,
+   * `read-write`, `read-only`, `primary`, `standby` or `prefer-standby`. A host that does not fit is passed over.
+   * Default: `read-write` when several hosts are given (so that after a failover connections reach the new
+   * primary, never a standby), else `any`.
+   */
+  readonly targetSessionAttrs?: PgUrl.TargetSessionAttrs | undefined
+  /** libpq's `load_balance_hosts` (also a URL parameter): `random` starts each connection at a random host. Default `disable`. */
+  readonly loadBalanceHosts?: PgUrl.LoadBalanceHosts | undefined
   /** Shown in `pg_stat_activity`. Default `"effect-session"`. */
   readonly applicationName?: string | undefined
   /** Pool size. Default 10. */
@@ -96,21 +114,53 @@ const busy = (client: Pg.PoolClient): boolean => {
  * code ran it) or after failing, are destroyed instead of going back to the pool.
  */
 class DiscardingPool extends Pg.Pool {
-  // pg's connect has callback and promise forms; both hand out clients whose release discards busy ones.
+  /** Whether the store's statements are still named here (see pgPooler). */
+  readonly named = new PgPooler.NamedStatements()
+
+  constructor(config: Pg.PoolConfig, private readonly targets: PgTargets.Targets) {
+    super({ ...config, Client: targets.Client } as Pg.PoolConfig)
+  }
+
+  /**
+   * `@effect/sql-pg` answers an interrupted query with `pool.query("SELECT pg_cancel_backend(<pid>)")` and hands the
+   * connection back when either finishes, so a late cancel can hit the next statement on that backend: someone
+   * else's. Here no such cancel reaches the server: the interrupted query's connection, still busy when released,
+   * is destroyed instead (its backend ends the query), and a connection whose query had finished is left alone.
+   */
+  override query(...args: Array<any>): any {
+    if (typeof args[0] === "string" && /^SELECT pg_cancel_backend\(\d+\)$/.test(args[0])) {
+      const callback = args.find((arg) => typeof arg === "function") as ((error?: Error, result?: unknown) => void) | undefined
+      const result = { rows: [], rowCount: 0 }
+      if (callback === undefined) return Promise.resolve(result)
+      queueMicrotask(() => callback(undefined, result))
+      return undefined
+    }
+    return (super.query as (...a: Array<any>) => any)(...args)
+  }
+
+  // pg's connect has callback and promise forms; both hand out clients whose release discards busy ones. A new
+  // connection that failed on one host is tried again (the targets pick the next host), up to once per host.
   override connect(...args: Array<any>): any {
     const [callback] = args as [((...a: Array<any>) => void) | undefined]
-    if (callback === undefined) return super.connect().then((client) => discardWhenBusy(client))
-    return super.connect((error: Error | undefined, client: Pg.PoolClient | undefined, done: unknown) => {
-      if (client === undefined) return callback(error, client, done)
-      const hardened = discardWhenBusy(client)
-      return callback(error, hardened, hardened.release)
-    })
+    if (callback === undefined) {
+      return new Promise((resolve, reject) => this.connect((error: Error | undefined, client: unknown) => error ? reject(error) : resolve(client)))
+    }
+    const attempt = (left: number): void =>
+      super.connect((error: Error | undefined, client: Pg.PoolClient | undefined, done: unknown) => {
+        if (client === undefined) {
+          return left > 1 && PgTargets.isAttemptFailure(error) ? attempt(left - 1) : callback(error, client, done)
+        }
+        const hardened = discardWhenBusy(client)
+        return callback(error, hardened, hardened.release)
+      })
+    attempt(this.targets.attempts)
   }
 }
 
 /**
  * Hardens a checked-out client: an `error` it emits while out of the pool (its backend terminated, its socket
- * reset) is caught instead of ending the process, and makes its release discard it; so does a query in flight.
+ * reset) is caught instead of ending the process, and makes its release discard it; so does a query in flight, and
+ * a statement refused because of the server's state (read-only, shutting down: see pgTargets).
  */
 const discardWhenBusy = (client: Pg.PoolClient): Pg.PoolClient => {
   const release = client.release
@@ -119,7 +169,11 @@ const discardWhenBusy = (client: Pg.PoolClient): Pg.PoolClient => {
   client.on("error", onError)
   client.release = (error?: Error | boolean) => {
     client.off("error", onError)
-    return release(error || failure || (busy(client) ? new Error("released with a query in flight: discarded") : undefined))
+    return release(
+      error || failure ||
+        (busy(client) ? new Error("released with a query in flight: discarded") : undefined) ||
+        (PgTargets.isRetired(client) ? new Error("the server is read-only or shutting down: discarded") : undefined)
+    )
   }
   return client
 }
@@ -154,10 +208,10 @@ export const layerClient = (
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, InvalidConfig | SessionStoreError> =>
   Layer.scopedContext(Effect.gen(function*() {
     const s = yield* settings(options)
+    const targets = yield* PgTargets.make(options, s.connect)
     const connection = {
-      connectionString: options.url === undefined ? undefined : Redacted.value(options.url),
-      host: options.host,
-      port: options.port,
+      // The first host's: each connection then picks its own (and @effect/sql-pg reads these for its spans).
+      ...targets.candidates[0]!.config,
       database: options.database,
       user: options.username,
       password: options.password === undefined ? undefined : Redacted.value(options.password),
@@ -178,13 +232,18 @@ export const layerClient = (
           min: options.minConnections,
           idleTimeoutMillis: s.idle,
           ...(s.ttl > 0 ? { maxLifetimeSeconds: Math.ceil(s.ttl / 1000) } : {})
-        } as Pg.PoolConfig)
+        } as Pg.PoolConfig, targets)
         // An idle client that fails is removed by the pool; without a listener the error would end the process.
         pool.on("error", () => {})
         return pool
       }),
       (pool) => Effect.tryPromise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(2)), Effect.ignore)
     )
+    // One connection now: a server (or a pooler) that refuses the pool's settings says so at start-up, by name.
+    yield* Effect.tryPromise({
+      try: () => pool.connect().then((client: Pg.PoolClient) => client.release()),
+      catch: (cause) => PgPooler.refusedStartup(cause) ?? new SessionStoreError({ operation: "connect", cause })
+    })
     const client = yield* PgClient.fromPool({
       acquire: Effect.succeed(pool),
       applicationName: options.applicationName ?? "effect-session",
@@ -194,20 +253,41 @@ export const layerClient = (
       transformJson: options.transformJson,
       types: options.types
     }).pipe(Effect.mapError((cause) => new SessionStoreError({ operation: "connect", cause })))
-    const pipeline = s.pipelined > 0 && PgPipeline.supported() ? yield* PgPipeline.make(connection, s.pipelined) : undefined
+    const pipeline = s.pipelined > 0 && PgPipeline.supported()
+      ? namedOn(pool.named, yield* PgPipeline.make(connection, s.pipelined, (config) => PgTargets.open(targets, config)))
+      : undefined
     return Context.make(PgClient.PgClient, client).pipe(
       Context.add(SqlClient.SqlClient, client),
       Context.add(OwnedPool, { client, pool, preparedStatements: options.preparedStatements !== false, pipeline })
     )
   })).pipe(Layer.provide(Reactivity.layer))
 
+/** A pipeline whose named statements follow the pool's `named` switch. */
+const namedOn = (state: PgPooler.NamedStatements, pipeline: PgPipeline.Pipeline): PgPipeline.Pipeline => ({
+  query: (name, text, values, timeoutMs) => PgPooler.named(state, name, (n) => pipeline.query(n, text, values, timeoutMs))
+})
+
 /**
  * Runs a statement on the pool, as a named prepared statement when `name` is given (parsed once per connection,
- * then only bound and executed), within `timeoutMs`: waiting for a connection included. When the deadline passes,
- * or the caller is interrupted, the connection is released with an error, which destroys it; a timer is all it
- * costs, so the hot path stays light.
+ * then only bound and executed) unless the pool found that the server loses them (see pgPooler), within
+ * `timeoutMs`: waiting for a connection included.
  */
 export const query = <Row>(
+  pool: Pg.Pool,
+  name: string | undefined,
+  text: string,
+  values: ReadonlyArray<unknown>,
+  timeoutMs: number
+): Effect.Effect<ReadonlyArray<Row>, Error> =>
+  pool instanceof DiscardingPool
+    ? PgPooler.named(pool.named, name, (n) => statement<Row>(pool, n, text, values, timeoutMs))
+    : statement<Row>(pool, name, text, values, timeoutMs)
+
+/**
+ * One statement on the pool within `timeoutMs`. When the deadline passes, or the caller is interrupted, the
+ * connection is released with an error, which destroys it; a timer is all it costs, so the hot path stays light.
+ */
+const statement = <Row>(
   pool: Pg.Pool,
   name: string | undefined,
   text: string,

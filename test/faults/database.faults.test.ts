@@ -7,20 +7,17 @@
  * lost (each client's counter holds at least as many increments as were answered 200). The figures are printed
  * (`FAULT …` lines) and quoted in docs/operations.md.
  */
-import { HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Logger, Redacted } from "effect"
-import { createServer } from "node:http"
+import { Context, Effect, Fiber, Layer, Redacted } from "effect"
 import pg from "pg"
 import { PgSessionStore, SessionKey, SessionStore } from "../../src/index.js"
 import * as PgPipeline from "../../src/internal/pgPipeline.js"
 import * as PgPool from "../../src/internal/pgPool.js"
 import { defaultUrl } from "../support/database.js"
+import { httpServer, serve } from "../support/faultServer.js"
 import * as Load from "../support/load.js"
 import * as TcpProxy from "../support/tcpProxy.js"
-import { Barrier, serveApp } from "../support/testApp.js"
 
 const databaseUrl = process.env.DATABASE_URL || defaultUrl
 const server = new URL(databaseUrl)
@@ -56,21 +53,6 @@ const throughProxy = (proxy: TcpProxy.TcpProxy) => {
   return Redacted.make(url.toString())
 }
 
-/** Serves the test app on a real port with `store`; returns its base URL and the log lines written meanwhile. */
-const serve = <E>(store: Layer.Layer<SessionStore.SessionStore, E>) =>
-  Effect.gen(function*() {
-    const lines: Array<string> = []
-    // Built into the test's scope: provided to `serveEffect` alone, it would close once the handler is installed.
-    const context = yield* Layer.build(store)
-    yield* serveApp().pipe(
-      Effect.provide(context),
-      Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(`${message}`))))
-    )
-    const address = (yield* HttpServer.HttpServer).address
-    const port = address._tag === "TcpAddress" ? address.port : 0
-    return { base: `http://127.0.0.1:${port}`, lines }
-  })
-
 /** The test app on a pool of its own (4 connections, the test's deadline, no cleanup), on a fresh table. */
 const servePool = (options: Pick<PgSessionStore.PoolOptions, "url" | "applicationName" | "connectTimeout">) =>
   Effect.gen(function*() {
@@ -84,8 +66,6 @@ const servePool = (options: Pick<PgSessionStore.PoolOptions, "url" | "applicatio
     }))
     return { ...served, tableName }
   })
-
-const httpServer = Layer.merge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }), Barrier.Default)
 
 /** Reads each client's visit counter once the database is healthy again. */
 const counters = (base: string, cookies: ReadonlyArray<string | undefined>) =>

@@ -6,6 +6,7 @@
  *   partitioned or failed-over host looks like from the client (TCP stays up, nothing ever answers).
  * - `delay`: bytes pass after `ms` milliseconds.
  * - `cut()`: every open connection is reset at once.
+ * - `retarget(target)`: new connections go to another server (as a moved DNS name or virtual IP would send them).
  */
 import { Effect } from "effect"
 import { createConnection, createServer, type Socket } from "node:net"
@@ -17,15 +18,18 @@ export interface TcpProxy {
   readonly setMode: (mode: Mode) => void
   /** Resets every open connection (new ones are still accepted). */
   readonly cut: () => void
+  /** Sends new connections to `target` from now on; open ones stay where they are. */
+  readonly retarget: (target: { readonly host: string; readonly port: number }) => void
   /** Connections accepted so far. */
   readonly accepted: () => number
 }
 
 /** Starts a proxy to `host:port` in the current scope. */
-export const make = (target: { readonly host: string; readonly port: number }) =>
+export const make = (initial: { readonly host: string; readonly port: number }) =>
   Effect.acquireRelease(
     Effect.async<{ proxy: TcpProxy; close: () => void }>((resume) => {
       let mode: Mode = { _tag: "forward" }
+      let target = initial
       let accepted = 0
       const sockets = new Set<Socket>()
       const relay = (from: Socket, to: Socket) =>
@@ -59,6 +63,7 @@ export const make = (target: { readonly host: string; readonly port: number }) =
             cut: () => {
               for (const socket of sockets) socket.resetAndDestroy()
             },
+            retarget: (next) => void (target = next),
             accepted: () => accepted
           },
           close: () => {
