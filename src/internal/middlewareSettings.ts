@@ -33,8 +33,11 @@ export interface Resolved<A> {
   /** What an undecodable stored session becomes. */
   readonly onUndecodable: "reset" | "fail"
   readonly logFailure: ReturnType<typeof FailureLog.make>
-  /** Set once the plain-HTTP warning was logged (it is logged once per middleware). */
-  readonly warnings: { insecureRequest: boolean }
+  /**
+   * Warnings logged sparingly: the plain-HTTP one once per middleware; an ignored session once per reason per 10 s
+   * (until when, by reason).
+   */
+  readonly warnings: { insecureRequest: boolean; readonly ignored: Map<string, number> }
 }
 
 const positiveMillis = (option: string, input: Options["idleTimeout"]) => durationOption(option, input ?? 0, 1)
@@ -121,7 +124,7 @@ export const configure = <A, I>(definition: Definition<A, I>, options: Options) 
       initial: definition.initial,
       ...yield* dataOptions(options),
       logFailure: FailureLog.make("effect-session/SessionMiddleware"),
-      warnings: { insecureRequest: false }
+      warnings: { insecureRequest: false, ignored: new Map() }
     }
     return resolved
   })

@@ -38,6 +38,19 @@ const decodeStored = <A>(settings: Resolved<A>, value: string) =>
     return Either.map(settings.codec.decode(migrated), (data) => ({ envelope: { ...envelope, d: migrated }, data }))
   })
 
+/** How long one reason an undecodable session was ignored for is logged once (a deploy makes every request hit it). */
+const ignoredLogWindow = 10_000
+
+/** Logs that a stored session was ignored, and why (never the data): once per reason per window, not per request. */
+const ignored = <A>(settings: Resolved<A>, reason: string, now: number): Effect.Effect<void> => {
+  const until = settings.warnings.ignored.get(reason)
+  if (until !== undefined && now < until) return Effect.void
+  settings.warnings.ignored.set(reason, now + ignoredLogWindow)
+  return Effect.logWarning(`ignoring a stored session: ${reason}`).pipe(
+    Effect.annotateLogs("service", "effect-session/SessionMiddleware")
+  )
+}
+
 /**
  * The state of a request that loaded the stored `value` of `key`: `undefined` when it counts as no session (it
  * outlived its absolute timeout, or does not decode and `onUndecodable` is `"reset"`).
@@ -53,7 +66,7 @@ const loaded = <A>(
     const error = new SessionUndecodable({ reason: parsed.left })
     return settings.onUndecodable === "fail"
       ? Effect.zipRight(settings.logFailure("session load", error), Effect.fail(error))
-      : Effect.as(settings.logFailure("session load (ignored: a new session replaces it)", error, "Warning"), undefined)
+      : Effect.as(ignored(settings, parsed.left, now), undefined)
   }
   const { data, envelope } = parsed.right
   if (Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)) return Effect.succeed(undefined)
