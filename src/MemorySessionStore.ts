@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Effect, Layer } from "effect"
+import { type ConfigError, Effect, Layer } from "effect"
+import { type Configured, unwrapConfig } from "./internal/options.js"
 import type { InvalidConfig } from "./SessionError.js"
 import * as SessionStore from "./SessionStore.js"
 
@@ -259,6 +260,6 @@ export const layer = (
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<SessionStore.Options>
+  config: Configured<SessionStore.Options>
 ): Layer.Layer<SessionStore.SessionStore, InvalidConfig | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+  Layer.unwrapEffect(Effect.map(unwrapConfig(config), layer))

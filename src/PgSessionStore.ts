@@ -14,9 +14,9 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "@effect/sql"
-import { Cause, Config, type ConfigError, type Context, Effect, Layer, Option, type Scope } from "effect"
+import { Cause, type ConfigError, type Context, Effect, Layer, Option, type Scope } from "effect"
 import * as Deadline from "./internal/deadline.js"
-import { durationOption, oneOf } from "./internal/options.js"
+import { type Configured, durationOption, oneOf, unwrapConfig } from "./internal/options.js"
 import * as PgBackend from "./internal/pgBackend.js"
 import * as PgPool from "./internal/pgPool.js"
 import * as PgSchema from "./internal/pgSchema.js"
@@ -210,12 +210,12 @@ export const layerPool = (
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<Options>
+  config: Configured<Options>
 ): Layer.Layer<
   SessionStore.SessionStore,
   InvalidConfig | SessionStoreError | ConfigError.ConfigError,
   PgClient.PgClient
-> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+> => Layer.unwrapEffect(Effect.map(unwrapConfig(config), layer))
 
 /**
  * {@link layerPool} with its options read through `Config`.
@@ -235,11 +235,11 @@ export const layerConfig = (
  * @category layers
  */
 export const layerPoolConfig = (
-  config: Config.Config.Wrap<PoolOptions>
+  config: Configured<PoolOptions>
 ): Layer.Layer<
   SessionStore.SessionStore | PgClient.PgClient | SqlClient.SqlClient,
   InvalidConfig | SessionStoreError | ConfigError.ConfigError
-> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layerPool))
+> => Layer.unwrapEffect(Effect.map(unwrapConfig(config), layerPool))
 
 /**
  * The DDL the layer would run, for teams that manage their schema themselves (`createTable: false`).

@@ -25,7 +25,7 @@ import {
   type HttpApp,
   HttpServerRequest
 } from "@effect/platform"
-import { Config, type ConfigError, Context, Effect, Layer, type Schema } from "effect"
+import { type ConfigError, Context, Effect, Layer, type Schema } from "effect"
 import type { CsrfTokenInvalid } from "./CsrfProtection.js"
 import {
   ApiErrors,
@@ -37,6 +37,7 @@ import {
 import type { CurrentSession, Definition, Options } from "./internal/middlewareModel.js"
 import * as MiddlewareSettings from "./internal/middlewareSettings.js"
 import type { Resolved } from "./internal/middlewareSettings.js"
+import { type Configured, unwrapConfig } from "./internal/options.js"
 import { requestSession } from "./internal/requestSession.js"
 import type { InvalidConfig } from "./SessionError.js"
 import * as SessionStore from "./SessionStore.js"
@@ -93,7 +94,7 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.TagCl
   readonly layer: (options?: Options) => Layer.Layer<Settings<Self>, InvalidConfig>
   /** {@link layer} with the options read through `Config`. */
   readonly layerConfig: (
-    config: Config.Config.Wrap<Options>
+    config: Configured<Options>
   ) => Layer.Layer<Settings<Self>, InvalidConfig | ConfigError.ConfigError>
   /**
    * Loads the request's session and arranges for it to be saved with the response: what the middleware runs before
@@ -192,8 +193,8 @@ export const Tag = <Self>() =>
   const SettingsTag = Context.GenericTag<Settings<Self>, Resolved<A>>(`${id}/Settings`)
 
   const layer = (options: Options = {}) => Layer.effect(SettingsTag, MiddlewareSettings.configure(definition, options))
-  const layerConfig = (config: Config.Config.Wrap<Options>) =>
-    Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+  const layerConfig = (config: Configured<Options>) =>
+    Layer.unwrapEffect(Effect.map(unwrapConfig(config), layer))
 
   // One step per request: the settings, the store and the request, read from the context together.
   const forRequest = Effect.contextWithEffect((context: Context.Context<Settings<Self> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest>) =>

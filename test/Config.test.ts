@@ -27,6 +27,19 @@ describe("Config", () => {
       expect(Duration.toMillis(yield* store.defaultPeriod)).toBe(7_200_000)
     }))
 
+  it.scoped("…Config layers take plain values beside Configs, nested too; a plain string never overflows the stack", () =>
+    Effect.gen(function*() {
+      const mixed = yield* Layer.build(MemorySessionStore.layerConfig({ defaultPeriod: "3 hours", timeout: Config.succeed(5_000) }))
+      const store = mixed.unsafeMap.get(SessionStore.SessionStore.key) as SessionStore.Service
+      expect(Duration.toMillis(yield* store.defaultPeriod)).toBe(10_800_000)
+      yield* Layer.build(ConfiguredSession.layerConfig({
+        cookie: { secure: false, secrets: [Redacted.make("s".repeat(32))] },
+        idleTimeout: Config.succeed("5 minutes")
+      }))
+      const bad = yield* Effect.flip(Layer.build(ConfiguredSession.layerConfig({ idleTimeout: "never" as Duration.DurationInput })))
+      expect(bad).toMatchObject({ _tag: "InvalidConfig", option: "idleTimeout" })
+    }))
+
   it.scoped("unreadable values are a ConfigError; readable but invalid ones an InvalidConfig", () =>
     Effect.gen(function*() {
       const unreadable = yield* Effect.flip(Layer.build(MemorySessionStore.layerConfig(storeOptions)).pipe(withEnv({ SESSION_PERIOD: "soon" })))

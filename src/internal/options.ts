@@ -1,4 +1,4 @@
-import { Duration, Effect } from "effect"
+import { Config, Duration, Effect } from "effect"
 import { InvalidConfig } from "../SessionError.js"
 
 /**
@@ -63,3 +63,29 @@ export const oneOf = <const A extends string>(
     : Effect.fail(
       new InvalidConfig({ option, reason: `must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}` })
     )
+
+/**
+ * Options for a `…Config` layer: each field a plain value, a `Config` of it, or (for nested objects) their fields so.
+ */
+export type Configured<A> = { readonly [K in keyof A]: A[K] | Config.Config.Wrap<A[K]> }
+
+/** Whether a value is a plain object literal (not a `Redacted`, a `Duration`, an array or a function). */
+const isPlainObject = (value: unknown): value is Readonly<Record<string, unknown>> => {
+  if (typeof value !== "object" || value === null) return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
+}
+
+/**
+ * One `Config` of options given as {@link Configured}: a `Config` is read, a plain object is looked into, any other
+ * value is taken as it is (`Config.unwrap` alone would recurse into a plain string until the stack overflows).
+ */
+export const unwrapConfig = <A>(input: Configured<A> | Config.Config<A>): Config.Config<A> => {
+  const unwrap = (value: unknown): Config.Config<unknown> =>
+    Config.isConfig(value)
+      ? value
+      : isPlainObject(value)
+      ? Config.all(Object.fromEntries(Object.entries(value).map(([key, field]) => [key, unwrap(field)])))
+      : Config.succeed(value)
+  return unwrap(input) as Config.Config<A>
+}
