@@ -39,6 +39,11 @@ echo "README: $telemetry"
 eval "$telemetry --no-audit --no-fund" >/dev/null
 copies="$(find node_modules \( -path 'node_modules/effect/package.json' -o -path '*/node_modules/effect/package.json' \) | wc -l)"
 test "$copies" -eq 1
+testing="$(readme_command 'npm install -D @effect/vitest')"
+echo "README: $testing"
+eval "$testing --no-audit --no-fund" >/dev/null
+copies="$(find node_modules \( -path 'node_modules/effect/package.json' -o -path '*/node_modules/effect/package.json' \) | wc -l)"
+test "$copies" -eq 1
 awk '/^```ts$/ { n++; out = sprintf("readme-%d.ts", n); next } /^```$/ { out = ""; next } out != "" { print > out }' "$repo/README.md"
 printf '{ "extends": "./tsconfig.json", "compilerOptions": { "noEmit": true }, "files": [%s] }\n' \
   "$(ls readme-*.ts | sed 's/.*/"&"/' | paste -sd, -)" > tsconfig.readme.json

@@ -146,9 +146,13 @@ export const makeClient = <Self, Id extends string, A, I, E, R>(
       Effect.gen(function*() {
         const done = yield* Deferred.make<HttpServerResponse.HttpServerResponse>()
         const sent = requestOf(method, path, cookie === undefined ? undefined : `${settings.cookieName}=${cookie}`, init)
+        // Each request starts with no pre-response handlers, as a server runs it: the save it arranges is its own.
         yield* HttpApp.toHandled(handled, (_, response) => Deferred.succeed(done, response)).pipe(
           Effect.provideService(HttpServerRequest.HttpServerRequest, sent),
-          Effect.provide(context)
+          Effect.provide(context),
+          Effect.locally(HttpApp.currentPreResponseHandlers, Option.none()),
+          // A handler's error is answered (a Respondable's own response, else a 500) before it is re-raised.
+          Effect.exit
         )
         const response = yield* Deferred.await(done)
         const web = HttpServerResponse.toWeb(response)
