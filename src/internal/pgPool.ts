@@ -278,10 +278,10 @@ export const query = <Row>(
   text: string,
   values: ReadonlyArray<unknown>,
   timeoutMs: number
-): Effect.Effect<ReadonlyArray<Row>, Error> =>
-  pool instanceof DiscardingPool
-    ? PgPooler.named(pool.named, name, (n) => statement<Row>(pool, n, text, values, timeoutMs))
-    : statement<Row>(pool, name, text, values, timeoutMs)
+): Effect.Effect<ReadonlyArray<Row>, Error> => {
+  const run = (named: string | undefined) => statement<Row>(pool, { name: named, text, values, timeoutMs })
+  return pool instanceof DiscardingPool ? PgPooler.named(pool.named, name, run) : run(name)
+}
 
 /**
  * One statement on the pool within `timeoutMs`. When the deadline passes, or the caller is interrupted, the
@@ -289,10 +289,12 @@ export const query = <Row>(
  */
 const statement = <Row>(
   pool: Pg.Pool,
-  name: string | undefined,
-  text: string,
-  values: ReadonlyArray<unknown>,
-  timeoutMs: number
+  { name, text, timeoutMs, values }: {
+    readonly name: string | undefined
+    readonly text: string
+    readonly values: ReadonlyArray<unknown>
+    readonly timeoutMs: number
+  }
 ): Effect.Effect<ReadonlyArray<Row>, Error> =>
   Deadline.callback<ReadonlyArray<Row>, Error>(timeoutMs, () => new Cause.TimeoutException(`no answer within ${timeoutMs} ms`), (settle) => {
     let abandoned: Deadline.Abort | undefined
