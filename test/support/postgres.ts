@@ -15,11 +15,15 @@ const freshStore = (options: PgSessionStore.Options = {}) =>
 const build = (options: PgSessionStore.Options) =>
   Effect.flatMap(Layer.build(PgSessionStore.layer(options)), (context) => Effect.succeed(context.unsafeMap.values().next().value as SessionStore.Service))
 
+/** The conformance suite with `durability: "relaxed"` and `"unlogged"` (npm run test:backends). */
+export const durabilitySuites = <E>(name: string, shared: Layer.Layer<Shared, E>) => {
+  conformance(`${name}, durability relaxed`, shared, (options) => freshStore({ ...options, durability: "relaxed" }))
+  conformance(`${name}, durability unlogged`, shared, (options) => freshStore({ ...options, durability: "unlogged" }))
+}
+
 /** The conformance suite plus the PostgreSQL-only tests, against the given client. */
 export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) => {
   conformance(name, shared, (options) => freshStore(options))
-  conformance(`${name}, durability relaxed`, shared, (options) => freshStore({ ...options, durability: "relaxed" }))
-  conformance(`${name}, durability unlogged`, shared, (options) => freshStore({ ...options, durability: "unlogged" }))
 
   layer(shared, { timeout: 60_000 })(`${name}: PostgreSQL only`, (it) => {
     it.effect("the table never contains the raw key, in any column", () =>

@@ -4,10 +4,10 @@ import { Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as EmbeddedPostgres from "../src/EmbeddedPostgres.js"
-import { PgSessionStore, SessionStore } from "../src/index.js"
-import { withSchema } from "./support/database.js"
-import { postgresSuite } from "./support/postgres.js"
+import * as EmbeddedPostgres from "../../src/EmbeddedPostgres.js"
+import { PgSessionStore, SessionStore } from "../../src/index.js"
+import { withSchema } from "../support/database.js"
+import { postgresSuite } from "../support/postgres.js"
 
 // One connection to spare for the suite's second client.
 postgresSuite("PgSessionStore on EmbeddedPostgres", withSchema(EmbeddedPostgres.layer({ maxConnections: 5, poolSize: 4 })))
