@@ -5,6 +5,7 @@
  */
 import { Schema } from "effect"
 import { describe } from "./internal/failureLog.js"
+import { explain } from "./internal/startupFailure.js"
 
 /**
  * No session exists for the key (never created, cleared, removed by cleanup, or not a well-formed key).
@@ -124,8 +125,14 @@ export class SessionStoreError extends Schema.TaggedError<SessionStoreError>("ef
   operation: Schema.String,
   cause: Schema.Defect
 }) {
-  /** The operation and the cause's class and code, never the driver's message (it can quote SQL parameters). */
+  /**
+   * The operation and the cause's class and code, never the driver's message (it can quote SQL parameters); at
+   * start-up (`connect`, `init`) what is wrong and what to do, when the failure is a known one.
+   */
   override get message() {
-    return `session store ${this.operation} failed: ${describe(this.cause)}`
+    const startup = this.operation === "connect" || this.operation === "init" ? explain(this.cause) : undefined
+    return startup === undefined
+      ? `session store ${this.operation} failed: ${describe(this.cause)}`
+      : `session store could not start: ${startup} (${describe(this.cause)})`
   }
 }

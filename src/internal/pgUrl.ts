@@ -91,6 +91,9 @@ const parameter = <A extends string>(
  */
 export const parse = (url: string): Either.Either<ParsedUrl, string> => {
   const match = /^(postgres(?:ql)?:\/\/)([^/?#]*)([^?#]*)(?:\?([^#]*))?(#.*)?$/i.exec(url)
+  if (match === null && !/^(?:socket:|\/)/.test(url)) {
+    return Either.left("is not a postgres:// (or postgresql://) URL, a socket path or socket: URL")
+  }
   if (match === null) {
     return Either.right({
       hosts: undefined,
