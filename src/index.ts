@@ -60,3 +60,10 @@ export * as SessionMiddleware from "./SessionMiddleware.js"
  * @since 0.3.0
  */
 export * as CsrfProtection from "./CsrfProtection.js"
+
+/**
+ * The SQLite store, for apps on a single host (better-sqlite3, an optional peer, loaded only when a layer is built).
+ *
+ * @since 0.3.0
+ */
+export * as SqliteSessionStore from "./SqliteSessionStore.js"
