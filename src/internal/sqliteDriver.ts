@@ -1,11 +1,13 @@
 /**
  * The SQLite engine, better-sqlite3 (an optional peer): the few parts of its API the store uses, typed here so that
  * no published declaration refers to its typings; loaded on first use, so that only `SqliteSessionStore` needs it;
- * and a connection opened as the store needs it: WAL, `synchronous` as chosen, and no busy timeout at all (a lock
- * wait inside the engine would block the event loop; `sqliteRun.ts` retries on timers instead).
+ * and a connection opened as the store needs it: WAL, `synchronous` as chosen, no checkpoints (a thread makes them:
+ * `sqliteCheckpoint.ts`), and no busy timeout at all (a lock wait inside the engine would block the event loop;
+ * `sqliteRun.ts` retries on timers instead).
  */
 import { Effect, type Scope } from "effect"
 import { InvalidConfig, SessionStoreError } from "../SessionError.js"
+import * as SqliteCheckpoint from "./sqliteCheckpoint.js"
 import * as SqliteRun from "./sqliteRun.js"
 
 /** A prepared statement. */
@@ -39,6 +41,9 @@ export interface Settings {
 }
 
 type Constructor = new (filename: string, options: { readonly timeout: number }) => Database
+
+/** How often the checkpointer thread checkpoints the WAL. */
+const checkpointMillis = 200
 
 /** The package name, held in a variable so that TypeScript resolves no typings for it. */
 const engine: string = "better-sqlite3"
@@ -80,7 +85,12 @@ const configure = (db: Database, filename: string, settings: Settings) =>
           reason: `the database could not be put in WAL mode (journal mode ${String(mode)}): use a file on a local disk`
         })
     ),
-    Effect.zipRight(Effect.sync(() => void db.pragma(`synchronous = ${settings.synchronous.toUpperCase()}`, { simple: true })))
+    Effect.zipRight(Effect.sync(() => {
+      db.pragma(`synchronous = ${settings.synchronous.toUpperCase()}`, { simple: true })
+      // Checkpoints run on a thread of their own (sqliteCheckpoint.ts); the WAL is cut back to 64 MiB after each.
+      db.pragma("wal_autocheckpoint = 0", { simple: true })
+      db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`, { simple: true })
+    }))
   )
 
 /**
@@ -104,5 +114,6 @@ export const open = (
       (db) => Effect.sync(() => void db.close())
     )
     yield* configure(db, filename, settings)
+    yield* SqliteCheckpoint.start(filename, checkpointMillis)
     return db
   })
