@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Config, Duration, Effect, Either, Layer } from "effect"
-import { writeFileSync } from "node:fs"
+import { statSync, writeFileSync } from "node:fs"
 import { SessionKey, SessionStore, SqliteSessionStore } from "../src/index.js"
 import { conformance } from "./support/conformance.js"
 import * as Sqlite from "./support/sqlite.js"
@@ -136,6 +136,21 @@ describe("SqliteSessionStore: SQLite only", () => {
       })))
       expect(value.value).toBe("configured")
       expect(Duration.toMillis(value.expiresIn)).toBe(60_000)
+    }))
+
+  it.scopedLive("the WAL is checkpointed into the file by a thread of its own, the store's connection never does it", () =>
+    Effect.gen(function*() {
+      const filename = Sqlite.path("checkpointed.db")
+      const s = yield* build({ filename })
+      const before = statSync(filename).size
+      yield* Effect.forEach(Array.from({ length: 500 }), (_, i) => s.generate({ value: `value ${i}`.padEnd(500, ".") }))
+      expect(statSync(filename).size).toBe(before) // committed to the WAL only
+      let after = before
+      for (let i = 0; i < 100 && after === before; i++) {
+        yield* Effect.sleep("20 millis")
+        after = statSync(filename).size
+      }
+      expect(after).toBeGreaterThan(before + 250_000)
     }))
 
   it.scoped("rotation is atomic: when the new row cannot be written, the old session is exactly as it was", () =>

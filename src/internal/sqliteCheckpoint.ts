@@ -26,18 +26,29 @@ parentPort.once("message", () => {
 })
 `
 
-/** Asks the worker to stop: it closes its connection and exits on its own, so nobody waits for it. */
-const stop = (worker: Worker) => Effect.sync(() => worker.postMessage("stop"))
-
-/** Starts the thread that checkpoints `filename` every `intervalMs`; it stops with the scope. */
-export const start = (filename: string, intervalMs: number): Effect.Effect<void, never, Scope.Scope> =>
+/**
+ * Starts the thread that checkpoints `filename` every `intervalMs`; it stops with the scope. Should the thread fail
+ * (it could not start, or its connection could not open), `fallback` gives the checkpoints back to the store's
+ * connection, so that the WAL never grows without end.
+ */
+export const start = (filename: string, intervalMs: number, fallback: () => void): Effect.Effect<void, never, Scope.Scope> =>
   Effect.asVoid(Effect.acquireRelease(
     Effect.sync(() => {
       const engine = createRequire(import.meta.url).resolve("better-sqlite3")
       const worker = new Worker(source, { eval: true, workerData: { engine, filename, intervalMs } })
+      const state = { worker, stopping: false }
+      const lost = () => {
+        if (!state.stopping) fallback()
+      }
       worker.unref()
-      worker.on("error", () => {}) // a failed checkpointer costs checkpoints, never the process
-      return worker
+      worker.once("error", lost)
+      worker.once("exit", lost)
+      return state
     }),
-    stop
+    // It closes its connection and exits on its own: nobody waits for it.
+    (state) =>
+      Effect.sync(() => {
+        state.stopping = true
+        state.worker.postMessage("stop")
+      })
   ))

@@ -114,6 +114,12 @@ export const open = (
       (db) => Effect.sync(() => void db.close())
     )
     yield* configure(db, filename, settings)
-    yield* SqliteCheckpoint.start(filename, checkpointMillis)
+    yield* SqliteCheckpoint.start(filename, checkpointMillis, () => {
+      try {
+        db.pragma("wal_autocheckpoint = 1000", { simple: true }) // SQLite's default
+      } catch {
+        // closed meanwhile: nothing left to checkpoint from here
+      }
+    })
     return db
   })
