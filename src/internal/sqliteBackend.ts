@@ -39,7 +39,13 @@ const row = (found: Found): Row => ({
 
 /** Why a conditional write left the row in `state` alone at `now` (within its transaction it was not writable). */
 const refusal = (state: State | undefined, now: number): Refusal =>
-  state === undefined || state.ended === 1 ? "missing" : state.rotated === 1 ? "rotated" : now > state.expires_at ? "expired" : "missing"
+  state === undefined || state.ended === 1
+    ? "missing"
+    : state.rotated === 1
+    ? "rotated"
+    : now > state.expires_at
+    ? "expired"
+    : "missing"
 
 /** The backend on the connection `db`, running the statements `q` through `run`. */
 export const make = (db: Database, q: Statements, run: Run): Backend<unknown> => {
@@ -60,7 +66,9 @@ export const make = (db: Database, q: Statements, run: Run): Backend<unknown> =>
     })
 
   const rotate = db.transaction((o: Parameters<Backend["rotate"]>[0]): boolean => {
-    const old = s.rotateOld.get(o.staleExpiresAt, o.id, o.version, o.now) as (StoredOwner & { family: Uint8Array }) | undefined
+    const old = s.rotateOld.get(o.staleExpiresAt, o.id, o.version, o.now) as
+      | (StoredOwner & { readonly family: Uint8Array })
+      | undefined
     if (old === undefined) return false
     s.insert.run(o.newId, old.family, o.value, o.expiresAt, o.now, o.now, ...owner(o.owner ?? old))
     return true

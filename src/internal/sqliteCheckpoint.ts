@@ -31,7 +31,11 @@ parentPort.once("message", () => {
  * (it could not start, or its connection could not open), `fallback` gives the checkpoints back to the store's
  * connection, so that the WAL never grows without end.
  */
-export const start = (filename: string, intervalMs: number, fallback: () => void): Effect.Effect<void, never, Scope.Scope> =>
+export const start = (
+  filename: string,
+  intervalMs: number,
+  fallback: () => void
+): Effect.Effect<void, never, Scope.Scope> =>
   Effect.asVoid(Effect.acquireRelease(
     Effect.sync(() => {
       const engine = createRequire(import.meta.url).resolve("better-sqlite3")
@@ -41,8 +45,8 @@ export const start = (filename: string, intervalMs: number, fallback: () => void
         if (!state.stopping) fallback()
       }
       worker.unref()
-      worker.once("error", lost)
-      worker.once("exit", lost)
+      worker.on("error", lost)
+      worker.on("exit", lost)
       return state
     }),
     // It closes its connection and exits on its own: nobody waits for it.

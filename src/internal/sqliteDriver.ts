@@ -49,7 +49,7 @@ const checkpointMillis = 200
 const engine: string = "better-sqlite3"
 
 /** The install command the README gives. */
-export const install = "npm install better-sqlite3@12"
+const install = "npm install better-sqlite3@12"
 
 /** better-sqlite3's constructor (Node imports a module once); `InvalidConfig` if it is not installed or fails to load. */
 const load = Effect.tryPromise({
@@ -71,7 +71,10 @@ const unusable = (filename: string, error: unknown) =>
     }`
   })
 
-/** Switches the connection to WAL (retried while another connection holds a lock), then sets `synchronous`. */
+/**
+ * Switches the connection to WAL (retried while another connection holds a lock), then sets `synchronous` and
+ * turns its checkpoints off.
+ */
 const configure = (db: Database, filename: string, settings: Settings) =>
   SqliteRun.make(settings.timeout)(() => db.pragma("journal_mode = WAL", { simple: true })).pipe(
     Effect.mapError((error) =>

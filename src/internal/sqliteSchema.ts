@@ -62,7 +62,8 @@ const upgrade = (db: Database, q: Schema, target: Target): ReadonlyArray<string>
 
 /** Why the table cannot serve sessions, given the columns it lacks; nothing if it can. */
 const unusable = (q: Schema, target: Target, missing: ReadonlyArray<string>): InvalidConfig | undefined => {
-  const problem = (option: string, reason: string) => new InvalidConfig({ option, reason: `table ${target.quoted} ${reason}` })
+  const problem = (option: string, reason: string) =>
+    new InvalidConfig({ option, reason: `table ${target.quoted} ${reason}` })
   if (missing.length === columns.length) {
     return problem("tableName", "does not exist (createTable is false; see SqliteSessionStore.schemaSql)")
   }
