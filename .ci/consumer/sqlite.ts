@@ -17,7 +17,8 @@ Effect.gen(function*() {
   const [listed] = yield* store.list("user-1")
   yield* store.revoke(listed!.id)
   if ((yield* Effect.flip(store.get(rotation.key)))._tag !== "NotFound") throw new Error("revoked session still read")
-  console.log(`sqlite OK: ${rotation.value}, revoked, ${yield* SqliteSessionStore.schemaSql().pipe(Effect.map((ddl) => ddl.split(";").length - 1))} DDL statements`)
+  const ddl = yield* SqliteSessionStore.schemaSql()
+  console.log(`sqlite OK: ${rotation.value}, revoked, ${ddl.split(";").length - 1} DDL statements`)
 }).pipe(
   Effect.provide(SqliteSessionStore.layer({ filename: join(directory, "sessions.db") })),
   Effect.runPromise

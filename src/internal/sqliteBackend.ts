@@ -47,38 +47,28 @@ const refusal = (state: State | undefined, now: number): Refusal =>
     ? "expired"
     : "missing"
 
-/** The backend on the connection `db`, running the statements `q` through `run`. */
-export const make = (db: Database, q: Statements, run: Run): Backend<unknown> => {
-  const s = Object.fromEntries(Object.entries(q).map(([name, sql]) => [name, db.prepare(sql)])) as Record<
-    keyof Statements,
-    Statement
-  >
-  const owner = (o: StoredOwner) => [o.subject, o.audience, o.metadata] as const
+type Prepared = Record<keyof Statements, Statement>
 
-  /** A conditional write of the row `id` and, when it changed nothing, the reason, read in the same transaction. */
-  const conditional = db.transaction((id: Uint8Array, now: number, write: () => number): Refusal | "done" =>
+const owner = (o: StoredOwner) => [o.subject, o.audience, o.metadata] as const
+
+/** The primitives that run as one `BEGIN IMMEDIATE` transaction each: what they read, they read under the lock. */
+const transactions = (db: Database, s: Prepared) => ({
+  /** A conditional write of the row `id` and, when it changed nothing, the reason. */
+  conditional: db.transaction((id: Uint8Array, now: number, write: () => number): Refusal | "done" =>
     write() > 0 ? "done" : refusal(s.state.get(id) as State | undefined, now)
-  )
-  const outcome = <Done extends string>(done: Done, id: Uint8Array, now: number, write: () => number) =>
-    run(() => {
-      const result = conditional.immediate(id, now, write)
-      return result === "done" ? done : result
-    })
-
-  const rotate = db.transaction((o: Parameters<Backend["rotate"]>[0]): boolean => {
+  ),
+  rotate: db.transaction((o: Parameters<Backend["rotate"]>[0]): boolean => {
     const old = s.rotateOld.get(o.staleExpiresAt, o.id, o.version, o.now) as
       | (StoredOwner & { readonly family: Uint8Array })
       | undefined
     if (old === undefined) return false
     s.insert.run(o.newId, old.family, o.value, o.expiresAt, o.now, o.now, ...owner(o.owner ?? old))
     return true
-  })
-
-  const revoke = db.transaction((family: Uint8Array, subject: string | undefined): boolean =>
+  }),
+  revoke: db.transaction((family: Uint8Array, subject: string | undefined): boolean =>
     (subject === undefined || s.owns.get(family, subject) !== undefined) && s.endFamily.run(family).changes > 0
-  )
-
-  const revokeSubject = db.transaction((o: Parameters<Backend["revokeSubject"]>[0]): number => {
+  ),
+  revokeSubject: db.transaction((o: Parameters<Backend["revokeSubject"]>[0]): number => {
     const families = s.subjectFamilies.all({
       subject: o.subject,
       audience: o.audience ?? null,
@@ -87,16 +77,25 @@ export const make = (db: Database, q: Statements, run: Run): Backend<unknown> =>
     }) as ReadonlyArray<{ readonly family: Uint8Array; readonly live: number }>
     for (const { family } of families) s.endFamily.run(family)
     return families.filter(({ live }) => live === 1).length
-  })
-
-  const clear = db.transaction((id: Uint8Array): void => {
+  }),
+  clear: db.transaction((id: Uint8Array): void => {
     const target = s.target.get(id) as { readonly family: Uint8Array; readonly rotated: number } | undefined
     if (target === undefined) return
     // A key rotated away ends alone; the session's current key ends every key of it.
     if (target.rotated === 1) s.endKey.run(id)
     else s.endFamily.run(target.family)
   })
+})
 
+/** The backend on the connection `db`, running the statements `q` through `run`. */
+export const make = (db: Database, q: Statements, run: Run): Backend<unknown> => {
+  const s = Object.fromEntries(Object.entries(q).map(([name, sql]) => [name, db.prepare(sql)])) as Prepared
+  const t = transactions(db, s)
+  const outcome = <Done extends string>(done: Done, id: Uint8Array, now: number, write: () => number) =>
+    run(() => {
+      const result = t.conditional.immediate(id, now, write)
+      return result === "done" ? done : result
+    })
   return {
     name: "sqlite",
     // Every attempt is synchronous, and `run` retries a locked one only until the deadline.
@@ -121,14 +120,14 @@ export const make = (db: Database, q: Statements, run: Run): Backend<unknown> =>
           | undefined
         return written === undefined ? undefined : String(written.version)
       }),
-    rotate: (options) => run(() => rotate.immediate(options)),
+    rotate: (options) => run(() => t.rotate.immediate(options)),
     list: ({ audience, limit, now, subject }) =>
       run(() => s.list.all({ subject, audience: audience ?? null, now, limit }) as ReadonlyArray<InfoRow>),
     page: ({ after, limit, now }) =>
       run(() => s.page.all({ after: after ?? null, now, limit }) as ReadonlyArray<InfoRow>),
-    revoke: ({ family, subject }) => run(() => revoke.immediate(family, subject)),
-    revokeSubject: (options) => run(() => revokeSubject.immediate(options)),
-    clear: ({ id }) => run(() => clear.immediate(id)),
+    revoke: ({ family, subject }) => run(() => t.revoke.immediate(family, subject)),
+    revokeSubject: (options) => run(() => t.revokeSubject.immediate(options)),
+    clear: ({ id }) => run(() => t.clear.immediate(id)),
     deleteExpired: ({ limit, now }) => run(() => s.deleteExpired.run(now, limit).changes)
   }
 }
