@@ -2,7 +2,7 @@
 # Proves the install as a new user would do it: packs the library, makes a throwaway npm project, runs the README's
 # install command verbatim (the tarball in place of the name), checks that one copy of effect is installed,
 # type-checks a strict program (NodeNext, no skipLibCheck) and runs it against the PostgreSQL server with PGlite
-# absent; then installs the embedded engine's optional peers as the README says and runs that entry too.
+# and better-sqlite3 absent; then installs each optional engine as the README says and runs its entry too.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 : "${DATABASE_URL:=postgres://postgres@127.0.0.1:5432/test}"
@@ -28,6 +28,7 @@ npm ls effect >/dev/null
 echo "copies of effect installed: $copies"
 test "$copies" -eq 1
 test ! -e node_modules/@electric-sql/pglite
+test ! -e node_modules/better-sqlite3
 
 npx tsc -p tsconfig.json
 node out/main.js
@@ -65,3 +66,10 @@ echo "README: $embedded"
 eval "$embedded --no-audit --no-fund"
 npx tsc -p tsconfig.embedded.json
 node out/embedded.js
+
+sqlite="$(readme_command 'npm pkg set allowScripts.better-sqlite3')"
+echo "README: $sqlite"
+eval "$sqlite --no-audit --no-fund"
+test -e node_modules/better-sqlite3/build/Release/better_sqlite3.node
+npx tsc -p tsconfig.sqlite.json
+node out/sqlite.js

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: store level, HTTP level and scale, side by side in one run, against DATABASE_URL (default the
  * local server). With no server answering, it falls back to the embedded engine and says so: numbers from the two
- * must not be compared. Results go to bench/results/*.json with the machine's description.
+ * must not be compared. Results go to bench/results/*.json with the machine's description. The SQLite suite
+ * (`npm run bench -- sqlite`) needs no server, and writes its results only with `--write`.
  */
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
@@ -21,8 +22,14 @@ const reachable = async (url: string) => {
   }
 }
 
+const only = process.argv.slice(2).filter((arg) => !arg.startsWith("--"))
+const wanted = (name: string) => only.length === 0 || only.includes(name)
+/** The SQLite suite writes its results only when asked (`--write`); it needs no PostgreSQL. */
+const writeSqlite = process.argv.includes("--write")
+const withPostgres = ["store", "hot", "http", "scale"].some(wanted)
+
 let embedded: { stop: () => Promise<void> } | undefined
-if (!process.env.DATABASE_URL && !(await reachable(databaseUrl()))) {
+if (withPostgres && !process.env.DATABASE_URL && !(await reachable(databaseUrl()))) {
   const db = await PGlite.create()
   const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 64 })
   await server.start()
@@ -34,10 +41,12 @@ if (!process.env.DATABASE_URL && !(await reachable(databaseUrl()))) {
   console.log("      Its numbers are not comparable with a server's; set DATABASE_URL for real results.")
 }
 
-const only = process.argv.slice(2)
-const wanted = (name: string) => only.length === 0 || only.includes(name)
-const machine = { ...(await describeMachine()), engine: embedded ? "embedded (PGlite)" : "PostgreSQL server" }
-console.log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.cpu}, node ${machine.node}, PostgreSQL ${machine.postgres.server_version}`)
+const machine = {
+  ...(await describeMachine(withPostgres)),
+  engine: !withPostgres ? "none" : embedded ? "embedded (PGlite)" : "PostgreSQL server"
+}
+console.log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.cpu}, node ${machine.node}${
+  withPostgres ? `, PostgreSQL ${machine.postgres.server_version}` : ""}`)
 
 // A partial run (`npm run bench -- http`) updates its part of the summary and keeps the others.
 const previous = join(import.meta.dirname, "results", "summary.json")
@@ -65,5 +74,15 @@ if (wanted("scale")) {
   summary.scale = await runScaleBench()
   writeResult("scale", { machine, ...(summary.scale as object) })
 }
-console.log(`\nresults written to ${writeResult("summary", summary).replace(/summary\.json$/, "")}`)
+if (wanted("sqlite")) {
+  const { runSqliteBench } = await import("./sqlite.js")
+  const sqlite = await runSqliteBench()
+  if (writeSqlite) {
+    summary.sqlite = sqlite
+    writeResult("sqlite", { machine, ...sqlite })
+  }
+}
+if (withPostgres || writeSqlite) {
+  console.log(`\nresults written to ${writeResult("summary", summary).replace(/summary\.json$/, "")}`)
+}
 await embedded?.stop()

@@ -67,3 +67,10 @@ export * as CsrfProtection from "./CsrfProtection.js"
  * @since 0.3.0
  */
 export * as SessionTesting from "./SessionTesting.js"
+
+/**
+ * The SQLite store, for apps on a single host (better-sqlite3, an optional peer, loaded only when a layer is built).
+ *
+ * @since 0.3.0
+ */
+export * as SqliteSessionStore from "./SqliteSessionStore.js"

@@ -1,11 +1,12 @@
 /**
- * A consumer of the packed library, installed as the README says, with PGlite absent: the root entry and the
- * subpath entries it needs, type-checked strictly and run against the PostgreSQL server in DATABASE_URL.
+ * A consumer of the packed library, installed as the README says, with PGlite and better-sqlite3 absent: the root
+ * entry and the subpath entries it needs, type-checked strictly and run against the PostgreSQL server in
+ * DATABASE_URL; building the SQLite store fails with a typed error that names the missing engine.
  */
 import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, Layer, Schema } from "effect"
-import { PgSessionStore, SessionMiddleware, SessionStore } from "effect-session"
+import { PgSessionStore, SessionMiddleware, SessionStore, SqliteSessionStore } from "effect-session"
 import * as SessionKey from "effect-session/SessionKey"
 import { SessionConflict } from "effect-session/SessionMiddleware"
 import { existsSync } from "node:fs"
@@ -38,9 +39,12 @@ const program = Effect.gen(function*() {
   const second = yield* client.get("/", { headers: { cookie: String(cookie).split(";")[0]! } })
   if ((yield* second.text) !== "2") throw new Error("session not kept across requests")
   const conflict: SessionConflict = new SessionConflict({ reason: "Rotated" })
+  // The root entry imports without better-sqlite3 (an optional peer); only building the SQLite store needs it.
+  const absent = yield* Effect.flip(Effect.scoped(Layer.build(SqliteSessionStore.layer({ filename: "unused.db" }))))
+  if (absent._tag !== "InvalidConfig" || absent.option !== "engine") throw new Error("no engine, yet no InvalidConfig")
   console.log(`consumer OK: rotated to ${rotation.key.slice(0, 4)}…, ${conflict._tag} typed, PGlite installed: ${
     existsSync("node_modules/@electric-sql/pglite")
-  }`)
+  }, SQLite store without its engine: ${absent._tag}(${absent.option})`)
 })
 
 const Store = PgSessionStore.layerPoolConfig({

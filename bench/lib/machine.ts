@@ -9,13 +9,9 @@ export const databaseUrl = () => process.env.DATABASE_URL || "postgres://postgre
 /** Whether this run uses the embedded engine (set by bench/run.ts): one shared session, no prepared statement names. */
 export const embedded = () => process.env.BENCH_EMBEDDED === "1"
 
-export const describeMachine = async () => {
-  const client = new pg.Client({ connectionString: databaseUrl() })
-  await client.connect()
-  const settings = await client.query<{ name: string; setting: string }>(
-    `SELECT name, setting FROM pg_settings WHERE name IN ('server_version', 'synchronous_commit', 'fsync', 'shared_buffers', 'max_connections', 'wal_writer_delay')`
-  )
-  await client.end()
+/** The machine, and the PostgreSQL server's settings unless `withPostgres` is false (a run of SQLite alone). */
+export const describeMachine = async (withPostgres = true) => {
+  const settings = withPostgres ? await postgresSettings() : { rows: [] }
   return {
     date: new Date().toISOString(),
     os: type(),
@@ -28,6 +24,16 @@ export const describeMachine = async () => {
     database: databaseUrl().replace(/:[^:@/]*@/, ":***@"),
     postgres: Object.fromEntries(settings.rows.map((r) => [r.name, r.setting]))
   }
+}
+
+const postgresSettings = async () => {
+  const client = new pg.Client({ connectionString: databaseUrl() })
+  await client.connect()
+  const settings = await client.query<{ name: string; setting: string }>(
+    `SELECT name, setting FROM pg_settings WHERE name IN ('server_version', 'synchronous_commit', 'fsync', 'shared_buffers', 'max_connections', 'wal_writer_delay')`
+  )
+  await client.end()
+  return settings
 }
 
 export const writeResult = (name: string, result: unknown) => {
