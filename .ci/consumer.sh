@@ -73,3 +73,13 @@ eval "$sqlite --no-audit --no-fund"
 test -e node_modules/better-sqlite3/build/Release/better_sqlite3.node
 npx tsc -p tsconfig.sqlite.json
 node out/sqlite.js
+
+# TypeScript 7 (what `npm i -D typescript` installs now): the strict consumer and every README block again.
+npm install -D --no-audit --no-fund typescript@~7.0.2 >/dev/null
+echo "TypeScript $(npx tsc --version)"
+npx tsc -p tsconfig.json --noEmit
+# The README blocks with skipLibCheck: TypeScript 7 reports vitest 3.2's own typings (a chai duplicate), not ours,
+# which the strict consumer above has just checked.
+printf '{ "extends": "./tsconfig.readme.json", "compilerOptions": { "skipLibCheck": true } }\n' > tsconfig.readme7.json
+npx tsc -p tsconfig.readme7.json
+echo "TypeScript 7: consumer and README blocks type-check"
