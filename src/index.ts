@@ -60,3 +60,10 @@ export * as SessionMiddleware from "./SessionMiddleware.js"
  * @since 0.3.0
  */
 export * as CsrfProtection from "./CsrfProtection.js"
+
+/**
+ * The Redis store (standalone, Cluster, Sentinel) on `ioredis`, an optional peer loaded only when a store connects.
+ *
+ * @since 0.3.0
+ */
+export * as RedisSessionStore from "./RedisSessionStore.js"

@@ -1,0 +1,272 @@
+/**
+ * The Redis connection of `RedisSessionStore`, on ioredis (an optional peer, loaded here only, by a dynamic import):
+ * a standalone server, a Cluster or a Sentinel-managed master, and one way to run the store's scripts on it.
+ *
+ * Bounded everywhere: no offline queue (a command sent while the connection is down fails at once), a socket that
+ * receives nothing for the deadline while commands wait is destroyed (its commands fail, a new connection follows),
+ * commands are never resent after a reconnection (a write that may have run is never run twice), and every reply
+ * must echo its command's nonce, so a reply can never be taken for another command's.
+ */
+import { Data, Effect, type Scope } from "effect"
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from "ioredis"
+import type { Script } from "./redisScripts.js"
+
+/** Why a Redis call failed: a class and a code, never a command's arguments (they hold keys and values). */
+export class RedisFailure extends Data.TaggedError("RedisFailure")<{
+  readonly reason: "connection" | "reply" | "desync" | "replicas" | "timeout"
+  readonly code?: string | undefined
+}> {
+  override get message() {
+    return `Redis ${this.reason} failure${this.code === undefined ? "" : ` (${this.code})`}`
+  }
+}
+
+/** Where the store connects. */
+export type Target =
+  | { readonly _tag: "Url"; readonly url: string }
+  | { readonly _tag: "Server"; readonly host: string; readonly port: number }
+  | { readonly _tag: "Cluster"; readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }> }
+  | {
+    readonly _tag: "Sentinel"
+    readonly sentinels: ReadonlyArray<{ readonly host: string; readonly port: number }>
+    readonly name: string
+  }
+
+export interface Settings {
+  readonly target: Target
+  readonly username: string | undefined
+  readonly password: string | undefined
+  readonly db: number | undefined
+  readonly tls: boolean
+  /** Opening a connection, and the start-up wait for it. */
+  readonly connectTimeout: number
+  /** The store's deadline: a socket silent this long while commands wait is destroyed. */
+  readonly timeout: number
+  /** Replicas every write waits for (`WAIT`); 0 waits for none. */
+  readonly replicas: number
+}
+
+/** Runs the store's scripts. */
+export interface Connection {
+  readonly cluster: boolean
+  /**
+   * Runs `script` on `keys` (one slot) with `args` after its nonce; a write waits for the replicas asked for. It
+   * fails with a `timeout` once `deadline` (`performance.now()` time) has passed, whatever the clock of the fiber.
+   */
+  readonly run: (
+    script: Script,
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<string>,
+    write: boolean,
+    deadline: number
+  ) => Effect.Effect<Array<unknown>, RedisFailure>
+  /** The client, for tests and the benchmark's raw competitor. */
+  readonly client: Redis | Cluster
+}
+
+const fixedMessages: ReadonlyArray<readonly [string, string]> = [
+  ["Socket timeout", "SOCKET_TIMEOUT"],
+  ["Stream isn't writeable", "OFFLINE"],
+  ["Connection is closed", "CLOSED"],
+  ["Cluster isn't ready", "CLUSTER_NOT_READY"],
+  ["Reached the max retries", "CLOSED"],
+  ["Too many Cluster redirections", "REDIRECTIONS"],
+  ["Failed to refresh slots cache", "SLOTS"],
+  ["None of the sentinels are available", "NO_SENTINEL"]
+]
+
+/** A failure named by its class and code only. */
+export const failure = (error: unknown): RedisFailure => {
+  if (error instanceof RedisFailure) return error
+  const { code, message, name } = (error ?? {}) as { name?: unknown; message?: unknown; code?: unknown }
+  const text = typeof message === "string" ? message : ""
+  if (name === "ReplyError") {
+    const word = /^[A-Z]+(?=\s|$)/.exec(text)?.[0]
+    return new RedisFailure({ reason: "reply", code: word })
+  }
+  const known = fixedMessages.find(([start]) => text.startsWith(start))?.[1]
+  return new RedisFailure({ reason: "connection", code: typeof code === "string" ? code : known })
+}
+
+/** CRC16 (XMODEM) of a key's hash tag: its Redis Cluster slot. */
+export const slotOf = (key: string): number => {
+  const open = key.indexOf("{")
+  const close = open < 0 ? -1 : key.indexOf("}", open + 1)
+  const tag = close > open + 1 ? key.slice(open + 1, close) : key
+  let crc = 0
+  for (const byte of Buffer.from(tag)) {
+    crc ^= byte << 8
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+  }
+  return crc % 16384
+}
+
+/** The client classes of ioredis. */
+interface Classes {
+  readonly Redis: typeof Redis
+  readonly Cluster: typeof Cluster
+}
+
+const load = Effect.tryPromise({
+  try: async (): Promise<Classes> => {
+    const io = (await import("ioredis")) as unknown as Partial<Classes> & { readonly default?: Partial<Classes> }
+    const Client = io.Redis ?? io.default?.Redis
+    const ClusterClient = io.Cluster ?? io.default?.Cluster
+    if (Client === undefined || ClusterClient === undefined) throw new Error("ioredis has no Redis or Cluster class")
+    return { Redis: Client, Cluster: ClusterClient }
+  },
+  catch: () => new RedisFailure({ reason: "connection", code: "IOREDIS_NOT_INSTALLED" })
+})
+
+/** Options of every connection: no queue, no resend, no handshake that could hang, a silent socket destroyed. */
+const connectionOptions = (settings: Settings): RedisOptions => ({
+  connectTimeout: settings.connectTimeout,
+  socketTimeout: settings.timeout,
+  enableOfflineQueue: false,
+  enableReadyCheck: false,
+  disableClientInfo: true,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+  keepAlive: 10_000,
+  noDelay: true,
+  retryStrategy: (attempt: number) => Math.min(50 * attempt, 1_000),
+  ...(settings.username === undefined ? {} : { username: settings.username }),
+  ...(settings.password === undefined ? {} : { password: settings.password }),
+  ...(settings.db === undefined ? {} : { db: settings.db }),
+  ...(settings.tls ? { tls: {} } : {})
+})
+
+const clusterOptions = (settings: Settings): ClusterOptions => {
+  const { db: _db, enableOfflineQueue: _queue, retryStrategy: _retry, ...node } = connectionOptions(settings)
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    // A command whose connection closed may have run: never retried (a retried write could run twice).
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: Math.min(1_000, settings.timeout),
+    slotsRefreshInterval: 5_000,
+    clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2_000),
+    redisOptions: node
+  }
+}
+
+const build = ({ Cluster: ClusterClient, Redis: Client }: Classes, settings: Settings) => {
+  const options: RedisOptions = { ...connectionOptions(settings), lazyConnect: true }
+  const { target } = settings
+  switch (target._tag) {
+    case "Url":
+      return new Client(target.url, options)
+    case "Server":
+      return new Client({ ...options, host: target.host, port: target.port })
+    case "Sentinel":
+      return new Client({ ...options, sentinels: target.sentinels.map((s) => ({ ...s })), name: target.name })
+    case "Cluster":
+      return new ClusterClient(target.nodes.map((n) => ({ ...n })), clusterOptions(settings))
+  }
+}
+
+/** Connects within `connectTimeout` (the layer fails otherwise); the connection closes with the scope. */
+export const connect = (settings: Settings): Effect.Effect<Connection, RedisFailure, Scope.Scope> =>
+  Effect.gen(function*() {
+    const io = yield* load
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => build(io, settings)),
+      (client) => Effect.sync(() => client.disconnect())
+    )
+    // Errors are reported through the commands that fail; the event only keeps Node from throwing.
+    client.on("error", () => {})
+    // A real-time timer: the start-up wait holds whatever the clock of the fiber.
+    yield* Effect.tryPromise({
+      try: () =>
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new RedisFailure({ reason: "timeout", code: "CONNECT" })), settings.connectTimeout)
+          client.connect().then(resolve, reject).finally(() => clearTimeout(timer))
+        }),
+      catch: failure
+    })
+    return makeConnection(client, settings)
+  })
+
+let nonces = 0
+
+const makeConnection = (client: Redis | Cluster, settings: Settings): Connection => {
+  const cluster = "slots" in client && Array.isArray((client as Cluster).slots) && (client as Cluster).isCluster
+
+  /** Closes the connection a reply came on when the stream lost its alignment; a new one follows. */
+  const resetFor = (key: string) => {
+    if (!cluster) return void (client as Redis).disconnect(true)
+    const nodeKey = (client as Cluster).slots[slotOf(key)]?.[0]
+    const node = (client as Cluster).nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey)
+    node?.disconnect()
+    ;(client as Cluster).refreshSlotsCache()
+  }
+
+  const checked = (nonce: string, key: string) => (reply: unknown): Array<unknown> => {
+    if (Array.isArray(reply) && reply[0] === nonce) return reply
+    resetFor(key)
+    throw new RedisFailure({ reason: "desync" })
+  }
+
+  const noScript = (error: unknown) => (error as { message?: unknown })?.message?.toString().startsWith("NOSCRIPT") === true
+
+  /** One script call; `WAIT` in the same pipeline (so on the same node) when replicas are asked for. */
+  const send = (script: Script, keys: ReadonlyArray<string>, argv: ReadonlyArray<string>, waits: boolean, source: boolean): Promise<unknown> => {
+    const call = [keys.length, ...keys, ...argv] as const
+    if (!waits) return source ? client.eval(script.source, ...call) : client.evalsha(script.sha, ...call)
+    const pipeline = client.pipeline()
+    if (source) pipeline.eval(script.source, ...call)
+    else pipeline.evalsha(script.sha, ...call)
+    pipeline.wait(settings.replicas, settings.timeout)
+    return pipeline.exec().then((results) => {
+      const [[error, reply] = [null, undefined], [waitError, acked] = [null, 0]] = results ?? []
+      if (error) throw error
+      if (waitError) throw waitError
+      if (typeof acked !== "number" || acked < settings.replicas) throw new RedisFailure({ reason: "replicas", code: `WAIT ${acked}` })
+      return reply
+    })
+  }
+
+  const attempt = (script: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string>, write: boolean) => {
+    const nonce = String(++nonces)
+    const argv = [nonce, ...args]
+    const waits = write && settings.replicas > 0
+    const check = checked(nonce, keys[0] ?? "")
+    return send(script, keys, argv, waits, false).then(check, (error) =>
+      noScript(error) ? send(script, keys, argv, waits, true).then(check) : Promise.reject(error))
+  }
+
+  /** A connection failure on a Cluster: the slots may have moved (a failover), so they are asked for again. */
+  const failed = (error: unknown) => {
+    const named = failure(error)
+    if (cluster && named.reason !== "reply") (client as Cluster).refreshSlotsCache()
+    return named
+  }
+
+  // One real-time timer per command and no fiber: a `TestClock` never stops a deadline from acting.
+  const run: Connection["run"] = (script, keys, args, write, deadline) =>
+    Effect.async<Array<unknown>, RedisFailure>((resume) => {
+      let settled = false
+      const settle = (result: Effect.Effect<Array<unknown>, RedisFailure>) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        resume(result)
+      }
+      const timer = setTimeout(
+        () => settle(Effect.fail(failed(new RedisFailure({ reason: "timeout" })))),
+        Math.max(0, deadline - performance.now())
+      )
+      attempt(script, keys, args, write).then(
+        (reply) => settle(Effect.succeed(reply)),
+        (error) => settle(Effect.fail(failed(error)))
+      )
+      return Effect.sync(() => {
+        settled = true
+        clearTimeout(timer)
+      })
+    })
+
+  return { cluster, run, client }
+}

@@ -1,0 +1,187 @@
+/**
+ * Throwaway Redis servers for the tests: a standalone server, or a Cluster of masters and replicas built with
+ * `redis-cli --cluster create`, each process in a directory of its own under the temp dir (no persistence), on
+ * ports the caller picks from 7001–7049. Everything is stopped (by the pids started here) and deleted when the
+ * scope closes, also after a failure; leftovers of an aborted run on the same ports are cleaned first.
+ */
+import { Effect } from "effect"
+import { execFile, spawn } from "node:child_process"
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { promisify } from "node:util"
+import { Redis } from "ioredis"
+
+const run = promisify(execFile)
+const root = join(tmpdir(), "effect-session-redis")
+const dirOf = (port: number) => join(root, String(port))
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Whether `pid` is a redis-server started for `port` by these helpers (checked before ending it). */
+const ours = (pid: number, port: number) => {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8")
+    return cmdline.includes("redis-server") && cmdline.includes(`:${port}`)
+  } catch {
+    return false
+  }
+}
+
+/** Ends a leftover server of an aborted run on `port` (only one these helpers started) and deletes its directory. */
+const cleanLeftover = async (port: number) => {
+  const pidFile = join(dirOf(port), "pid")
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, "utf8"))
+    if (Number.isInteger(pid) && pid > 0 && ours(pid, port)) {
+      process.kill(pid, "SIGKILL")
+      for (let i = 0; i < 50 && ours(pid, port); i++) await sleep(20)
+    }
+  }
+  rmSync(dirOf(port), { recursive: true, force: true })
+}
+
+/** A server process of ours. */
+export interface Server {
+  readonly port: number
+  readonly pid: number
+  /** Kills it at once (SIGKILL): a crash, no goodbye to its peers. */
+  readonly kill: () => Promise<void>
+  readonly alive: () => boolean
+}
+
+/** Starts `redis-server` on `port` (127.0.0.1 only, no persistence) and waits until it answers. */
+export const startServer = async (port: number, cluster: { readonly nodeTimeout: number } | undefined): Promise<Server> => {
+  await cleanLeftover(port)
+  const dir = dirOf(port)
+  mkdirSync(dir, { recursive: true })
+  const args = [
+    "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
+    "--daemonize", "no", "--logfile", join(dir, "log"), "--protected-mode", "no", "--pidfile", join(dir, "pid"),
+    // The name carries the port, so a leftover can be recognised as ours before it is ended.
+    "--proc-title-template", `{title} 127.0.0.1:${port} effect-session-test`
+  ]
+  if (cluster !== undefined) {
+    args.push("--cluster-enabled", "yes", "--cluster-config-file", join(dir, "nodes.conf"), "--cluster-node-timeout", String(cluster.nodeTimeout))
+  }
+  const child = spawn("redis-server", args, { stdio: "ignore" })
+  const pid = child.pid!
+  let exited = false
+  child.once("exit", () => void (exited = true))
+  const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  probe.on("error", () => {})
+  for (let i = 0; i < 100; i++) {
+    try {
+      await probe.connect()
+      await probe.ping()
+      break
+    } catch {
+      await sleep(50)
+    }
+  }
+  probe.disconnect()
+  return {
+    port,
+    pid,
+    alive: () => !exited,
+    kill: async () => {
+      if (exited) return
+      child.kill("SIGKILL")
+      for (let i = 0; i < 100 && !exited; i++) await sleep(20)
+    }
+  }
+}
+
+const stopAll = (servers: ReadonlyArray<Server>) =>
+  Effect.promise(async () => {
+    for (const server of servers) {
+      await server.kill()
+      rmSync(dirOf(server.port), { recursive: true, force: true })
+    }
+  })
+
+/** A standalone server of the test's own, stopped and deleted with the scope. */
+export const standalone = (port: number) =>
+  Effect.acquireRelease(Effect.promise(() => startServer(port, undefined)), (server) => stopAll([server]))
+
+/** The `CLUSTER INFO` field `field` of the node on `port`. */
+const clusterInfo = async (port: number, field: string) => {
+  const client = new Redis({ port, host: "127.0.0.1", maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on("error", () => {})
+  try {
+    const info = await client.cluster("INFO")
+    return new RegExp(`${field}:(\\S+)`).exec(info)?.[1]
+  } catch {
+    return undefined
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** Polls (bounded) until `check` holds. */
+export const until = async (what: string, check: () => Promise<boolean>, maxMillis = 30_000) => {
+  const started = Date.now()
+  while (Date.now() - started < maxMillis) {
+    if (await check()) return Date.now() - started
+    await sleep(50)
+  }
+  throw new Error(`${what}: not within ${maxMillis} ms`)
+}
+
+export interface TestCluster {
+  readonly servers: ReadonlyArray<Server>
+  /** `host:port` of every node, for the store's `cluster` option. */
+  readonly nodes: ReadonlyArray<string>
+  /** The ports of the nodes that are masters now. */
+  readonly masters: () => Promise<ReadonlyArray<number>>
+}
+
+/**
+ * A Cluster of `masters` masters with one replica each on `ports` (2 × masters of them), built and stopped with
+ * the scope. It is ready when every node says `cluster_state:ok` and every replica is in sync.
+ */
+export const cluster = (ports: ReadonlyArray<number>, options: { readonly nodeTimeout?: number } = {}) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const servers: Array<Server> = []
+      try {
+        for (const port of ports) servers.push(await startServer(port, { nodeTimeout: options.nodeTimeout ?? 2_000 }))
+        const nodes = ports.map((port) => `127.0.0.1:${port}`)
+        await run("redis-cli", ["--cluster", "create", ...nodes, "--cluster-replicas", "1", "--cluster-yes"], { timeout: 60_000 })
+        await until("cluster_state:ok on every node", async () =>
+          (await Promise.all(ports.map((port) => clusterInfo(port, "cluster_state")))).every((state) => state === "ok"))
+        const masters = async () => {
+          const roles = await Promise.all(ports.map(async (port) => {
+            const client = new Redis({ port, host: "127.0.0.1", maxRetriesPerRequest: 0, retryStrategy: () => null })
+            client.on("error", () => {})
+            try {
+              const replication = await client.info("replication")
+              return /role:master/.test(replication) ? port : undefined
+            } catch {
+              return undefined
+            } finally {
+              client.disconnect()
+            }
+          }))
+          return roles.filter((port): port is number => port !== undefined)
+        }
+        await until("every replica in sync", async () => {
+          const links = await Promise.all(ports.map(async (port) => {
+            const client = new Redis({ port, host: "127.0.0.1", maxRetriesPerRequest: 0, retryStrategy: () => null })
+            client.on("error", () => {})
+            try {
+              const replication = await client.info("replication")
+              return /role:master/.test(replication) ? /connected_slaves:1/.test(replication) : /master_link_status:up/.test(replication)
+            } finally {
+              client.disconnect()
+            }
+          }))
+          return links.every(Boolean)
+        })
+        return { servers, nodes, masters } satisfies TestCluster
+      } catch (error) {
+        await Effect.runPromise(stopAll(servers))
+        throw error
+      }
+    }),
+    ({ servers }) => stopAll(servers)
+  )
