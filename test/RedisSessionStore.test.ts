@@ -10,7 +10,7 @@ import type { Cluster } from "ioredis"
 import { createHash } from "node:crypto"
 import { RedisSessionStore, SessionKey, SessionStore } from "../src/index.js"
 import { conformance } from "./support/conformance.js"
-import { adminClient, keysUnder, shared, storeLayer, uniquePrefix } from "./support/redis.js"
+import { adminClient, deleteUnder, keysUnder, shared, storeLayer, uniquePrefix } from "./support/redis.js"
 import * as RedisCluster from "./support/redisCluster.js"
 
 class TestCluster extends Context.Tag("test/RedisCluster")<TestCluster, RedisCluster.TestCluster>() {}
@@ -31,11 +31,7 @@ const clusterStore = (options: RedisSessionStore.Options = {}) =>
     const { nodes } = yield* TestCluster
     const keyPrefix = uniquePrefix("cluster")
     const admin = (yield* adminClient({ cluster: nodes })) as Cluster
-    yield* Effect.addFinalizer(() =>
-      Effect.promise(async () => {
-        for (const key of await keysUnder(admin, keyPrefix)) await admin.del(key)
-      }).pipe(Effect.ignore)
-    )
+    yield* Effect.addFinalizer(() => Effect.ignore(Effect.tryPromise(() => deleteUnder(admin, keyPrefix))))
     const store = yield* RedisSessionStore.make({ cluster: nodes, keyPrefix, cleanupInterval: 0, ...options })
     const slot = (key: string) => Effect.promise(() => admin.cluster("KEYSLOT", key) as Promise<number>)
     return { store, admin, keyPrefix, slot }

@@ -3,7 +3,7 @@
  * connection through a TCP proxy of the test's own) that answers 503 within the deadline and heals by itself.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { expect, layer } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { makeBrowser } from "./support/browser.js"
 import { shared, storeLayer } from "./support/redis.js"
@@ -19,7 +19,7 @@ const serveOn = (connection: { readonly host: string; readonly port: number }, t
 const http = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   effect.pipe(Effect.provide(Layer.merge(NodeHttpServer.layerTest, Barrier.Default)), Effect.scoped)
 
-layer(Layer.empty, { timeout: 60_000 })("SessionMiddleware on Redis", (it) => {
+describe("SessionMiddleware on Redis", () => {
   it.live("10 truly overlapping requests on one session: every field and every increment survives", () =>
     Effect.gen(function*() {
       yield* serveOn(shared)

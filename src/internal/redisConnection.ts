@@ -216,13 +216,19 @@ const makeConnection = (client: Redis | Cluster, settings: Settings): Connection
   const noScript = (error: unknown) => (error as { message?: unknown })?.message?.toString().startsWith("NOSCRIPT") === true
 
   /** One script call; `WAIT` in the same pipeline (so on the same node) when replicas are asked for. */
-  const send = (script: Script, keys: ReadonlyArray<string>, argv: ReadonlyArray<string>, waits: boolean, source: boolean): Promise<unknown> => {
+  const send = (
+    script: Script,
+    keys: ReadonlyArray<string>,
+    argv: ReadonlyArray<string>,
+    waits: number | undefined,
+    source: boolean
+  ): Promise<unknown> => {
     const call = [keys.length, ...keys, ...argv] as const
-    if (!waits) return source ? client.eval(script.source, ...call) : client.evalsha(script.sha, ...call)
+    if (waits === undefined) return source ? client.eval(script.source, ...call) : client.evalsha(script.sha, ...call)
     const pipeline = client.pipeline()
     if (source) pipeline.eval(script.source, ...call)
     else pipeline.evalsha(script.sha, ...call)
-    pipeline.wait(settings.replicas, settings.timeout)
+    pipeline.wait(settings.replicas, waits)
     return pipeline.exec().then((results) => {
       const [[error, reply] = [null, undefined], [waitError, acked] = [null, 0]] = results ?? []
       if (error) throw error
@@ -232,10 +238,11 @@ const makeConnection = (client: Redis | Cluster, settings: Settings): Connection
     })
   }
 
-  const attempt = (script: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string>, write: boolean) => {
+  const attempt = (script: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string>, write: boolean, deadline: number) => {
     const nonce = String(++nonces)
     const argv = [nonce, ...args]
-    const waits = write && settings.replicas > 0
+    // WAIT gives up a little before the deadline, so a missing replica is reported as such.
+    const waits = write && settings.replicas > 0 ? Math.max(1, Math.floor(deadline - performance.now() - 50)) : undefined
     const check = checked(nonce, keys[0] ?? "")
     return send(script, keys, argv, waits, false).then(check, (error) =>
       noScript(error) ? send(script, keys, argv, waits, true).then(check) : Promise.reject(error))
@@ -262,7 +269,7 @@ const makeConnection = (client: Redis | Cluster, settings: Settings): Connection
         () => settle(Effect.fail(failed(new RedisFailure({ reason: "timeout" })))),
         Math.max(0, deadline - performance.now())
       )
-      attempt(script, keys, args, write).then(
+      attempt(script, keys, args, write, deadline).then(
         (reply) => settle(Effect.succeed(reply)),
         (error) => settle(Effect.fail(failed(error)))
       )

@@ -20,7 +20,8 @@ export const keysUnder = async (client: Redis | Cluster, prefix: string): Promis
   for (const node of masters) {
     let cursor = "0"
     for (let i = 0; i < 100_000; i++) {
-      const [next, batch] = await node.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+      // A node that is down (a fault test killed it) holds nothing to find.
+      const [next, batch] = await node.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000).catch(() => ["0", []] as [string, Array<string>])
       keys.push(...batch)
       cursor = next
       if (cursor === "0") break
@@ -32,7 +33,9 @@ export const keysUnder = async (client: Redis | Cluster, prefix: string): Promis
 /** Deletes every key under `prefix` (one key per command: they may lie in different slots). */
 export const deleteUnder = async (client: Redis | Cluster, prefix: string) => {
   const keys = await keysUnder(client, prefix)
-  for (let i = 0; i < keys.length; i += 100) await Promise.all(keys.slice(i, i + 100).map((key) => client.del(key)))
+  for (let i = 0; i < keys.length; i += 100) {
+    await Promise.all(keys.slice(i, i + 100).map((key) => client.del(key).catch(() => 0)))
+  }
   return keys.length
 }
 
@@ -51,7 +54,7 @@ export const adminClient = (connection: { readonly cluster?: ReadonlyArray<strin
       })
       return cluster as Redis | Cluster
     }),
-    (client) => Effect.promise(() => client.quit().catch(() => "")).pipe(Effect.ignore)
+    (client) => Effect.sync(() => client.disconnect())
   )
 
 /**
@@ -66,7 +69,7 @@ export const storeLayer = (connection: Store.Options) => (options: SessionStore.
       const admin = yield* adminClient(
         connection.cluster === undefined ? {} : { cluster: connection.cluster.map((n) => typeof n === "string" ? n : `${n.host}:${n.port}`) }
       )
-      yield* Effect.addFinalizer(() => Effect.promise(() => deleteUnder(admin, keyPrefix)).pipe(Effect.ignore))
+      yield* Effect.addFinalizer(() => Effect.ignore(Effect.tryPromise(() => deleteUnder(admin, keyPrefix))))
       return yield* Store.make({ ...connection, ...options, keyPrefix } satisfies RedisSessionStore.Options)
     })
   )

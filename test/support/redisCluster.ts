@@ -49,13 +49,24 @@ export interface Server {
   readonly alive: () => boolean
 }
 
-/** Starts `redis-server` on `port` (127.0.0.1 only, no persistence) and waits until it answers. */
-export const startServer = async (port: number, cluster: { readonly nodeTimeout: number } | undefined): Promise<Server> => {
-  await cleanLeftover(port)
+export interface ServerOptions {
+  /** Cluster mode, with this `cluster-node-timeout`. */
+  readonly cluster?: { readonly nodeTimeout: number } | undefined
+  /** An append-only file fsynced before every reply (for restart tests); default: no persistence at all. */
+  readonly durable?: boolean | undefined
+  /** Keep the directory of an earlier run on this port (a restart); default: leftovers are cleaned first. */
+  readonly restart?: boolean | undefined
+}
+
+/** Starts `redis-server` on `port` (127.0.0.1 only) and waits until it answers. */
+export const startServer = async (port: number, options: ServerOptions = {}): Promise<Server> => {
+  const { cluster } = options
+  if (options.restart !== true) await cleanLeftover(port)
   const dir = dirOf(port)
   mkdirSync(dir, { recursive: true })
+  const persistence = options.durable === true ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]
   const args = [
-    "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
+    "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...persistence,
     "--daemonize", "no", "--logfile", join(dir, "log"), "--protected-mode", "no", "--pidfile", join(dir, "pid"),
     // The name carries the port, so a leftover can be recognised as ours before it is ended.
     "--proc-title-template", `{title} 127.0.0.1:${port} effect-session-test`
@@ -100,8 +111,8 @@ const stopAll = (servers: ReadonlyArray<Server>) =>
   })
 
 /** A standalone server of the test's own, stopped and deleted with the scope. */
-export const standalone = (port: number) =>
-  Effect.acquireRelease(Effect.promise(() => startServer(port, undefined)), (server) => stopAll([server]))
+export const standalone = (port: number, options: Omit<ServerOptions, "cluster"> = {}) =>
+  Effect.acquireRelease(Effect.promise(() => startServer(port, options)), (server) => stopAll([server]))
 
 /** The `CLUSTER INFO` field `field` of the node on `port`. */
 const clusterInfo = async (port: number, field: string) => {
@@ -128,7 +139,10 @@ export const until = async (what: string, check: () => Promise<boolean>, maxMill
 }
 
 export interface TestCluster {
+  /** The processes running now (a restarted node's new one replaces its old one). */
   readonly servers: ReadonlyArray<Server>
+  /** Starts a killed node again, with its cluster configuration: it rejoins (a failed master as a replica). */
+  readonly restart: (port: number) => Promise<void>
   /** `host:port` of every node, for the store's `cluster` option. */
   readonly nodes: ReadonlyArray<string>
   /** The ports of the nodes that are masters now. */
@@ -144,7 +158,7 @@ export const cluster = (ports: ReadonlyArray<number>, options: { readonly nodeTi
     Effect.promise(async () => {
       const servers: Array<Server> = []
       try {
-        for (const port of ports) servers.push(await startServer(port, { nodeTimeout: options.nodeTimeout ?? 2_000 }))
+        for (const port of ports) servers.push(await startServer(port, { cluster: { nodeTimeout: options.nodeTimeout ?? 2_000 } }))
         const nodes = ports.map((port) => `127.0.0.1:${port}`)
         await run("redis-cli", ["--cluster", "create", ...nodes, "--cluster-replicas", "1", "--cluster-yes"], { timeout: 60_000 })
         await until("cluster_state:ok on every node", async () =>
@@ -177,11 +191,34 @@ export const cluster = (ports: ReadonlyArray<number>, options: { readonly nodeTi
           }))
           return links.every(Boolean)
         })
-        return { servers, nodes, masters } satisfies TestCluster
+        const restart = async (port: number) => {
+          const at = servers.findIndex((server) => server.port === port)
+          await servers[at]!.kill()
+          servers[at] = await startServer(port, { cluster: { nodeTimeout: options.nodeTimeout ?? 2_000 }, restart: true })
+        }
+        return { servers, nodes, masters, restart } satisfies TestCluster
       } catch (error) {
         await Effect.runPromise(stopAll(servers))
         throw error
       }
     }),
     ({ servers }) => stopAll(servers)
+  )
+
+/**
+ * A durable standalone server (append-only file, fsynced before every reply) that the test can kill and start
+ * again on the same port and data; whichever process runs last is stopped with the scope.
+ */
+export const restartable = (port: number) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      let current = await startServer(port, { durable: true })
+      return {
+        port,
+        kill: () => current.kill(),
+        start: async () => void (current = await startServer(port, { durable: true, restart: true })),
+        current: () => current
+      }
+    }),
+    (server) => stopAll([server.current()])
   )
