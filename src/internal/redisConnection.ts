@@ -133,6 +133,8 @@ const connectionOptions = (settings: Settings): RedisOptions => ({
   maxRetriesPerRequest: 0,
   keepAlive: 10_000,
   noDelay: true,
+  // Commands sent in the same tick leave in one write: concurrent requests share a round trip.
+  enableAutoPipelining: true,
   retryStrategy: (attempt: number) => Math.min(50 * attempt, 1_000),
   ...(settings.username === undefined ? {} : { username: settings.username }),
   ...(settings.password === undefined ? {} : { password: settings.password }),
@@ -144,6 +146,7 @@ const clusterOptions = (settings: Settings): ClusterOptions => {
   const { db: _db, enableOfflineQueue: _queue, retryStrategy: _retry, ...node } = connectionOptions(settings)
   return {
     lazyConnect: true,
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     // A command whose connection closed may have run: never retried (a retried write could run twice).
     retryDelayOnFailover: 0,
