@@ -143,10 +143,12 @@ const connectionOptions = (settings: Settings): RedisOptions => ({
 })
 
 const clusterOptions = (settings: Settings): ClusterOptions => {
-  const { db: _db, enableOfflineQueue: _queue, retryStrategy: _retry, ...node } = connectionOptions(settings)
+  const { db: _db, enableAutoPipelining: _pipelining, enableOfflineQueue: _queue, retryStrategy: _retry, ...node } =
+    connectionOptions(settings)
   return {
     lazyConnect: true,
-    enableAutoPipelining: true,
+    // ioredis routes an auto-pipelined EVALSHA by its first argument (the script's SHA), not its key: off on a Cluster.
+    enableAutoPipelining: false,
     enableOfflineQueue: false,
     // A command whose connection closed may have run: never retried (a retried write could run twice).
     retryDelayOnFailover: 0,
