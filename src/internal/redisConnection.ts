@@ -200,63 +200,70 @@ export const connect = (settings: Settings): Effect.Effect<Connection, RedisFail
 
 let nonces = 0
 
-const makeConnection = (client: Redis | Cluster, settings: Settings): Connection => {
-  const cluster = "slots" in client && Array.isArray((client as Cluster).slots) && (client as Cluster).isCluster
+const isCluster = (client: Redis | Cluster): client is Cluster => (client as Cluster).isCluster === true
 
-  /** Closes the connection a reply came on when the stream lost its alignment; a new one follows. */
-  const resetFor = (key: string) => {
-    if (!cluster) return void (client as Redis).disconnect(true)
-    const nodeKey = (client as Cluster).slots[slotOf(key)]?.[0]
-    const node = (client as Cluster).nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey)
-    node?.disconnect()
-    ;(client as Cluster).refreshSlotsCache()
-  }
+/** Closes the connection a reply came on when its stream lost its alignment; a new one follows. */
+const resetFor = (client: Redis | Cluster, key: string) => {
+  if (!isCluster(client)) return void client.disconnect(true)
+  const nodeKey = client.slots[slotOf(key)]?.[0]
+  client.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey)?.disconnect()
+  client.refreshSlotsCache()
+}
 
-  const checked = (nonce: string, key: string) => (reply: unknown): Array<unknown> => {
+const noScript = (error: unknown) => (error as { message?: unknown })?.message?.toString().startsWith("NOSCRIPT") === true
+
+/**
+ * One script call (by SHA, or by `source` after a `NOSCRIPT`); with `waits`, `WAIT` for the replicas in the same
+ * pipeline (so on the same node) within that many ms, and a failure when fewer confirmed.
+ */
+const send = (
+  client: Redis | Cluster,
+  replicas: number,
+  call: { readonly script: Script; readonly keys: ReadonlyArray<string>; readonly argv: ReadonlyArray<string> },
+  waits: number | undefined,
+  source: boolean
+): Promise<unknown> => {
+  const args = [call.keys.length, ...call.keys, ...call.argv] as const
+  if (waits === undefined) return source ? client.eval(call.script.source, ...args) : client.evalsha(call.script.sha, ...args)
+  const pipeline = client.pipeline()
+  if (source) pipeline.eval(call.script.source, ...args)
+  else pipeline.evalsha(call.script.sha, ...args)
+  pipeline.wait(replicas, waits)
+  return pipeline.exec().then((results) => {
+    const [[error, reply] = [null, undefined], [waitError, acked] = [null, 0]] = results ?? []
+    if (error) throw error
+    if (waitError) throw waitError
+    if (typeof acked !== "number" || acked < replicas) throw new RedisFailure({ reason: "replicas", code: `WAIT ${acked}` })
+    return reply
+  })
+}
+
+/** A script run whose reply must echo its nonce; a stream out of alignment is closed. */
+const attempt = (
+  client: Redis | Cluster,
+  replicas: number,
+  call: { readonly script: Script; readonly keys: ReadonlyArray<string>; readonly args: ReadonlyArray<string> },
+  write: boolean,
+  deadline: number
+) => {
+  const nonce = String(++nonces)
+  const script = { script: call.script, keys: call.keys, argv: [nonce, ...call.args] }
+  // WAIT gives up a little before the deadline, so a missing replica is reported as such.
+  const waits = write && replicas > 0 ? Math.max(1, Math.floor(deadline - performance.now() - 50)) : undefined
+  const check = (reply: unknown): Array<unknown> => {
     if (Array.isArray(reply) && reply[0] === nonce) return reply
-    resetFor(key)
+    resetFor(client, call.keys[0] ?? "")
     throw new RedisFailure({ reason: "desync" })
   }
+  return send(client, replicas, script, waits, false).then(check, (error) =>
+    noScript(error) ? send(client, replicas, script, waits, true).then(check) : Promise.reject(error))
+}
 
-  const noScript = (error: unknown) => (error as { message?: unknown })?.message?.toString().startsWith("NOSCRIPT") === true
-
-  /** One script call; `WAIT` in the same pipeline (so on the same node) when replicas are asked for. */
-  const send = (
-    script: Script,
-    keys: ReadonlyArray<string>,
-    argv: ReadonlyArray<string>,
-    waits: number | undefined,
-    source: boolean
-  ): Promise<unknown> => {
-    const call = [keys.length, ...keys, ...argv] as const
-    if (waits === undefined) return source ? client.eval(script.source, ...call) : client.evalsha(script.sha, ...call)
-    const pipeline = client.pipeline()
-    if (source) pipeline.eval(script.source, ...call)
-    else pipeline.evalsha(script.sha, ...call)
-    pipeline.wait(settings.replicas, waits)
-    return pipeline.exec().then((results) => {
-      const [[error, reply] = [null, undefined], [waitError, acked] = [null, 0]] = results ?? []
-      if (error) throw error
-      if (waitError) throw waitError
-      if (typeof acked !== "number" || acked < settings.replicas) throw new RedisFailure({ reason: "replicas", code: `WAIT ${acked}` })
-      return reply
-    })
-  }
-
-  const attempt = (script: Script, keys: ReadonlyArray<string>, args: ReadonlyArray<string>, write: boolean, deadline: number) => {
-    const nonce = String(++nonces)
-    const argv = [nonce, ...args]
-    // WAIT gives up a little before the deadline, so a missing replica is reported as such.
-    const waits = write && settings.replicas > 0 ? Math.max(1, Math.floor(deadline - performance.now() - 50)) : undefined
-    const check = checked(nonce, keys[0] ?? "")
-    return send(script, keys, argv, waits, false).then(check, (error) =>
-      noScript(error) ? send(script, keys, argv, waits, true).then(check) : Promise.reject(error))
-  }
-
+const makeConnection = (client: Redis | Cluster, settings: Settings): Connection => {
   /** A connection failure on a Cluster: the slots may have moved (a failover), so they are asked for again. */
   const failed = (error: unknown) => {
     const named = failure(error)
-    if (cluster && named.reason !== "reply") (client as Cluster).refreshSlotsCache()
+    if (isCluster(client) && named.reason !== "reply") client.refreshSlotsCache()
     return named
   }
 
@@ -274,7 +281,7 @@ const makeConnection = (client: Redis | Cluster, settings: Settings): Connection
         () => settle(Effect.fail(failed(new RedisFailure({ reason: "timeout" })))),
         Math.max(0, deadline - performance.now())
       )
-      attempt(script, keys, args, write, deadline).then(
+      attempt(client, settings.replicas, { script, keys, args }, write, deadline).then(
         (reply) => settle(Effect.succeed(reply)),
         (error) => settle(Effect.fail(failed(error)))
       )
@@ -284,5 +291,5 @@ const makeConnection = (client: Redis | Cluster, settings: Settings): Connection
       })
     })
 
-  return { cluster, run, client }
+  return { cluster: isCluster(client), run, client }
 }
