@@ -4,9 +4,9 @@
  * slot through its rotations, sessions spread over every master, the subject index repaired when read, and paging
  * across shards.
  */
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Chunk, Context, Effect, Layer, Stream } from "effect"
-import type { Cluster } from "ioredis"
+import { type Cluster, Redis } from "ioredis"
 import { createHash } from "node:crypto"
 import { RedisSessionStore, SessionKey, SessionStore } from "../src/index.js"
 import { conformance } from "./support/conformance.js"
@@ -100,6 +100,22 @@ layer(ClusterLive, { timeout: 120_000 })("RedisSessionStore on a sharded Cluster
       const digests = first.map((id) => Buffer.from(id, "base64url"))
       for (let i = 1; i < digests.length; i++) expect(Buffer.compare(digests[i - 1]!, digests[i]!)).toBe(-1)
     }))
+})
+
+describe("RedisSessionStore through Sentinel", () => {
+  it.live("finds the master through a Sentinel and keeps its sessions there", () =>
+    Effect.gen(function*() {
+      yield* RedisCluster.sentinel(7040, 7041, "sessions")
+      const keyPrefix = uniquePrefix("sentinel")
+      const store = yield* RedisSessionStore.make({ sentinels: ["127.0.0.1:7041"], sentinelName: "sessions", keyPrefix, cleanupInterval: 0 })
+      const key = yield* store.generate({ value: "v", subject: "ada" })
+      const { key: next } = yield* store.rotate(key, (v) => v + "!")
+      expect((yield* store.get(next)).value).toBe("v!")
+      expect((yield* store.list("ada")).map((info) => info.id)).toEqual([SessionKey.id(key)])
+      const master = new Redis({ port: 7040, host: "127.0.0.1" })
+      yield* Effect.addFinalizer(() => Effect.sync(() => master.disconnect()))
+      expect((yield* Effect.promise(() => keysUnder(master, keyPrefix))).filter((k) => k.includes("}r:"))).toHaveLength(2)
+    }).pipe(Effect.scoped), { timeout: 30_000 })
 })
 
 describe("rotation keys", () => {

@@ -6,7 +6,7 @@
  */
 import { Effect } from "effect"
 import { execFile, spawn } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
@@ -74,6 +74,11 @@ export const startServer = async (port: number, options: ServerOptions = {}): Pr
   if (cluster !== undefined) {
     args.push("--cluster-enabled", "yes", "--cluster-config-file", join(dir, "nodes.conf"), "--cluster-node-timeout", String(cluster.nodeTimeout))
   }
+  return spawnRedis(port, args)
+}
+
+/** Runs `redis-server` with `args` and waits (bounded) until the process on `port` answers. */
+const spawnRedis = async (port: number, args: ReadonlyArray<string>): Promise<Server> => {
   const child = spawn("redis-server", args, { stdio: "ignore" })
   const pid = child.pid!
   let exited = false
@@ -102,6 +107,24 @@ export const startServer = async (port: number, options: ServerOptions = {}): Pr
   }
 }
 
+/** A Sentinel on `port` watching the master on `masterPort` as `name` (its config file in its own directory). */
+export const startSentinel = async (port: number, masterPort: number, name: string): Promise<Server> => {
+  await cleanLeftover(port)
+  const dir = dirOf(port)
+  mkdirSync(dir, { recursive: true })
+  const config = join(dir, "sentinel.conf")
+  writeFileSync(config, [
+    `port ${port}`,
+    "bind 127.0.0.1",
+    `dir ${dir}`,
+    `pidfile ${join(dir, "pid")}`,
+    `logfile ${join(dir, "log")}`,
+    `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
+    `sentinel down-after-milliseconds ${name} 1000`
+  ].join("\n") + "\n")
+  return spawnRedis(port, [config, "--sentinel"])
+}
+
 const stopAll = (servers: ReadonlyArray<Server>) =>
   Effect.promise(async () => {
     for (const server of servers) {
@@ -109,6 +132,21 @@ const stopAll = (servers: ReadonlyArray<Server>) =>
       rmSync(dirOf(server.port), { recursive: true, force: true })
     }
   })
+
+/** A master and a Sentinel watching it, stopped and deleted with the scope. */
+export const sentinel = (masterPort: number, sentinelPort: number, name: string) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const master = await startServer(masterPort)
+      try {
+        return [master, await startSentinel(sentinelPort, masterPort, name)] as const
+      } catch (error) {
+        await Effect.runPromise(stopAll([master]))
+        throw error
+      }
+    }),
+    (servers) => stopAll(servers)
+  )
 
 /** A standalone server of the test's own, stopped and deleted with the scope. */
 export const standalone = (port: number, options: Omit<ServerOptions, "cluster"> = {}) =>
