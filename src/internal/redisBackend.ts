@@ -240,9 +240,10 @@ export const make = (connection: Connection, config: Config): Backend<RedisFailu
     name: "redis",
     enforcesDeadline: true,
     rotationKey,
+    // The hottest path: one command, no runner.
     find: ({ id }) =>
       Effect.suspend(() =>
-        Effect.map(ctx.start()(Scripts.find, [k.row(hex(id))], groupOf(hex(id)), 0, [], false), (reply) =>
+        Effect.map(connection.run(Scripts.find, [k.row(hex(id))], [], false, performance.now() + config.timeout), (reply) =>
           reply.length < 8 ? undefined : {
             value: reply[1] as string,
             expiresAt: Number(reply[2]),

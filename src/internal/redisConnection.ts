@@ -213,21 +213,23 @@ const resetFor = (client: Redis | Cluster, key: string) => {
 const noScript = (error: unknown) => (error as { message?: unknown })?.message?.toString().startsWith("NOSCRIPT") === true
 
 /**
- * One script call (by SHA, or by `source` after a `NOSCRIPT`); with `waits`, `WAIT` for the replicas in the same
- * pipeline (so on the same node) within that many ms, and a failure when fewer confirmed.
+ * One script call (by SHA, or by its source after a `NOSCRIPT`) with `params` (key count, keys, arguments); with
+ * `waits`, `WAIT` for the replicas in the same pipeline (so on the same node) within that many ms, and a failure
+ * when fewer confirmed.
  */
 const send = (
   client: Redis | Cluster,
   replicas: number,
-  call: { readonly script: Script; readonly keys: ReadonlyArray<string>; readonly argv: ReadonlyArray<string> },
+  script: Script,
+  params: ReadonlyArray<string | number>,
   waits: number | undefined,
   source: boolean
 ): Promise<unknown> => {
-  const args = [call.keys.length, ...call.keys, ...call.argv] as const
-  if (waits === undefined) return source ? client.eval(call.script.source, ...args) : client.evalsha(call.script.sha, ...args)
+  const [count, ...rest] = params as [number, ...Array<string>]
+  if (waits === undefined) return source ? client.eval(script.source, count, ...rest) : client.evalsha(script.sha, count, ...rest)
   const pipeline = client.pipeline()
-  if (source) pipeline.eval(call.script.source, ...args)
-  else pipeline.evalsha(call.script.sha, ...args)
+  if (source) pipeline.eval(script.source, count, ...rest)
+  else pipeline.evalsha(script.sha, count, ...rest)
   pipeline.wait(replicas, waits)
   return pipeline.exec().then((results) => {
     const [[error, reply] = [null, undefined], [waitError, acked] = [null, 0]] = results ?? []
@@ -236,27 +238,6 @@ const send = (
     if (typeof acked !== "number" || acked < replicas) throw new RedisFailure({ reason: "replicas", code: `WAIT ${acked}` })
     return reply
   })
-}
-
-/** A script run whose reply must echo its nonce; a stream out of alignment is closed. */
-const attempt = (
-  client: Redis | Cluster,
-  replicas: number,
-  call: { readonly script: Script; readonly keys: ReadonlyArray<string>; readonly args: ReadonlyArray<string> },
-  write: boolean,
-  deadline: number
-) => {
-  const nonce = String(++nonces)
-  const script = { script: call.script, keys: call.keys, argv: [nonce, ...call.args] }
-  // WAIT gives up a little before the deadline, so a missing replica is reported as such.
-  const waits = write && replicas > 0 ? Math.max(1, Math.floor(deadline - performance.now() - 50)) : undefined
-  const check = (reply: unknown): Array<unknown> => {
-    if (Array.isArray(reply) && reply[0] === nonce) return reply
-    resetFor(client, call.keys[0] ?? "")
-    throw new RedisFailure({ reason: "desync" })
-  }
-  return send(client, replicas, script, waits, false).then(check, (error) =>
-    noScript(error) ? send(client, replicas, script, waits, true).then(check) : Promise.reject(error))
 }
 
 const makeConnection = (client: Redis | Cluster, settings: Settings): Connection => {
@@ -271,20 +252,31 @@ const makeConnection = (client: Redis | Cluster, settings: Settings): Connection
   const run: Connection["run"] = (script, keys, args, write, deadline) =>
     Effect.async<Array<unknown>, RedisFailure>((resume) => {
       let settled = false
-      const settle = (result: Effect.Effect<Array<unknown>, RedisFailure>) => {
+      const fail = (error: unknown) => {
         if (settled) return
         settled = true
         clearTimeout(timer)
-        resume(result)
+        resume(Effect.fail(failed(error)))
       }
-      const timer = setTimeout(
-        () => settle(Effect.fail(failed(new RedisFailure({ reason: "timeout" })))),
-        Math.max(0, deadline - performance.now())
-      )
-      attempt(client, settings.replicas, { script, keys, args }, write, deadline).then(
-        (reply) => settle(Effect.succeed(reply)),
-        (error) => settle(Effect.fail(failed(error)))
-      )
+      const timer = setTimeout(() => fail(new RedisFailure({ reason: "timeout" })), Math.max(0, deadline - performance.now()))
+      const nonce = String(++nonces)
+      const params = [keys.length, ...keys, nonce, ...args]
+      // WAIT gives up a little before the deadline, so a missing replica is reported as such.
+      const waits = write && settings.replicas > 0 ? Math.max(1, Math.floor(deadline - performance.now() - 50)) : undefined
+      // Every reply is checked, even one that comes after the caller stopped waiting: a stream that lost its
+      // alignment is closed before it can hand anyone a reply that is not theirs.
+      const reply = (value: unknown) => {
+        if (!Array.isArray(value) || value[0] !== nonce) {
+          resetFor(client, keys[0] ?? "")
+          return fail(new RedisFailure({ reason: "desync" }))
+        }
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        resume(Effect.succeed(value))
+      }
+      send(client, settings.replicas, script, params, waits, false).then(reply, (error) =>
+        noScript(error) ? send(client, settings.replicas, script, params, waits, true).then(reply, fail) : fail(error))
       return Effect.sync(() => {
         settled = true
         clearTimeout(timer)

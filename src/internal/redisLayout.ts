@@ -59,8 +59,9 @@ export type Run = (
 /** The runner of one primitive: every call it makes shares the deadline `timeout` from now (real time). */
 export const runner = (connection: Connection, config: Config, k: Keys) => (): Run => {
   const deadline = performance.now() + config.timeout
+  const margin = String(config.margin)
   return (script, keys, group, now, args, write = true) =>
-    connection.run(script, keys, [k.base(group), String(config.margin), String(now), ...args], write, deadline)
+    connection.run(script, keys, script.bare ? args : [k.base(group), margin, String(now), ...args], write, deadline)
 }
 
 /** A listing's 7 fields (family, subject, audience, metadata, createdAt, expiresAt, lastSeenAt) as an `InfoRow`. */

@@ -4,8 +4,8 @@
  * together. Time is the store's (`now`, passed in), never Redis's `TIME`: the store's clock decides expiry, and
  * Redis's own TTLs are only a safety net set a margin past it.
  *
- * Every script takes the same first arguments (`ARGV[1..4]`: nonce, group base, TTL margin, now) and returns the
- * nonce first: the client checks it, so a reply can never be taken for another command's.
+ * Every script takes the same first arguments (`ARGV[1..4]`: nonce, group base, TTL margin, now; a `bare` one only the
+ * nonce) and returns the nonce first: the client checks it, so a reply can never be taken for another command's.
  *
  * The layout of one slot group (`base` is `<prefix>{<2 hex digits>}`, the first byte of the ids it holds):
  *
@@ -82,12 +82,17 @@ export interface Script {
   readonly name: string
   readonly source: string
   readonly sha: string
+  /** Takes only the nonce before its own arguments (no group base, margin or time). */
+  readonly bare: boolean
 }
 
-/** A script with the prelude's helpers, or (`bare`) with only the nonce: the hot `find` pays for nothing else. */
+/**
+ * A script with the prelude's helpers and arguments, or (`bare`) with only the nonce before its own (`ARGV[2]` on):
+ * the hot `find` and the subject index pay for nothing else.
+ */
 const script = (name: string, body: string, bare = false): Script => {
   const source = (bare ? "local nonce = ARGV[1]\n" : prelude) + body
-  return { name, source, sha: createHash("sha1").update(source).digest("hex") }
+  return { name, source, sha: createHash("sha1").update(source).digest("hex"), bare }
 }
 
 /** KEYS[1] row. Its fields, unless there is no row or it ended. */
@@ -330,7 +335,7 @@ return out
 
 /** KEYS[1] a subject's index. ARGV: family, token. Records that the family may belong to the subject. */
 export const register = script("register", `
-redis.call('HSET', KEYS[1], ARGV[5], ARGV[6])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 return {nonce}
 `, true)
 
@@ -343,7 +348,7 @@ return out
 
 /** KEYS[1] a subject's index. ARGV: family, token pairs. Drops each entry that still has the token read. */
 export const prune = script("prune", `
-for i = 5, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
 end
 return {nonce}
