@@ -26,7 +26,7 @@ import {
 } from "./redisLayout.js"
 import * as Scripts from "./redisScripts.js"
 import * as SubjectIndex from "./redisSubjectIndex.js"
-import type { Backend, InfoRow, Refusal, StoredOwner } from "./storeModel.js"
+import type { Backend, InfoRow, Refusal, Row, StoredOwner } from "./storeModel.js"
 
 /** Families a `page` script scans at most per call, beyond the page's size. */
 const scanBudget = 200
@@ -43,6 +43,18 @@ const ownerArgs = (owner: StoredOwner | undefined) =>
   owner === undefined ? ["0", "", "", ""] : ["1", owner.subject ?? "", owner.audience ?? "", owner.metadata ?? ""]
 
 const status = <Done extends string>(reply: ReadonlyArray<unknown>) => reply[1] as Done | Refusal
+
+/** `find`'s reply as a row; only the nonce when there is none (or it ended). */
+const rowOf = (reply: ReadonlyArray<unknown>): Row | undefined =>
+  reply.length < 8 ? undefined : {
+    value: reply[1] as string,
+    expiresAt: Number(reply[2]),
+    version: reply[3] as string,
+    rotated: reply[4] === "1",
+    subject: (reply[5] as string | null) ?? null,
+    audience: (reply[6] as string | null) ?? null,
+    family: bytes(reply[7] as string)
+  }
 
 /** The family of the key `id`: its row's, or its own when there is none yet (an upsert would create it so). */
 const familyOf = (run: Run, k: Keys, id: string) =>
@@ -240,20 +252,9 @@ export const make = (connection: Connection, config: Config): Backend<RedisFailu
     name: "redis",
     enforcesDeadline: true,
     rotationKey,
-    // The hottest path: one command, no runner.
+    // The hottest path: one command, no runner, the row decoded as the reply arrives.
     find: ({ id }) =>
-      Effect.suspend(() =>
-        Effect.map(connection.run(Scripts.find, [k.row(hex(id))], [], false, performance.now() + config.timeout), (reply) =>
-          reply.length < 8 ? undefined : {
-            value: reply[1] as string,
-            expiresAt: Number(reply[2]),
-            version: reply[3] as string,
-            rotated: reply[4] === "1",
-            subject: (reply[5] as string | null) ?? null,
-            audience: (reply[6] as string | null) ?? null,
-            family: bytes(reply[7] as string)
-          })
-      ),
+      Effect.suspend(() => connection.run(Scripts.find, [k.row(hex(id))], [], false, performance.now() + config.timeout, rowOf)),
     ...keyWrites(ctx),
     ...ownerWrites(ctx),
     list: list(ctx),

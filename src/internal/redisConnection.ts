@@ -57,13 +57,14 @@ export interface Connection {
    * Runs `script` on `keys` (one slot) with `args` after its nonce; a write waits for the replicas asked for. It
    * fails with a `timeout` once `deadline` (`performance.now()` time) has passed, whatever the clock of the fiber.
    */
-  readonly run: (
+  readonly run: <A = Array<unknown>>(
     script: Script,
     keys: ReadonlyArray<string>,
     args: ReadonlyArray<string>,
     write: boolean,
-    deadline: number
-  ) => Effect.Effect<Array<unknown>, RedisFailure>
+    deadline: number,
+    decode?: (reply: Array<unknown>) => A
+  ) => Effect.Effect<A, RedisFailure>
   /** The client, for tests and the benchmark's raw competitor. */
   readonly client: Redis | Cluster
 }
@@ -213,19 +214,19 @@ const resetFor = (client: Redis | Cluster, key: string) => {
 const noScript = (error: unknown) => (error as { message?: unknown })?.message?.toString().startsWith("NOSCRIPT") === true
 
 /**
- * One script call (by SHA, or by its source after a `NOSCRIPT`) with `params` (key count, keys, arguments); with
- * `waits`, `WAIT` for the replicas in the same pipeline (so on the same node) within that many ms, and a failure
- * when fewer confirmed.
+ * One script call (by SHA, or by its source after a `NOSCRIPT`) on `count` keys, `rest` holding the keys and then
+ * the arguments; with `waits`, `WAIT` for the replicas in the same pipeline (so on the same node) within that many
+ * ms, and a failure when fewer confirmed.
  */
 const send = (
   client: Redis | Cluster,
   replicas: number,
   script: Script,
-  params: ReadonlyArray<string | number>,
+  count: number,
+  rest: ReadonlyArray<string>,
   waits: number | undefined,
   source: boolean
 ): Promise<unknown> => {
-  const [count, ...rest] = params as [number, ...Array<string>]
   if (waits === undefined) return source ? client.eval(script.source, count, ...rest) : client.evalsha(script.sha, count, ...rest)
   const pipeline = client.pipeline()
   if (source) pipeline.eval(script.source, count, ...rest)
@@ -240,7 +241,8 @@ const send = (
   })
 }
 
-const makeConnection = (client: Redis | Cluster, settings: Settings): Connection => {
+/** The store's connection on a client already made (`connect` makes one; the benchmark measures with another). */
+export const makeConnection = (client: Redis | Cluster, settings: Settings): Connection => {
   /** A connection failure on a Cluster: the slots may have moved (a failover), so they are asked for again. */
   const failed = (error: unknown) => {
     const named = failure(error)
@@ -249,8 +251,15 @@ const makeConnection = (client: Redis | Cluster, settings: Settings): Connection
   }
 
   // One real-time timer per command and no fiber: a `TestClock` never stops a deadline from acting.
-  const run: Connection["run"] = (script, keys, args, write, deadline) =>
-    Effect.async<Array<unknown>, RedisFailure>((resume) => {
+  const run: Connection["run"] = <A>(
+    script: Script,
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<string>,
+    write: boolean,
+    deadline: number,
+    decode?: (reply: Array<unknown>) => A
+  ) =>
+    Effect.async<A, RedisFailure>((resume) => {
       let settled = false
       const fail = (error: unknown) => {
         if (settled) return
@@ -260,7 +269,7 @@ const makeConnection = (client: Redis | Cluster, settings: Settings): Connection
       }
       const timer = setTimeout(() => fail(new RedisFailure({ reason: "timeout" })), Math.max(0, deadline - performance.now()))
       const nonce = String(++nonces)
-      const params = [keys.length, ...keys, nonce, ...args]
+      const rest = [...keys, nonce, ...args]
       // WAIT gives up a little before the deadline, so a missing replica is reported as such.
       const waits = write && settings.replicas > 0 ? Math.max(1, Math.floor(deadline - performance.now() - 50)) : undefined
       // Every reply is checked, even one that comes after the caller stopped waiting: a stream that lost its
@@ -273,10 +282,10 @@ const makeConnection = (client: Redis | Cluster, settings: Settings): Connection
         if (settled) return
         settled = true
         clearTimeout(timer)
-        resume(Effect.succeed(value))
+        resume(Effect.succeed(decode === undefined ? value as A : decode(value)))
       }
-      send(client, settings.replicas, script, params, waits, false).then(reply, (error) =>
-        noScript(error) ? send(client, settings.replicas, script, params, waits, true).then(reply, fail) : fail(error))
+      send(client, settings.replicas, script, keys.length, rest, waits, false).then(reply, (error) =>
+        noScript(error) ? send(client, settings.replicas, script, keys.length, rest, waits, true).then(reply, fail) : fail(error))
       return Effect.sync(() => {
         settled = true
         clearTimeout(timer)

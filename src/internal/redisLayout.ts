@@ -23,7 +23,8 @@ export interface Config {
 export const window = 16
 
 export const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
-export const bytes = (text: string) => new Uint8Array(Buffer.from(text, "hex"))
+/** The bytes of a hex string (a `Buffer`, which is a `Uint8Array`: no second copy). */
+export const bytes = (text: string): Uint8Array => Buffer.from(text, "hex")
 
 /** Every slot group, in family order. */
 export const groups = Array.from({ length: 256 }, (_, g) => g.toString(16).padStart(2, "0"))
