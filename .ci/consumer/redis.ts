@@ -27,7 +27,7 @@ const absent = Effect.flip(Effect.scoped(RedisEntry.make({ keyPrefix }))).pipe(
   })
 )
 
-const program = process.argv[2] === "absent"
+const program: Effect.Effect<string, unknown> = process.argv[2] === "absent"
   ? absent
   // Short-lived: everything it writes leaves Redis by itself within seconds.
   : roundTrip.pipe(Effect.provide(RedisSessionStore.layer({ keyPrefix, cleanupInterval: 0, defaultPeriod: "1 second", ttlMargin: "1 second" })))
