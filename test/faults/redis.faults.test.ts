@@ -75,7 +75,10 @@ describe("faults on the Redis store", () => {
         const killAt = 2_000
         const rejoinAt = killAt + 5_000
         let servedAgainAfter: number | undefined
-        const result = yield* Fault.load(base, { clients: 12, maxMillis: 12_000 }, [
+        let rejoinedAt: number | undefined
+        let rejoined: Promise<void> = Promise.resolve()
+        const started = Date.now()
+        const result = yield* Fault.load(base, { clients: 12, maxMillis: 15_000 }, [
           [killAt, () => {
             const killed = Date.now()
             void cluster.servers.find((s) => s.port === victim)!.kill().then(() =>
@@ -83,8 +86,12 @@ describe("faults on the Redis store", () => {
             ).then(() => void (servedAgainAfter = Date.now() - killed), () => {})
           }],
           // The failed master comes back, as a replica of the one that replaced it.
-          [rejoinAt, () => void cluster.restart(victim).catch(() => {})]
+          [rejoinAt, () =>
+            void (rejoined = cluster.restart(victim).then(() =>
+              RedisCluster.until("the victim back as a replica in sync", () => inSync(victim), 15_000)
+            ).then(() => void (rejoinedAt = Date.now() - started), () => {}))]
         ])
+        yield* Effect.promise(() => rejoined)
         const counts = yield* Fault.counters(base, result.cookies)
         const lost = Fault.lostWrites(result, counts)
         const afterKill = result.samples.filter((s) => s.at >= killAt)
@@ -93,7 +100,9 @@ describe("faults on the Redis store", () => {
           slotsServedAgainAfterMs: servedAgainAfter,
           failuresBetweenServedAgainAndRejoin: afterKill.filter((s) =>
             s.status !== 200 && s.at > killAt + (servedAgainAfter ?? 0) && s.at < rejoinAt).length,
+          rejoinedAfterMs: rejoinedAt === undefined ? undefined : rejoinedAt - rejoinAt,
           failuresAfterRejoin: afterKill.filter((s) => s.status !== 200 && s.at > rejoinAt).length,
+          failuresOnceInSync: rejoinedAt === undefined ? undefined : afterKill.filter((s) => s.status !== 200 && s.at > rejoinedAt!).length,
           lastFailureAfterKillMs: Math.max(0, ...afterKill.filter((s) => s.status !== 200).map((s) => s.at + s.ms - killAt)),
           acknowledgedWritesLost: lost
         }
@@ -106,13 +115,28 @@ describe("faults on the Redis store", () => {
           expect(Math.max(...result.samples.map((s) => s.ms))).toBeLessThanOrEqual(bound)
         }
         expect(servedAgainAfter).toBeDefined()
-        // Once the failed node is back as a replica, every write is acknowledged again (with WAIT 1 too).
-        const tail = result.samples.filter((s) => s.at > rejoinAt + 2_000)
+        // Once the failed node is back as a replica in sync, every write is acknowledged again (with WAIT 1 too).
+        expect(rejoinedAt).toBeDefined()
+        const tail = result.samples.filter((s) => s.at > rejoinedAt! + 500)
         expect(tail.length).toBeGreaterThan(0)
-        expect(tail.filter((s) => s.status === 200).length / tail.length).toBeGreaterThan(0.95)
+        expect(tail.filter((s) => s.status === 200).length / tail.length).toBeGreaterThan(0.99)
       }).pipe(Fault.withHttpServer), { timeout: 90_000 })
   }
 })
+
+/** Whether the node on `port` is a replica whose link to its master is up. */
+const inSync = async (port: number) => {
+  const client = new Redis({ port, host: "127.0.0.1", maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on("error", () => {})
+  try {
+    const replication = await client.info("replication")
+    return /role:slave/.test(replication) && /master_link_status:up/.test(replication)
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
 
 /** Whether a surviving node reports the cluster healthy with the victim's slots on a live master. */
 const slotsServed = async (cluster: RedisCluster.TestCluster, victim: number) => {
