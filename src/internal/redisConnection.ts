@@ -251,15 +251,8 @@ export const makeConnection = (client: Redis | Cluster, settings: Settings): Con
   }
 
   // One real-time timer per command and no fiber: a `TestClock` never stops a deadline from acting.
-  const run: Connection["run"] = <A>(
-    script: Script,
-    keys: ReadonlyArray<string>,
-    args: ReadonlyArray<string>,
-    write: boolean,
-    deadline: number,
-    decode?: (reply: Array<unknown>) => A
-  ) =>
-    Effect.async<A, RedisFailure>((resume) => {
+  const run = ((script, keys, args, write, deadline, decode) =>
+    Effect.async<unknown, RedisFailure>((resume) => {
       let settled = false
       const fail = (error: unknown) => {
         if (settled) return
@@ -282,7 +275,7 @@ export const makeConnection = (client: Redis | Cluster, settings: Settings): Con
         if (settled) return
         settled = true
         clearTimeout(timer)
-        resume(Effect.succeed(decode === undefined ? value as A : decode(value)))
+        resume(Effect.succeed(decode === undefined ? value : decode(value)))
       }
       send(client, settings.replicas, script, keys.length, rest, waits, false).then(reply, (error) =>
         noScript(error) ? send(client, settings.replicas, script, keys.length, rest, waits, true).then(reply, fail) : fail(error))
@@ -290,7 +283,7 @@ export const makeConnection = (client: Redis | Cluster, settings: Settings): Con
         settled = true
         clearTimeout(timer)
       })
-    })
+    })) as Connection["run"]
 
   return { cluster: isCluster(client), run, client }
 }
