@@ -2,7 +2,8 @@
 # Proves the install as a new user would do it: packs the library, makes a throwaway npm project, runs the README's
 # install command verbatim (the tarball in place of the name), checks that one copy of effect is installed,
 # type-checks a strict program (NodeNext, no skipLibCheck) and runs it against the PostgreSQL server with PGlite
-# and better-sqlite3 absent; then installs each optional engine as the README says and runs its entry too.
+# and the optional engines (better-sqlite3, ioredis) absent; then installs each as the README says and runs its
+# entry too (Redis on 127.0.0.1:6379).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 : "${DATABASE_URL:=postgres://postgres@127.0.0.1:5432/test}"
@@ -29,6 +30,7 @@ echo "copies of effect installed: $copies"
 test "$copies" -eq 1
 test ! -e node_modules/@electric-sql/pglite
 test ! -e node_modules/better-sqlite3
+test ! -e node_modules/ioredis
 
 npx tsc -p tsconfig.json
 node out/main.js
@@ -60,6 +62,15 @@ TS
 printf '{ "compilerOptions": { "module": "commonjs", "moduleResolution": "node10", "strict": true, "noEmit": true, "skipLibCheck": true, "lib": ["ES2022", "DOM"], "types": ["node"] }, "files": ["node10.ts"] }\n' > tsconfig.node10.json
 npx tsc -p tsconfig.node10.json
 echo "node10 resolution: types found"
+
+# The Redis entry: without ioredis it loads and fails with a typed error; after the README's install it works.
+npx tsc -p tsconfig.redis.json
+node out/redis.js absent
+redis="$(readme_command 'npm install ioredis')"
+echo "README: $redis"
+eval "$redis --no-audit --no-fund"
+npm ls ioredis >/dev/null
+node out/redis.js
 
 embedded="$(readme_command 'npm install @electric-sql/pglite')"
 echo "README: $embedded"

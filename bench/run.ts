@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: store level, HTTP level and scale, side by side in one run, against DATABASE_URL (default the
+ * `npm run bench`: store level, HTTP level, Redis and scale, side by side in one run, against DATABASE_URL (default the
  * local server). With no server answering, it falls back to the embedded engine and says so: numbers from the two
  * must not be compared. Results go to bench/results/*.json with the machine's description. The SQLite suite
  * (`npm run bench -- sqlite`) needs no server, and writes its results only with `--write`.
@@ -68,6 +68,11 @@ if (wanted("http")) {
   const { runHttpBench } = await import("./http.js")
   summary.http = await runHttpBench()
   writeResult("http", { machine, ...(summary.http as object) })
+}
+if (wanted("redis")) {
+  const { runRedisBench } = await import("./redis.js")
+  summary.redis = await runRedisBench()
+  writeResult("redis", { machine, ...(summary.redis as object) })
 }
 if (wanted("scale")) {
   const { runScaleBench } = await import("./scale.js")

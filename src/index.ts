@@ -74,3 +74,10 @@ export * as SessionTesting from "./SessionTesting.js"
  * @since 0.3.0
  */
 export * as SqliteSessionStore from "./SqliteSessionStore.js"
+
+/**
+ * The Redis store (standalone, Cluster, Sentinel) on `ioredis`, an optional peer loaded only when a store connects.
+ *
+ * @since 0.3.0
+ */
+export * as RedisSessionStore from "./RedisSessionStore.js"

@@ -43,6 +43,7 @@ const sections: ReadonlyArray<readonly [heading: string, file: string, name: str
   ["Store options", "src/internal/storeModel.ts", "Options"],
   ["PostgreSQL store", "src/PgSessionStore.ts", "Options"],
   ["The library's own pool", "src/internal/pgPool.ts", "PoolOptions"],
+  ["Redis store", "src/RedisSessionStore.ts", "Options"],
   ["SQLite store", "src/SqliteSessionStore.ts", "Options"],
   ["Embedded engine", "src/EmbeddedPostgres.ts", "Options"],
   ["HTTP sessions", "src/internal/middlewareModel.ts", "Options"],
