@@ -8,7 +8,6 @@ import { CsrfTokenInvalid, isSafeMethod } from "../CsrfProtection.js"
 import type { InvalidSubject } from "../SessionError.js"
 import type * as SessionKey from "../SessionKey.js"
 import type * as SessionStore from "../SessionStore.js"
-import * as ChangeLog from "./changeLog.js"
 import * as CsrfToken from "./csrfToken.js"
 import * as Envelope from "./envelope.js"
 import { SessionConflict, SessionTooLarge, SessionUndecodable, SessionUnavailable } from "./httpErrors.js"
@@ -20,6 +19,7 @@ import * as Renewal from "./renewal.js"
 import * as RequestState from "./requestState.js"
 import * as SessionCookie from "./sessionCookie.js"
 import { save } from "./sessionSave.js"
+import { SessionView } from "./sessionView.js"
 
 /** The stored envelope and its data: decoded with the schema, or after `migrate`; else why not. */
 const decodeStored = <A>(settings: Resolved<A>, value: string) =>
@@ -190,165 +190,60 @@ export const requestSession = <A>(
 }
 
 /**
- * The handlers' view of the request's session. Its Effect-valued members are getters, made when a handler reads
- * them (a request that reads the data builds one Effect, not a dozen); its functions are bound, so handlers may
- * destructure them.
+ * The handlers' view of the request's session, server side: the shared view, with `flash`, the data size limit
+ * (`maxBytes`), and the subject and its sessions, which the store answers.
  */
-class RequestSession<A> implements CurrentSession<A> {
-  /** Set when the load failed: every member fails with it. The origin is settled by `load`, before any handler. */
-  readonly #unavailable: Effect.Effect<never, SessionUnavailable> | undefined
-  // Private fields (not TypeScript's `private`): the state holds the key, which no log or inspection may show.
-  readonly #settings: Resolved<A>
+class RequestSession<A>
+  extends SessionView<A, SessionKey.SessionKey, SessionStore.StoredSession, SessionUnavailable, SessionConflict>
+  implements CurrentSession<A>
+{
   readonly #store: SessionStore.Service
-  readonly #state: RequestState.RequestState<A>
 
   constructor(settings: Resolved<A>, store: SessionStore.Service, state: RequestState.RequestState<A>) {
-    this.#settings = settings
+    super(settings, state, state.origin._tag === "Unavailable" ? Effect.fail(SessionUnavailable.because(state.origin.error)) : undefined)
     this.#store = store
-    this.#state = state
-    this.#unavailable = state.origin._tag === "Unavailable"
-      ? Effect.fail(SessionUnavailable.because(state.origin.error))
-      : undefined
   }
 
-  #read<X>(f: () => X): Effect.Effect<X, SessionUnavailable> {
-    return this.#unavailable ?? Effect.sync(f)
-  }
   /** A write through a rotated key: refused (and only then is the error, with its stack trace, made). */
-  get #refused(): Effect.Effect<never, SessionConflict> {
+  protected refused(): Effect.Effect<never, SessionConflict> {
     return Effect.zipRight(
       Observability.count(Observability.writesRefused, 1, ["reason", "Rotated"]),
       Effect.failSync(() => new SessionConflict({ reason: "Rotated" }))
     )
   }
-  #write<X = void>(f: () => X): Effect.Effect<X, SessionUnavailable | SessionConflict> {
-    return this.#unavailable ?? Effect.suspend(() => this.#state.origin._tag === "Stale" ? this.#refused : Effect.sync(f))
-  }
-  /** Data encoded by the schema; data it cannot encode is a bug in the handler: it dies there, with the reason. */
-  #encode(data: A): unknown {
-    return Either.getOrThrowWith(this.#settings.codec.encode(data), (reason) => new Error(`session data ${reason}`))
-  }
-  /** Records new data and its encoding, unless the encoding is over the size limit (then nothing changes). */
-  #record(data: A, encoded: unknown, change: ChangeLog.Change<A>): Effect.Effect<void, SessionTooLarge> {
+  /** Data over `maxBytes`, as encoded JSON. */
+  protected tooLarge(_: A, encoded: unknown): SessionTooLarge | undefined {
     const bytes = Buffer.byteLength(JSON.stringify(encoded) ?? "", "utf8")
-    const { maxBytes } = this.#settings
-    if (bytes > maxBytes) return Effect.fail(new SessionTooLarge({ bytes, maxBytes }))
-    const { draft } = this.#state
-    draft.changes.push(change)
-    draft.data = data
-    draft.encoded = { of: data, value: encoded }
-    return Effect.void
-  }
-  /** The draft's data encoded: the encoding made when it was set, if it is still the data's. */
-  #encodedDraft(): unknown {
-    const { draft } = this.#state
-    return draft.encoded !== undefined && draft.encoded.of === draft.data ? draft.encoded.value : this.#encode(draft.data)
+    const { maxBytes } = this.settings
+    return bytes > maxBytes ? new SessionTooLarge({ bytes, maxBytes }) : undefined
   }
   /** The subject as this request sees it: a pending `setSubject`, else the stored one. */
   #currentSubject(): string | null {
-    const { draft, origin } = this.#state
+    const { draft, origin } = this.current
     return draft.owner !== undefined
       ? draft.owner.subject ?? null
       : origin._tag === "Live" ? origin.stored.subject : null
   }
   /** The public id of the request's live session, if it has one. */
   #currentId(): string | undefined {
-    return this.#state.origin._tag === "Live" ? this.#state.origin.stored.id : undefined
-  }
-  #endCurrent(): void {
-    const state = this.#state
-    const { origin } = state
-    if (origin._tag === "Live" || origin._tag === "Stale") state.fate = { _tag: "Destroy", key: origin.key }
-    state.origin = { _tag: "None" }
-    state.draft = RequestState.emptyDraft(this.#settings.initial, state.startedAt, state.draft.flashIn)
-  }
-  /** A new key for the session: its CSRF secret changes with it, and (by default) its absolute timeout restarts. */
-  #rotate(fate: RequestState.Fate & { readonly _tag: "Rotate" }): void {
-    const { draft, fate: current, startedAt } = this.#state
-    if (current._tag === "Destroy") return
-    if (current._tag === "Rotate") {
-      if (fate.grace === false) this.#state.fate = fate // a privilege drop outranks a login's grace copy
-      return
-    }
-    this.#state.fate = fate
-    if (this.#settings.restartOnRegenerate) {
-      draft.created = startedAt
-      draft.restarted = true
-    }
-    if (draft.csrf !== undefined) {
-      draft.csrf = CsrfToken.newSecret()
-      draft.csrfChanged = true
-    }
+    return this.current.origin._tag === "Live" ? this.current.origin.stored.id : undefined
   }
   /** An action on the subject's other sessions: refused through a stale key; store failures are 503s. */
   #stateful<X>(f: () => Effect.Effect<X, unknown>): Effect.Effect<X, SessionUnavailable | SessionConflict> {
-    return this.#unavailable ??
+    return this.unavailable ??
       Effect.suspend((): Effect.Effect<X, SessionUnavailable | SessionConflict> =>
-        this.#state.origin._tag === "Stale"
-          ? this.#refused
+        this.current.origin._tag === "Stale"
+          ? this.refused()
           : Effect.catchAll(f(), (error) => Effect.fail(SessionUnavailable.because(error)))
       )
   }
 
-  get get() {
-    return this.#read(() => this.#state.draft.data)
-  }
-  readonly set = (data: A) =>
-    Effect.flatten(this.#write(() => {
-      const encoded = this.#encode(data)
-      const change = ChangeLog.diffEncoded(data, this.#encodedDraft(), encoded)
-      // The data it already holds: nothing to save.
-      return change === undefined ? Effect.void : this.#record(data, encoded, change)
-    }))
-  readonly update = (f: (data: A) => A) =>
-    Effect.flatten(this.#write(() => {
-      const data = f(this.#state.draft.data)
-      const encoded = this.#encode(data)
-      // Unchanged: nothing to save.
-      if (JSON.stringify(encoded) === JSON.stringify(this.#encodedDraft())) return Effect.void
-      return this.#record(data, encoded, { _tag: "Update", f })
-    }))
-  readonly flash = (key: string, message: string) =>
-    this.#write(() => void (this.#state.draft.flashOut[key] = message))
-  get flashes() {
-    return this.#read(() => this.#state.draft.flashIn)
-  }
-  get regenerate() {
-    return this.#write(() => this.#rotate({ _tag: "Rotate" }))
-  }
-  get dropPrivileges() {
-    return this.#write(() => this.#rotate({ _tag: "Rotate", grace: false }))
-  }
-  // Through a rotated key, destroy is a write like any other: refused (it would end the stale copy early and let
-  // in-flight requests of the new session's owner mint an anonymous session over the new cookie).
-  get destroy() {
-    return this.#write(() => this.#endCurrent())
-  }
-  get csrfToken() {
-    return this.#unavailable ?? Effect.sync(() => {
-      const { draft, origin } = this.#state
-      // Through a stale key the secret is read, never made: the key is read-only.
-      if (draft.csrf === undefined && origin._tag !== "Stale") {
-        draft.csrf = CsrfToken.newSecret()
-        draft.csrfChanged = true
-      }
-      return draft.csrf === undefined ? "" : CsrfToken.mask(draft.csrf)
-    })
-  }
-  readonly rememberMe = (remember: boolean) =>
-    this.#write(() => {
-      const { draft } = this.#state
-      draft.rememberChanged = draft.rememberChanged || remember !== draft.remember
-      draft.remember = remember
-    })
-  get isNew() {
-    return this.#read(() => this.#state.origin._tag === "None")
-  }
+  readonly flash = (key: string, message: string) => this.write(() => void (this.current.draft.flashOut[key] = message))
   get isRotated() {
-    return this.#read(() => this.#state.origin._tag === "Stale")
+    return this.read(() => this.current.origin._tag === "Stale")
   }
   get subject() {
-    return this.#read(() => Option.fromNullable(this.#currentSubject()))
+    return this.read(() => Option.fromNullable(this.#currentSubject()))
   }
   readonly setSubject = (
     subject: string | null,
@@ -356,12 +251,12 @@ class RequestSession<A> implements CurrentSession<A> {
   ): Effect.Effect<void, SessionUnavailable | SessionConflict | InvalidSubject> =>
     Effect.flatMap(
       OwnerCheck.stored({ ...options, subject }),
-      () => this.#write(() => void (this.#state.draft.owner = { ...options, subject }))
+      () => this.write(() => void (this.current.draft.owner = { ...options, subject }))
     )
   get sessions() {
-    return this.#unavailable ?? Effect.suspend(() => {
+    return this.unavailable ?? Effect.suspend(() => {
       const subject = this.#currentSubject()
-      if (subject === null || this.#state.origin._tag === "Stale") return Effect.succeed([])
+      if (subject === null || this.current.origin._tag === "Stale") return Effect.succeed([])
       const currentId = this.#currentId()
       return this.#store.list(subject).pipe(
         Effect.map((sessions) => sessions.map((info) => ({ ...info, current: info.id === currentId }))),
@@ -373,7 +268,7 @@ class RequestSession<A> implements CurrentSession<A> {
     this.#stateful(() => {
       const subject = this.#currentSubject()
       if (id === this.#currentId()) {
-        this.#endCurrent()
+        this.endCurrent()
         return Effect.succeed(true)
       }
       if (subject === null) return Effect.succeed(false)
@@ -389,7 +284,7 @@ class RequestSession<A> implements CurrentSession<A> {
       const others = subject === null
         ? Effect.succeed(0)
         : this.#store.revokeSubject(subject, current === undefined ? {} : { except: current })
-      if (options.keepCurrent !== true) this.#endCurrent()
+      if (options.keepCurrent !== true) this.endCurrent()
       return others
     })
 }
