@@ -52,6 +52,27 @@ const ignored = <A>(settings: Resolved<A>, reason: string, now: number): Effect.
 }
 
 /**
+ * The envelope and data of a session's stored `value` (server side, a row; sealed, what the cookie opened to):
+ * `undefined` when it counts as no session because it does not decode and `onUndecodable` is `"reset"` (logged).
+ */
+export const decodeEnvelope = <A>(
+  settings: Resolved<A>,
+  value: string,
+  now: number
+): Effect.Effect<{ readonly envelope: Envelope.Envelope; readonly data: A } | undefined, SessionUndecodable> => {
+  const parsed = decodeStored(settings, value)
+  if (Either.isRight(parsed)) return Effect.succeed(parsed.right)
+  const error = new SessionUndecodable({ reason: parsed.left })
+  return settings.onUndecodable === "fail"
+    ? Effect.zipRight(settings.logFailure("session load", error), Effect.fail(error))
+    : Effect.as(ignored(settings, parsed.left, now), undefined)
+}
+
+/** Whether a session has outlived its absolute timeout at `now` (exactly at the limit is still valid). */
+export const outlived = <A>(settings: Resolved<A>, envelope: Envelope.Envelope, now: number): boolean =>
+  Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)
+
+/**
  * The state of a request that loaded the stored `value` of `key`: `undefined` when it counts as no session (it
  * outlived its absolute timeout, or does not decode and `onUndecodable` is `"reset"`).
  */
@@ -60,20 +81,13 @@ const loaded = <A>(
   key: SessionKey.SessionKey,
   stored: SessionStore.StoredSession,
   now: number
-): Effect.Effect<RequestState.RequestState<A> | undefined, SessionUndecodable> => {
-  const parsed = decodeStored(settings, stored.value)
-  if (Either.isLeft(parsed)) {
-    const error = new SessionUndecodable({ reason: parsed.left })
-    return settings.onUndecodable === "fail"
-      ? Effect.zipRight(settings.logFailure("session load", error), Effect.fail(error))
-      : Effect.as(ignored(settings, parsed.left, now), undefined)
-  }
-  const { data, envelope } = parsed.right
-  if (Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)) return Effect.succeed(undefined)
-  // Migrated data is stored in its new form by the request's next write.
-  const draft = RequestState.loadedDraft(data, envelope, stored.value)
-  return Effect.succeed(
-    stored.rotated || envelope.x === true
+): Effect.Effect<RequestState.RequestState<A> | undefined, SessionUndecodable> =>
+  Effect.map(decodeEnvelope(settings, stored.value, now), (decoded): RequestState.RequestState<A> | undefined => {
+    if (decoded === undefined || outlived(settings, decoded.envelope, now)) return undefined
+    const { data, envelope } = decoded
+    // Migrated data is stored in its new form by the request's next write.
+    const draft = RequestState.loadedDraft(data, envelope, stored.value)
+    return stored.rotated || envelope.x === true
       // Its flash messages moved with the session to the new key.
       ? { startedAt: now, origin: { _tag: "Stale", key }, draft: { ...draft, flashIn: {} }, fate: { _tag: "Keep" } }
       : {
@@ -82,8 +96,7 @@ const loaded = <A>(
         draft,
         fate: { _tag: "Keep" }
       }
-  )
-}
+  })
 
 /** Reads the request's session: no cookie costs nothing; a cookie costs one `get`. */
 const load = <A>(
@@ -123,8 +136,19 @@ const checkToken = <A>(
   const carrier = settings.csrf
   if (carrier === undefined || isSafeMethod(request.method) || state.origin._tag === "None") return Effect.void
   if (state.origin._tag === "Unavailable") return Effect.fail(SessionUnavailable.because(state.origin.error))
-  return Effect.flatMap(CsrfToken.carried(request, carrier), (token) => {
-    const secret = state.draft.csrf
+  return verifyToken(carrier, request, state.draft.csrf)
+}
+
+/**
+ * Whether the state-changing `request` carries a token of the session whose CSRF secret is `secret` (none made
+ * yet: no token can match); refused and counted if not.
+ */
+export const verifyToken = (
+  carrier: CsrfToken.Carrier,
+  request: HttpServerRequest.HttpServerRequest,
+  secret: string | undefined
+): Effect.Effect<void, CsrfTokenInvalid> =>
+  Effect.flatMap(CsrfToken.carried(request, carrier), (token) => {
     if (Option.isSome(token) && secret !== undefined && CsrfToken.matches(token.value, secret)) return Effect.void
     const reason = Option.isNone(token) ? "Missing" : "Mismatch"
     return Effect.zipRight(
@@ -132,7 +156,6 @@ const checkToken = <A>(
       Effect.fail(new CsrfTokenInvalid({ reason }))
     )
   })
-}
 
 /** Hosts a browser accepts a Secure cookie from over plain HTTP. */
 const localHost = /^(?:localhost|[^:]+\.localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
@@ -149,7 +172,7 @@ const overPlainHttp = (request: HttpServerRequest.HttpServerRequest) => {
  * Once per middleware: a Secure cookie set over plain HTTP to a host other than localhost is dropped by the
  * browser, so every request looks logged out. Says so, and what to configure.
  */
-const warnIfInsecure = <A>(settings: Resolved<A>, request: HttpServerRequest.HttpServerRequest): Effect.Effect<void> => {
+export const warnIfInsecure = <A>(settings: Resolved<A>, request: HttpServerRequest.HttpServerRequest): Effect.Effect<void> => {
   if (!settings.attributes.secure || settings.warnings.insecureRequest) return Effect.void
   const host = request.headers["host"] ?? ""
   if (localHost.test(host) || !overPlainHttp(request)) return Effect.void
