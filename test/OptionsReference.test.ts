@@ -45,6 +45,7 @@ const sections: ReadonlyArray<readonly [heading: string, file: string, name: str
   ["The library's own pool", "src/internal/pgPool.ts", "PoolOptions"],
   ["Embedded engine", "src/EmbeddedPostgres.ts", "Options"],
   ["HTTP sessions", "src/internal/middlewareModel.ts", "Options"],
+  ["Sealed-cookie sessions", "src/internal/middlewareModel.ts", "SealedOptions"],
   ["Cross-origin guard", "src/CsrfProtection.ts", "Options"]
 ]
 

@@ -72,7 +72,7 @@ export const setCookieBytes = <A>(settings: SealedResolved<A>, draft: RequestSta
 type State<A> = RequestState.RequestState<A, string, SealedCookie.Payload>
 
 /** What a sent cookie opens to, unless it is no session: unsealable, or past its sealed expiry. */
-const opened = <A>(
+export const opened = <A>(
   settings: SealedResolved<A>,
   value: string,
   now: number
