@@ -14,17 +14,20 @@ import {
   HttpClient,
   HttpClientRequest,
   HttpLayerRouter,
+  HttpRouter,
+  HttpServer,
   HttpServerResponse,
   OpenApi
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Effect, Layer, Logger, Metric, Redacted, Schema, TestClock } from "effect"
+import { Clock, Config, ConfigProvider, Context, Effect, Layer, Logger, Metric, Redacted, Schema, TestClock } from "effect"
+import { app as cartApp, CartLive as CartSettings } from "../examples/sealed.js"
 import * as Observability from "../src/internal/observability.js"
 import * as SealedCookie from "../src/internal/sealedCookie.js"
-import { SessionStore } from "../src/index.js"
+import { SessionMiddleware, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
-import { SealedTestSession, secret, serveSealed } from "./support/sealedApp.js"
+import { makeSealedApp, SealedTestSession, secret, serveSealed } from "./support/sealedApp.js"
 import { Barrier } from "./support/testApp.js"
 
 const cookieName = "__Host-session"
@@ -372,6 +375,50 @@ describe("sealed-cookie sessions over HTTP", () => {
       expect((yield* (yield* makeBrowser).get("/store")).body).toBe("no store")
     }).pipe(provide))
 
+  it.effect("the handlers' view has no member a cookie cannot honour: by type, and at run time", () =>
+    Effect.gen(function*() {
+      // Exactly these members of the server-side view are missing (the record must name each, and nothing more).
+      type Missing = Exclude<keyof SessionMiddleware.CurrentSession<unknown>, keyof SessionMiddleware.SealedSession<unknown>>
+      const missing: Record<Missing, true> = {
+        sessions: true,
+        revoke: true,
+        logoutEverywhere: true,
+        subject: true,
+        setSubject: true,
+        isRotated: true
+      }
+      const seen: Array<string> = []
+      yield* HttpServer.serveEffect(SealedTestSession.middleware(Effect.gen(function*() {
+        const session = yield* SealedTestSession
+        seen.push(...Object.keys(missing).filter((member) => member in session))
+        return HttpServerResponse.text("ok")
+      }))).pipe(Effect.provide(SealedTestSession.layer({ secrets: [secret("s")] })))
+      expect((yield* (yield* makeBrowser).get("/")).body).toBe("ok")
+      expect(seen).toEqual([])
+    }).pipe(provide))
+
+  it.effect("layerConfig reads the options, secrets included, through Config", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(new Map([["SESSION_SECRETS", `${"n".repeat(32)},${"s".repeat(32)}`]]))
+      const settings = SealedTestSession.layerConfig({
+        secrets: Config.array(Config.redacted("SESSION_SECRETS")),
+        idleTimeout: "5 minutes"
+      })
+      yield* makeSealedApp().pipe(
+        HttpRouter.use(SealedTestSession.middleware),
+        HttpServer.serveEffect(),
+        Effect.provide(settings),
+        Effect.withConfigProvider(provider)
+      )
+      const browser = yield* makeBrowser
+      const sealedUnderSecond = sealedBy("s".repeat(32), { v: 1, d: { user: "ada", visits: 1 }, f: {}, c: 0, r: false }, 60_000)
+      expect(json(yield* browser.get("/peek", `${cookieName}=${sealedUnderSecond}`)).data.user).toBe("ada")
+      yield* TestClock.adjust("6 minutes")
+      yield* browser.get("/")
+      yield* TestClock.adjust("6 minutes")
+      expect(json(yield* browser.get("/peek")).isNew).toBe(true) // the 5 minutes read from the options
+    }).pipe(provide))
+
   it.effect("bad options and secrets are InvalidConfig when the layer is built; the message shows no secret", () =>
     Effect.gen(function*() {
       for (const [option, options] of [
@@ -448,6 +495,29 @@ describe("sealed-cookie sessions in the integrations", () => {
       expect(browser.jar.has(cookieName)).toBe(false)
       expect((yield* browser.get("/")).body).toBe("visits: 1")
     }).pipe(Effect.provide(NodeHttpServer.layerTest), Effect.scoped))
+
+  it.effect("the example (examples/sealed.ts): a cart in the cookie, refused when full, emptied", () =>
+    Effect.gen(function*() {
+      yield* HttpServer.serveEffect(cartApp).pipe(
+        Effect.provide(CartSettings),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SESSION_SECRETS", "e".repeat(32)]])))
+      )
+      const browser = yield* makeBrowser
+      yield* browser.post("/add/book")
+      expect((yield* browser.get("/")).body).toBe("1 items: book\n")
+      let added = 1
+      let reply = yield* browser.post(`/add/${"x".repeat(100)}`)
+      while (reply.status === 200) {
+        added++
+        reply = yield* browser.post(`/add/${"x".repeat(100)}`)
+      }
+      expect(reply.status).toBe(413)
+      expect(reply.body).toBe("your cart is full\n")
+      expect(added).toBeGreaterThan(20)
+      expect((yield* browser.get("/")).body).toMatch(new RegExp(`^${added} items`))
+      yield* browser.post("/empty")
+      expect((yield* browser.get("/")).body).toBe("0 items: \n")
+    }).pipe(provide))
 
   it.effect("an HttpClient sees one Set-Cookie per response, never a second session cookie", () =>
     Effect.gen(function*() {
