@@ -283,7 +283,7 @@ export interface SealedApiMiddleware<Self> {
  */
 export const Tag = <Self>() =>
 <const Id extends string, A, I>(id: Id, definition: Definition<A, I>): SessionTag<Self, Id, A, I> =>
-  assemble<Self, CurrentSession<A>, Resolved<A>, Options | undefined, Settings<Self> | SessionStore.SessionStore>(
+  assemble<Self, CurrentSession<A>, Resolved<A>, Options | undefined, Settings<Self> | SessionStore.SessionStore, A, I>(
     id,
     definition,
     (options = {}) => MiddlewareSettings.configure(definition, options),
@@ -329,7 +329,7 @@ export const Tag = <Self>() =>
  */
 export const SealedTag = <Self>() =>
 <const Id extends string, A, I>(id: Id, definition: Definition<A, I>): SealedSessionTag<Self, Id, A, I> =>
-  assemble<Self, SealedSession<A>, SealedResolved<A>, SealedOptions, Settings<Self>>(
+  assemble<Self, SealedSession<A>, SealedResolved<A>, SealedOptions, Settings<Self>, A, I>(
     id,
     definition,
     (options) => configureSealed(definition, options),
@@ -342,9 +342,9 @@ export const SealedTag = <Self>() =>
  * `bind`, which takes the settings and what else the middleware needs from the context (a store, server side) and
  * gives the step each request runs. The interfaces (`SessionTag`, `SealedSessionTag`) state the types.
  */
-const assemble = <Self, Service, S, O, R>(
+const assemble = <Self, Service, S, O, R, A = unknown, I = unknown>(
   id: string,
-  definition: Definition<any, any>,
+  definition: Definition<A, I>,
   configure: (options: O) => Effect.Effect<S, InvalidConfig>,
   failure: Schema.Schema.All,
   bind: (

@@ -338,12 +338,19 @@ describe("sealed-cookie sessions over HTTP", () => {
       yield* serveSealed()
       const browser = yield* makeBrowser
       yield* browser.get("/")
-      yield* Effect.all([browser.get("/overlap?field=a&value=from-a"), browser.get("/overlap?field=b&value=from-b")], {
-        concurrency: 2
-      })
+      const replies = yield* Effect.all([
+        browser.get("/overlap?field=a&value=from-a"),
+        browser.get("/overlap?field=b&value=from-b")
+      ], { concurrency: 2 })
+      const kept = browser.jar.get(cookieName)!
       const { data } = json(yield* browser.get("/peek"))
       expect([data.a, data.b].filter((field) => field !== undefined)).toHaveLength(1)
       expect(data.visits).toBe(2) // two increments were made; one survives
+      // The browser kept one response's cookie; it holds that request's change and nothing of the other's.
+      const winner = replies.find((reply) => line(reply)!.startsWith(`${cookieName}=${kept};`))!
+      const loser = replies.find((reply) => reply !== winner)!
+      expect(data[winner.body]).toBe(`from-${winner.body}`)
+      expect(data[loser.body]).toBeUndefined()
     }).pipe(provide))
 
   it.effect("a sealed cookie whose data no longer decodes is no session (logged without data or secret), never a 500", () =>
