@@ -14,8 +14,14 @@
  * - Session-bound CSRF tokens (`csrfTokens`), a `__Host-` cookie by default, optionally signed.
  * - A request that changes nothing costs one SELECT and no write; a request without a cookie costs nothing.
  *
+ * `SealedTag` is the other mode, for apps that keep no server state: the session sealed into its cookie (AES-256-GCM),
+ * with the same data, flash, timeouts, CSRF tokens and integrations, and none of what needs a store (revocation,
+ * a user's sessions, merged concurrent writes).
+ *
  * The modules behind it: `internal/middlewareSettings` (options), `internal/requestSession` (load, the handlers'
- * view), `internal/sessionSave` (the save), `internal/httpErrors` (errors and their responses).
+ * view), `internal/sessionView` (the view both modes share), `internal/sessionSave` (the save),
+ * `internal/sealedSession` and `internal/sealedCookie` (the sealed mode), `internal/httpErrors` (errors and their
+ * responses).
  *
  * @since 0.1.0
  */
@@ -29,16 +35,24 @@ import { type ConfigError, Context, Effect, Layer, type Schema } from "effect"
 import type { CsrfTokenInvalid } from "./CsrfProtection.js"
 import {
   ApiErrors,
+  SealedApiErrors,
   type SessionConflict,
   type SessionTooLarge,
   type SessionUndecodable,
   type SessionUnavailable
 } from "./internal/httpErrors.js"
-import type { CurrentSession, Definition, Options } from "./internal/middlewareModel.js"
+import type {
+  CurrentSession,
+  Definition,
+  Options,
+  SealedOptions,
+  SealedSession
+} from "./internal/middlewareModel.js"
 import * as MiddlewareSettings from "./internal/middlewareSettings.js"
 import type { Resolved } from "./internal/middlewareSettings.js"
 import { type Configured, unwrapConfig } from "./internal/options.js"
 import { requestSession } from "./internal/requestSession.js"
+import { configure as configureSealed, type SealedResolved, sealedSession } from "./internal/sealedSession.js"
 import type { InvalidConfig } from "./SessionError.js"
 import * as SessionStore from "./SessionStore.js"
 
@@ -61,6 +75,15 @@ export { SessionConflict, SessionTooLarge, SessionUndecodable, SessionUnavailabl
  * @category models
  */
 export type { CurrentSession, Definition, Options } from "./internal/middlewareModel.js"
+
+/**
+ * The sealed-cookie mode's handlers' view (`SealedSession`: no subject, sessions, revocation or log out
+ * everywhere, which a cookie cannot do) and the options of its layer (`SealedOptions`: `secrets` required).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type { SealedOptions, SealedSession } from "./internal/middlewareModel.js"
 
 /**
  * @since 0.2.0
@@ -134,15 +157,23 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.TagCl
    * The session as an `HttpLayerRouter` middleware: provide `Session.routerMiddleware.layer` to routes, and their
    * handlers can `yield*` the tag.
    */
-  readonly routerMiddleware: HttpLayerRouter.Middleware<{
-    provides: Self
-    handles: never
-    error: never
-    requires: never
-    layerError: never
-    layerRequires: Settings<Self> | SessionStore.SessionStore
-  }>
+  readonly routerMiddleware: RouterMiddleware<Self, Settings<Self> | SessionStore.SessionStore>
 }
+
+/**
+ * A session tag's `HttpLayerRouter` middleware: it provides the tag to the routes, and its layer needs `Needs`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type RouterMiddleware<Self, Needs> = HttpLayerRouter.Middleware<{
+  provides: Self
+  handles: never
+  error: never
+  requires: never
+  layerError: never
+  layerRequires: Needs
+}>
 
 /**
  * The identifier of a session tag's `HttpApiMiddleware`.
@@ -154,6 +185,69 @@ export interface ApiMiddleware<Self> {
   readonly [HttpApiMiddleware.TypeId]: {
     readonly provides: Self
     readonly failure: SessionUnavailable | SessionConflict | SessionTooLarge | SessionUndecodable | CsrfTokenInvalid
+    readonly failureContext: never
+  }
+}
+
+/**
+ * A sealed-cookie session tag (see {@link SealedTag}): handlers `yield*` it to get the {@link SealedSession}; its
+ * statics build the settings layer and the middleware, as a {@link SessionTag}'s do, without a store.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface SealedSessionTag<Self, Id extends string, A, I> extends Context.TagClass<Self, Id, SealedSession<A>> {
+  readonly schema: Schema.Schema<A, I>
+  readonly initial: A
+  /** The tag of the validated settings the middleware reads. */
+  readonly Settings: Context.Tag<Settings<Self>, unknown>
+  /** The settings as a layer (the keys derived once); bad options or secrets fail it with `InvalidConfig`. */
+  readonly layer: (options: SealedOptions) => Layer.Layer<Settings<Self>, InvalidConfig>
+  /** {@link layer} with the options read through `Config` (`secrets: Config.array(Config.redacted(…))`). */
+  readonly layerConfig: (
+    config: Configured<SealedOptions>
+  ) => Layer.Layer<Settings<Self>, InvalidConfig | ConfigError.ConfigError>
+  /** Opens the request's session and arranges for it to be sealed into the response: what the middleware runs. */
+  readonly forRequest: Effect.Effect<
+    SealedSession<A>,
+    CsrfTokenInvalid | SessionUndecodable,
+    Settings<Self> | HttpServerRequest.HttpServerRequest
+  >
+  /** Wraps an app (or, through `HttpRouter.use`, a router) so that its handlers can `yield*` the tag. */
+  readonly middleware: <E, R>(
+    app: HttpApp.Default<E, R>
+  ) => HttpApp.Default<
+    E | CsrfTokenInvalid | SessionUndecodable,
+    Exclude<R, Self> | Settings<Self> | HttpServerRequest.HttpServerRequest
+  >
+  /**
+   * The session as an `HttpApiMiddleware`: `group.middleware(Session.Api)`; declares `SessionTooLarge` (413) and
+   * `CsrfTokenInvalid` (403). Implemented by {@link apiLayer}.
+   */
+  readonly Api: HttpApiMiddleware.TagClass<
+    SealedApiMiddleware<Self>,
+    `${Id}/HttpApi`,
+    {
+      readonly provides: Context.Tag<Self, SealedSession<A>>
+      readonly failure: typeof SealedApiErrors
+    }
+  >
+  /** The implementation of {@link Api}; needs only the settings layer. */
+  readonly apiLayer: Layer.Layer<SealedApiMiddleware<Self>, never, Settings<Self>>
+  /** The session as an `HttpLayerRouter` middleware: provide `Session.routerMiddleware.layer` to routes. */
+  readonly routerMiddleware: RouterMiddleware<Self, Settings<Self>>
+}
+
+/**
+ * The identifier of a sealed-cookie session tag's `HttpApiMiddleware`.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface SealedApiMiddleware<Self> {
+  readonly [HttpApiMiddleware.TypeId]: {
+    readonly provides: Self
+    readonly failure: SessionTooLarge | SessionUndecodable | CsrfTokenInvalid
     readonly failureContext: never
   }
 }
@@ -188,55 +282,105 @@ export interface ApiMiddleware<Self> {
  * @category constructors
  */
 export const Tag = <Self>() =>
-<const Id extends string, A, I>(id: Id, definition: Definition<A, I>): SessionTag<Self, Id, A, I> => {
-  const TagClass = Context.Tag(id)<Self, CurrentSession<A>>()
-  const SettingsTag = Context.GenericTag<Settings<Self>, Resolved<A>>(`${id}/Settings`)
+<const Id extends string, A, I>(id: Id, definition: Definition<A, I>): SessionTag<Self, Id, A, I> =>
+  assemble<Self, CurrentSession<A>, Resolved<A>, Options | undefined, Settings<Self> | SessionStore.SessionStore, A, I>(
+    id,
+    definition,
+    (options = {}) => MiddlewareSettings.configure(definition, options),
+    ApiErrors,
+    // One step per request: the settings, the store and the request, read from the context together.
+    (settings, context) => {
+      const store = Context.unsafeGet(context, SessionStore.SessionStore)
+      return (request) => requestSession(settings, store, request)
+    }
+  ) as unknown as SessionTag<Self, Id, A, I>
 
-  const layer = (options: Options = {}) => Layer.effect(SettingsTag, MiddlewareSettings.configure(definition, options))
-  const layerConfig = (config: Configured<Options>) =>
-    Layer.unwrapEffect(Effect.map(unwrapConfig(config), layer))
+/**
+ * Defines a session kept in its cookie alone, sealed with AES-256-GCM (for apps that keep no server state:
+ * serverless): its tag, schema and initial data, as {@link Tag}. Its `layer` takes the sealing `secrets` and needs
+ * no store. Handlers get a {@link SealedSession}: what a cookie can do. It cannot be revoked or listed, log out
+ * everywhere, or merge overlapping requests' writes (the last response's cookie wins); a copy of a cookie opens
+ * until its sealed expiry, whatever the browser did since. See the README's table.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Redacted, Schema } from "effect"
+ * import { SessionMiddleware } from "effect-session"
+ *
+ * class Cart extends SessionMiddleware.SealedTag<Cart>()("Cart", {
+ *   schema: Schema.Struct({ items: Schema.Array(Schema.String) }),
+ *   initial: { items: [] }
+ * }) {}
+ *
+ * const app = HttpRouter.empty.pipe(
+ *   HttpRouter.post("/add", Effect.gen(function* () {
+ *     const cart = yield* Cart
+ *     yield* cart.update((c) => ({ items: [...c.items, "book"] })) // SessionTooLarge past the cookie's 4 KB
+ *     return HttpServerResponse.text(`${(yield* cart.get).items.length} items`)
+ *   })),
+ *   HttpRouter.use(Cart.middleware)
+ * )
+ * // provide Cart.layer({ secrets: [Redacted.make(process.env.SESSION_SECRET!)] }): no store
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const SealedTag = <Self>() =>
+<const Id extends string, A, I>(id: Id, definition: Definition<A, I>): SealedSessionTag<Self, Id, A, I> =>
+  assemble<Self, SealedSession<A>, SealedResolved<A>, SealedOptions, Settings<Self>, A, I>(
+    id,
+    definition,
+    (options) => configureSealed(definition, options),
+    SealedApiErrors,
+    (settings) => (request) => sealedSession(settings, request)
+  ) as unknown as SealedSessionTag<Self, Id, A, I>
 
-  // One step per request: the settings, the store and the request, read from the context together.
-  const forRequest = Effect.contextWithEffect((context: Context.Context<Settings<Self> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest>) =>
-    requestSession(
-      Context.unsafeGet(context, SettingsTag),
-      Context.unsafeGet(context, SessionStore.SessionStore),
-      Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
-    )
+/**
+ * A session tag, built the same way for both modes: its settings layer (`configure`), and its integrations from
+ * `bind`, which takes the settings and what else the middleware needs from the context (a store, server side) and
+ * gives the step each request runs. The interfaces (`SessionTag`, `SealedSessionTag`) state the types.
+ */
+const assemble = <Self, Service, S, O, R, A = unknown, I = unknown>(
+  id: string,
+  definition: Definition<A, I>,
+  configure: (options: O) => Effect.Effect<S, InvalidConfig>,
+  failure: Schema.Schema.All,
+  bind: (
+    settings: S,
+    context: Context.Context<R>
+  ) => (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Service, unknown>
+) => {
+  const TagClass = Context.Tag(id)<Self, Service>()
+  const SettingsTag = Context.GenericTag<Settings<Self>, S>(`${id}/Settings`)
+  const layer = (options: O) => Layer.effect(SettingsTag, configure(options))
+  const bound = (context: Context.Context<R>) => bind(Context.unsafeGet(context as Context.Context<Settings<Self>>, SettingsTag), context)
+  const forRequest = Effect.contextWithEffect((context: Context.Context<R | HttpServerRequest.HttpServerRequest>) =>
+    bound(context as Context.Context<R>)(Context.unsafeGet(context, HttpServerRequest.HttpServerRequest))
   )
-  const provided = <X, E, R>(effect: Effect.Effect<X, E, R>) =>
-    Effect.flatMap(forRequest, (session) => Effect.provideService(effect, TagClass, session))
-
-  const middleware = <E, R>(app: HttpApp.Default<E, R>) => provided(app)
-
-  const Api = HttpApiMiddleware.Tag<ApiMiddleware<Self>>()(`${id}/HttpApi`, { provides: TagClass, failure: ApiErrors })
-  const withStore = Effect.all([SettingsTag, SessionStore.SessionStore])
-  // The service type is a conditional type of the tag's options that TypeScript cannot resolve for a generic `A`;
-  // `SessionTag` states the layer's type.
-  const apiLayer = Layer.effect(
-    Api,
-    Effect.map(withStore, ([settings, store]) =>
-      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => requestSession(settings, store, request))) as Effect.Effect<never>
+  // Built once with the layer: each request then reads only itself from the context.
+  const perRequest = Effect.map(
+    Effect.context<R>(),
+    (context) => Effect.flatMap(HttpServerRequest.HttpServerRequest, bound(context))
   )
-
-  const routerMiddleware = HttpLayerRouter.middleware<{ provides: Self }>()(
-    Effect.map(withStore, ([settings, store]) => (httpEffect) =>
-      Effect.flatMap(
-        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => requestSession(settings, store, request)),
-        (session) => Effect.provideService(httpEffect, TagClass, session)
-      ))
-  )
-
+  const Api = HttpApiMiddleware.Tag<unknown>()(`${id}/HttpApi`, { provides: TagClass, failure })
   return Object.assign(TagClass, {
     schema: definition.schema,
     initial: definition.initial,
     Settings: SettingsTag,
     layer,
-    layerConfig,
+    layerConfig: (config: Configured<O>) => Layer.unwrapEffect(Effect.map(unwrapConfig(config), layer)),
     forRequest,
-    middleware,
+    middleware: <E, R2>(app: HttpApp.Default<E, R2>) =>
+      Effect.flatMap(forRequest, (session) => Effect.provideService(app, TagClass, session)),
     Api,
-    apiLayer,
-    routerMiddleware
-  }) as unknown as SessionTag<Self, Id, A, I>
+    // The service type is a conditional type of the tag's options that TypeScript cannot resolve for a generic
+    // service; the tag's interface states the layer's type.
+    apiLayer: Layer.effect(Api, perRequest as Effect.Effect<never>),
+    routerMiddleware: HttpLayerRouter.middleware<{ provides: Self }>()(
+      Effect.map(perRequest, (session) => (httpEffect) =>
+        Effect.flatMap(session, (service) => Effect.provideService(httpEffect, TagClass, service)))
+    )
+  })
 }

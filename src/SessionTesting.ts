@@ -2,7 +2,8 @@
  * Testing handlers that use a session, in-process (no server, no port): a client that sends requests through the
  * session middleware and keeps its cookie like a browser, sessions seeded with given data, and expiry driven by
  * `TestClock` (the store and the middleware read Effect's `Clock`). The store is the memory store with its cleanup
- * fiber off, so `TestClock.adjust` stays fast.
+ * fiber off, so `TestClock.adjust` stays fast. A sealed-cookie session (`SessionMiddleware.SealedTag`) is tested the
+ * same way with `layerSealed` and `makeSealedClient` (no store: `seed` seals, `data` opens the client's cookie).
  *
  * @example
  * ```ts
@@ -33,11 +34,12 @@
  * @since 0.3.0
  */
 import { Cookies, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, DateTime, Deferred, Effect, Either, Layer, Option } from "effect"
+import { Clock, type Context, DateTime, Deferred, Effect, Either, Layer, Option, Redacted } from "effect"
 import * as Envelope from "./internal/envelope.js"
 import type { Options } from "./internal/middlewareModel.js"
 import type { Resolved } from "./internal/middlewareSettings.js"
 import * as Renewal from "./internal/renewal.js"
+import { opened, type SealedResolved, sealed } from "./internal/sealedSession.js"
 import * as SessionCookie from "./internal/sessionCookie.js"
 import * as MemorySessionStore from "./MemorySessionStore.js"
 import type { InvalidConfig, InvalidExpiry, InvalidSubject, InvalidValue, SessionStoreError } from "./SessionError.js"
@@ -95,6 +97,74 @@ export interface Client<A> {
 }
 
 /**
+ * A browser-like client of an app behind a sealed-cookie session's middleware (`SessionMiddleware.SealedTag`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface SealedClient<A> {
+  readonly get: (path: string, init?: RequestInit) => Effect.Effect<Reply>
+  readonly post: (path: string, init?: RequestInit) => Effect.Effect<Reply>
+  readonly request: (method: string, path: string, init?: RequestInit) => Effect.Effect<Reply>
+  /** Seals a session holding `data` into the client's cookie, as if it had logged in. */
+  readonly seed: (data: A, options?: { readonly remember?: boolean | undefined }) => Effect.Effect<void>
+  /** The data sealed in the client's cookie, if it opens to a live session (under the layer's secrets). */
+  readonly data: Effect.Effect<Option.Option<A>>
+  /** The session cookie the client holds (its sealed value), if any. */
+  readonly cookie: Effect.Effect<Option.Option<string>>
+}
+
+/**
+ * A sealed-cookie session's settings for tests: its `layer` with `options`, sealing under a fixed test secret
+ * unless `secrets` are given. No store: the mode has none.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerSealed = <Self, Id extends string, A, I>(
+  tag: SessionMiddleware.SealedSessionTag<Self, Id, A, I>,
+  options: Partial<SessionMiddleware.SealedOptions> = {}
+): Layer.Layer<SessionMiddleware.Settings<Self>, InvalidConfig> =>
+  tag.layer({ ...options, secrets: options.secrets ?? [Redacted.make("effect-session/SessionTesting: a test secret only")] })
+
+/**
+ * A client of `app` behind a sealed-cookie session's middleware, in-process: `makeClient` for the sealed mode. It
+ * keeps the cookie as a browser does; `seed` seals data into it, `data` opens it.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeSealedClient = <Self, Id extends string, A, I, E, R>(
+  tag: SessionMiddleware.SealedSessionTag<Self, Id, A, I>,
+  app: HttpApp.Default<E, R>
+): Effect.Effect<SealedClient<A>, never, Exclude<R, Self> | SessionMiddleware.Settings<Self>> =>
+  Effect.gen(function*() {
+    const settings = (yield* tag.Settings) as SealedResolved<A>
+    const context = yield* Effect.context<Exclude<R, Self> | SessionMiddleware.Settings<Self>>()
+    const { cookie, current, get, post, request, take } = browser(tag.middleware(app), settings.cookieName, context)
+
+    const seed: SealedClient<A>["seed"] = (data, options = {}) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const remember = options.remember === true
+        const encoded = Either.getOrThrowWith(settings.codec.encode(data), (reason) => new Error(`seeded data ${reason}`))
+        const expiresAt = Renewal.expiresAt(Renewal.lifetime(settings.policy, remember), now, now)
+        take(Either.getOrThrow(sealed(settings, Envelope.make(encoded, {}, now, remember), expiresAt)))
+      })
+
+    const data: SealedClient<A>["data"] = Effect.map(Clock.currentTimeMillis, (now) => {
+      const sent = current()
+      if (sent === undefined) return Option.none()
+      return Option.getRight(Either.flatMap(opened(settings, sent, now), (payload) =>
+        Either.flatMap(Envelope.decode(payload.envelope), (envelope) =>
+          Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)
+            ? Either.left("outlived")
+            : settings.codec.decode(envelope.d))))
+    })
+
+    return { request, get, post, seed, data, cookie }
+  })
+
+/**
  * The session's settings (its `layer` with `options`) and a memory store with its cleanup fiber off, for tests.
  *
  * @since 0.3.0
@@ -120,6 +190,47 @@ const requestOf = (method: string, path: string, cookie: string | undefined, ini
   return HttpServerRequest.fromWeb(new Request(new URL(path, "http://localhost"), { method, headers, body: body ?? null }))
 }
 
+/** The in-process browser both clients share: it sends requests through `handled` and keeps the session cookie. */
+const browser = <R>(
+  handled: HttpApp.Default<unknown, R>,
+  cookieName: string,
+  context: Context.Context<R>
+) => {
+  let cookie: string | undefined
+  const request = (method: string, path: string, init: RequestInit = {}) =>
+    Effect.gen(function*() {
+      const done = yield* Deferred.make<HttpServerResponse.HttpServerResponse>()
+      const sent = requestOf(method, path, cookie === undefined ? undefined : `${cookieName}=${cookie}`, init)
+      // Each request starts with no pre-response handlers, as a server runs it: the save it arranges is its own.
+      yield* HttpApp.toHandled(handled, (_, response) => Deferred.succeed(done, response)).pipe(
+        Effect.provideService(HttpServerRequest.HttpServerRequest, sent),
+        Effect.provide(context),
+        Effect.locally(HttpApp.currentPreResponseHandlers, Option.none()),
+        // A handler's error is answered (a Respondable's own response, else a 500) before it is re-raised.
+        Effect.exit
+      )
+      const response = yield* Deferred.await(done)
+      const web = HttpServerResponse.toWeb(response)
+      const setCookie = web.headers.getSetCookie()
+      const ours = Cookies.fromSetCookie(setCookie).cookies[cookieName]
+      if (ours !== undefined) cookie = ours.value === "" ? undefined : ours.value
+      return {
+        status: web.status,
+        body: yield* Effect.promise(() => web.text()),
+        headers: Object.fromEntries(web.headers.entries()),
+        setCookie
+      } satisfies Reply
+    })
+  return {
+    request,
+    get: (path: string, init?: RequestInit) => request("GET", path, init),
+    post: (path: string, init?: RequestInit) => request("POST", path, init),
+    current: () => cookie,
+    take: (value: string) => void (cookie = value),
+    cookie: Effect.sync(() => Option.fromNullable(cookie))
+  }
+}
+
 /**
  * A client of `app` behind `tag`'s middleware, in-process. It keeps the session cookie as a browser does (a
  * `Max-Age=0` deletes it).
@@ -139,33 +250,7 @@ export const makeClient = <Self, Id extends string, A, I, E, R>(
     const settings = (yield* tag.Settings) as Resolved<A>
     const store = yield* SessionStore.SessionStore
     const context = yield* Effect.context<Exclude<R, Self> | SessionMiddleware.Settings<Self> | SessionStore.SessionStore>()
-    const handled = tag.middleware(app)
-    let cookie: string | undefined
-
-    const request = (method: string, path: string, init: RequestInit = {}) =>
-      Effect.gen(function*() {
-        const done = yield* Deferred.make<HttpServerResponse.HttpServerResponse>()
-        const sent = requestOf(method, path, cookie === undefined ? undefined : `${settings.cookieName}=${cookie}`, init)
-        // Each request starts with no pre-response handlers, as a server runs it: the save it arranges is its own.
-        yield* HttpApp.toHandled(handled, (_, response) => Deferred.succeed(done, response)).pipe(
-          Effect.provideService(HttpServerRequest.HttpServerRequest, sent),
-          Effect.provide(context),
-          Effect.locally(HttpApp.currentPreResponseHandlers, Option.none()),
-          // A handler's error is answered (a Respondable's own response, else a 500) before it is re-raised.
-          Effect.exit
-        )
-        const response = yield* Deferred.await(done)
-        const web = HttpServerResponse.toWeb(response)
-        const setCookie = web.headers.getSetCookie()
-        const ours = Cookies.fromSetCookie(setCookie).cookies[settings.cookieName]
-        if (ours !== undefined) cookie = ours.value === "" ? undefined : ours.value
-        return {
-          status: web.status,
-          body: yield* Effect.promise(() => web.text()),
-          headers: Object.fromEntries(web.headers.entries()),
-          setCookie
-        } satisfies Reply
-      })
+    const { cookie, current, get, post, request, take } = browser(tag.middleware(app), settings.cookieName, context)
 
     const seed: Client<A>["seed"] = (data, options = {}) =>
       Effect.gen(function*() {
@@ -175,24 +260,18 @@ export const makeClient = <Self, Id extends string, A, I, E, R>(
         const expiresAt = Renewal.expiresAt(Renewal.lifetime(settings.policy, remember), now, now)
         const value = Envelope.encode(Envelope.make(encoded, {}, now, remember))
         const key = yield* store.generate({ value, expiresAt: DateTime.unsafeMake(expiresAt), subject: options.subject ?? null })
-        cookie = SessionCookie.value(key, settings.secrets)
+        take(SessionCookie.value(key, settings.secrets))
       })
 
-    const data: Client<A>["data"] = Effect.suspend(() =>
-      cookie === undefined ? Effect.succeedNone : store.get(cookie.split(".")[0]!).pipe(
+    const data: Client<A>["data"] = Effect.suspend(() => {
+      const sent = current()
+      return sent === undefined ? Effect.succeedNone : store.get(sent.split(".")[0]!).pipe(
         Effect.map((stored) =>
           Option.getRight(Either.flatMap(Envelope.decode(stored.value), (envelope) => settings.codec.decode(envelope.d)))
         ),
         Effect.catchTags({ NotFound: () => Effect.succeedNone, Expired: () => Effect.succeedNone })
       )
-    )
+    })
 
-    return {
-      request,
-      get: (path, init) => request("GET", path, init),
-      post: (path, init) => request("POST", path, init),
-      seed,
-      data,
-      cookie: Effect.sync(() => Option.fromNullable(cookie))
-    }
+    return { request, get, post, seed, data, cookie }
   })

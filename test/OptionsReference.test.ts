@@ -47,6 +47,7 @@ const sections: ReadonlyArray<readonly [heading: string, file: string, name: str
   ["SQLite store", "src/SqliteSessionStore.ts", "Options"],
   ["Embedded engine", "src/EmbeddedPostgres.ts", "Options"],
   ["HTTP sessions", "src/internal/middlewareModel.ts", "Options"],
+  ["Sealed-cookie sessions", "src/internal/middlewareModel.ts", "SealedOptions"],
   ["Cross-origin guard", "src/CsrfProtection.ts", "Options"]
 ]
 

@@ -60,3 +60,50 @@ describe("SessionTesting", () => {
       expect((yield* client.get("/")).body).toBe("grace 1")
     }).pipe(Effect.provide(SessionTesting.layer(AppSession, { cookie: { secrets: [Redacted.make("k".repeat(32))] } }))))
 })
+
+class Cart extends SessionMiddleware.SealedTag<Cart>()("test/KitCart", {
+  schema: Schema.Struct({ user: Schema.NullOr(Schema.String), items: Schema.Number }),
+  initial: { user: null, items: 0 }
+}) {}
+
+const cartApp = HttpRouter.empty.pipe(
+  HttpRouter.get("/", Effect.gen(function*() {
+    const cart = yield* Cart
+    yield* cart.update((c) => ({ ...c, items: c.items + 1 }))
+    const { items, user } = yield* cart.get
+    return HttpServerResponse.text(`${user ?? "guest"} ${items}`)
+  })),
+  HttpRouter.get("/form", Effect.flatMap(Cart, (c) => c.csrfToken).pipe(Effect.map((token) => HttpServerResponse.text(token)))),
+  HttpRouter.post("/login", Effect.gen(function*() {
+    const cart = yield* Cart
+    const { name } = yield* HttpServerRequest.schemaBodyUrlParams(Schema.Struct({ name: Schema.String }))
+    yield* cart.regenerate
+    yield* cart.update((c) => ({ ...c, user: name }))
+    return HttpServerResponse.text("ok")
+  }))
+)
+
+describe("SessionTesting, sealed-cookie mode", () => {
+  it.effect("a seeded sealed session, opened by data, expiring by TestClock; no store in the layer", () =>
+    Effect.gen(function*() {
+      const client = yield* SessionTesting.makeSealedClient(Cart, cartApp)
+      yield* client.seed({ user: "ada", items: 2 })
+      expect(Option.getOrThrow(yield* client.cookie)).toMatch(/^A[A-Za-z0-9_-]{100,}$/)
+      expect((yield* client.get("/")).body).toBe("ada 3")
+      expect(yield* client.data).toEqual(Option.some({ user: "ada", items: 3 }))
+      yield* TestClock.adjust("31 minutes")
+      expect(yield* client.data).toEqual(Option.none())
+      expect((yield* client.get("/")).body).toBe("guest 1")
+    }).pipe(Effect.provide(SessionTesting.layerSealed(Cart, { idleTimeout: "30 minutes" }))))
+
+  it.effect("forms and CSRF tokens; a login reseals the cookie", () =>
+    Effect.gen(function*() {
+      const client = yield* SessionTesting.makeSealedClient(Cart, cartApp)
+      const token = (yield* client.get("/form")).body
+      const before = yield* client.cookie
+      expect((yield* client.post("/login", { form: { name: "ada" } })).status).toBe(403)
+      expect((yield* client.post("/login", { form: { name: "ada", _csrf: token } })).status).toBe(200)
+      expect(yield* client.cookie).not.toEqual(before)
+      expect((yield* client.get("/")).body).toBe("ada 1")
+    }).pipe(Effect.provide(SessionTesting.layerSealed(Cart, { csrfTokens: true, secrets: [Redacted.make("c".repeat(32))] }))))
+})

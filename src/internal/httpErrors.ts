@@ -59,16 +59,24 @@ export class SessionConflict extends Schema.TaggedError<SessionConflict>("effect
 }
 
 /**
- * The session data a handler set is larger than the middleware's `maxBytes` (as encoded JSON): nothing of it was
- * applied. Handlers can `catchTag` it; otherwise it renders as `413 Content Too Large`.
+ * The session data a handler set is larger than the middleware's `maxBytes` (as encoded JSON), or, in the sealed
+ * mode (`limit: "cookie"`), would make the session's `Set-Cookie` line longer than the 4096 bytes browsers keep:
+ * nothing of it was applied. Handlers can `catchTag` it; otherwise it renders as `413 Content Too Large`.
  */
 export class SessionTooLarge extends Schema.TaggedError<SessionTooLarge>("effect-session/SessionTooLarge")(
   "SessionTooLarge",
-  { bytes: Schema.Number, maxBytes: Schema.Number },
+  {
+    bytes: Schema.Number,
+    maxBytes: Schema.Number,
+    /** What was measured: the encoded data (server side) or the sealed cookie's `Set-Cookie` line. */
+    limit: Schema.optionalWith(Schema.Literal("data", "cookie"), { default: () => "data" as const })
+  },
   HttpApiSchema.annotations({ status: 413, description: "The session data would exceed its size limit" })
 ) implements HttpServerRespondable.Respondable {
   override get message() {
-    return `session data of ${this.bytes} bytes exceeds the maximum of ${this.maxBytes} bytes`
+    return this.limit === "cookie"
+      ? `the sealed session cookie would take ${this.bytes} bytes of Set-Cookie, over the ${this.maxBytes} browsers keep`
+      : `session data of ${this.bytes} bytes exceeds the maximum of ${this.maxBytes} bytes`
   }
   [HttpServerRespondable.symbol]() {
     return Effect.succeed(HttpServerResponse.text(`Content Too Large: ${this.message}`, { status: 413, headers: noStore }))
@@ -100,6 +108,9 @@ export const ApiErrors = Schema.Union(
   SessionUndecodable,
   CsrfTokenInvalid
 )
+
+/** What an HttpApi endpoint that uses a sealed-cookie session can fail with: no store, so no 503 and no 409. */
+export const SealedApiErrors = Schema.Union(SessionTooLarge, SessionUndecodable, CsrfTokenInvalid)
 
 /** The 503, as text or in the error's own JSON encoding. */
 export const unavailableResponse = (json: boolean): HttpServerResponse.HttpServerResponse =>

@@ -163,6 +163,62 @@ export interface Options {
 }
 
 /**
+ * The session of the current request in the sealed-cookie mode (`SessionMiddleware.SealedTag`), as handlers see
+ * it: the session lives in its cookie, sealed (AES-256-GCM), and nowhere else. Changes are applied locally at once
+ * and sealed into a new cookie when the response is sent. There is no store, so nothing here can be unavailable
+ * or conflict; and no member lists, revokes or logs out other sessions: nothing on the server knows them.
+ */
+export interface SealedSession<A> {
+  /** The session data (the `initial` value for a new session). */
+  readonly get: Effect.Effect<A>
+  /**
+   * Replaces the data. Fails with `SessionTooLarge` (`limit: "cookie"`), here and changing nothing, when the sealed
+   * cookie would not fit in the 4096 bytes of a `Set-Cookie` line.
+   */
+  readonly set: (data: A) => Effect.Effect<void, SessionTooLarge>
+  /** Applies `f` to the data; `SessionTooLarge` as `set`. */
+  readonly update: (f: (data: A) => A) => Effect.Effect<void, SessionTooLarge>
+  /** Queues a one-shot message for the next request; `SessionTooLarge` when the cookie would not hold it. */
+  readonly flash: (key: string, message: string) => Effect.Effect<void, SessionTooLarge>
+  /** The flash messages queued by the previous request (consumed by this one). */
+  readonly flashes: Effect.Effect<Readonly<Record<string, string>>>
+  /**
+   * Seals the session afresh (on login): a new CSRF secret, and the absolute timeout starts again (unless
+   * `absoluteTimeoutFrom: "creation"`). The cookie the request came with still opens, until its own sealed expiry,
+   * with the data it held: nothing can end it.
+   */
+  readonly regenerate: Effect.Effect<void>
+  /**
+   * As `regenerate`, for logout and other privilege drops (with the data changes they need). The cookie the
+   * request came with cannot be ended: a copy of it opens, logged in, until its sealed expiry.
+   */
+  readonly dropPrivileges: Effect.Effect<void>
+  /** Expires the cookie in this browser. Later changes in this request start a new session. */
+  readonly destroy: Effect.Effect<void>
+  /** Persistent cookie (`Max-Age`) and the `remember` timeouts, or a browser-session cookie. */
+  readonly rememberMe: (remember: boolean) => Effect.Effect<void>
+  /** The session's CSRF token (see `CurrentSession.csrfToken`); a session is created for it if there is none. */
+  readonly csrfToken: Effect.Effect<string>
+  /** Whether this request started without a live session. */
+  readonly isNew: Effect.Effect<boolean>
+}
+
+/**
+ * Options of the sealed-cookie mode's layer: those of the server-side mode (below) but `staleTimeout` (no key
+ * stays behind) and `maxBytes` (the cookie's 4096 bytes are the limit), with the sealing secrets required.
+ */
+export interface SealedOptions extends Omit<Options, "cookie" | "staleTimeout" | "maxBytes"> {
+  /**
+   * Secrets (each at least 32 bytes, at least one) to derive the AES-256-GCM keys from (HKDF-SHA256): the first
+   * seals, every one opens, so a secret is rotated by putting the new one first. Dropping a secret ends every
+   * session sealed under it: the only way to log everyone out.
+   */
+  readonly secrets: ReadonlyArray<Redacted.Redacted>
+  /** The cookie's name and attributes, as in the server-side mode (there are no signing secrets to give). */
+  readonly cookie?: Omit<NonNullable<Options["cookie"]>, "secrets"> | undefined
+}
+
+/**
  * What a session holds: the schema of its data (whose encoded form must be JSON) and the data of a new session.
  */
 export interface Definition<A, I> {

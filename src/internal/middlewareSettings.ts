@@ -63,15 +63,18 @@ const policyOf = (options: Options) =>
     return policy
   })
 
-/** The signing secrets: each at least 32 bytes. */
-const secretsOf = (secrets: ReadonlyArray<Redacted.Redacted> | undefined) => {
+/** Secrets (the signing ones of `cookie.secrets`, or the sealed mode's `secrets`): each at least 32 bytes. */
+export const secretsOf = (
+  secrets: ReadonlyArray<Redacted.Redacted> | undefined,
+  option = "cookie.secrets"
+): Either.Either<Array<Buffer>, InvalidConfig> => {
   const list = secrets ?? []
   if (!Array.isArray(list) || !list.every(Redacted.isRedacted)) {
-    return Either.left(new InvalidConfig({ option: "cookie.secrets", reason: "must be a list of Redacted secrets" }))
+    return Either.left(new InvalidConfig({ option, reason: "must be a list of Redacted secrets" }))
   }
   const bytes = list.map((secret) => Buffer.from(String(Redacted.value(secret)), "utf8"))
   return bytes.some((secret) => secret.length < 32)
-    ? Either.left(new InvalidConfig({ option: "cookie.secrets", reason: "each secret must be at least 32 bytes" }))
+    ? Either.left(new InvalidConfig({ option, reason: "each secret must be at least 32 bytes" }))
     : Either.right(bytes)
 }
 

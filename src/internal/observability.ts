@@ -107,10 +107,13 @@ export const sessionsDestroyed = total(
   "Sessions ended by the HTTP middleware"
 )
 
-/** Session cookies ignored because they were malformed, duplicated or oversized, by reason. */
+/**
+ * Session cookies ignored, by reason: malformed, duplicated or oversized; unsigned or forged (signed or sealed
+ * cookies); expired (a sealed cookie past its sealed expiry).
+ */
 export const cookiesRejected = total(
   "effect_session_cookies_rejected_total",
-  "Session cookies ignored as malformed, duplicated or oversized"
+  "Session cookies ignored as malformed, duplicated, oversized, unsigned, forged or (sealed) expired"
 )
 
 /** Writes refused with a 409 (a rotated key, or a session that ended meanwhile), by reason. */

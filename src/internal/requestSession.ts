@@ -8,7 +8,6 @@ import { CsrfTokenInvalid, isSafeMethod } from "../CsrfProtection.js"
 import type { InvalidSubject } from "../SessionError.js"
 import type * as SessionKey from "../SessionKey.js"
 import type * as SessionStore from "../SessionStore.js"
-import * as ChangeLog from "./changeLog.js"
 import * as CsrfToken from "./csrfToken.js"
 import * as Envelope from "./envelope.js"
 import { SessionConflict, SessionTooLarge, SessionUndecodable, SessionUnavailable } from "./httpErrors.js"
@@ -20,6 +19,7 @@ import * as Renewal from "./renewal.js"
 import * as RequestState from "./requestState.js"
 import * as SessionCookie from "./sessionCookie.js"
 import { save } from "./sessionSave.js"
+import { SessionView } from "./sessionView.js"
 
 /** The stored envelope and its data: decoded with the schema, or after `migrate`; else why not. */
 const decodeStored = <A>(settings: Resolved<A>, value: string) =>
@@ -52,6 +52,27 @@ const ignored = <A>(settings: Resolved<A>, reason: string, now: number): Effect.
 }
 
 /**
+ * The envelope and data of a session's stored `value` (server side, a row; sealed, what the cookie opened to):
+ * `undefined` when it counts as no session because it does not decode and `onUndecodable` is `"reset"` (logged).
+ */
+export const decodeEnvelope = <A>(
+  settings: Resolved<A>,
+  value: string,
+  now: number
+): Effect.Effect<{ readonly envelope: Envelope.Envelope; readonly data: A } | undefined, SessionUndecodable> => {
+  const parsed = decodeStored(settings, value)
+  if (Either.isRight(parsed)) return Effect.succeed(parsed.right)
+  const error = new SessionUndecodable({ reason: parsed.left })
+  return settings.onUndecodable === "fail"
+    ? Effect.zipRight(settings.logFailure("session load", error), Effect.fail(error))
+    : Effect.as(ignored(settings, parsed.left, now), undefined)
+}
+
+/** Whether a session has outlived its absolute timeout at `now` (exactly at the limit is still valid). */
+export const outlived = <A>(settings: Resolved<A>, envelope: Envelope.Envelope, now: number): boolean =>
+  Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)
+
+/**
  * The state of a request that loaded the stored `value` of `key`: `undefined` when it counts as no session (it
  * outlived its absolute timeout, or does not decode and `onUndecodable` is `"reset"`).
  */
@@ -60,20 +81,13 @@ const loaded = <A>(
   key: SessionKey.SessionKey,
   stored: SessionStore.StoredSession,
   now: number
-): Effect.Effect<RequestState.RequestState<A> | undefined, SessionUndecodable> => {
-  const parsed = decodeStored(settings, stored.value)
-  if (Either.isLeft(parsed)) {
-    const error = new SessionUndecodable({ reason: parsed.left })
-    return settings.onUndecodable === "fail"
-      ? Effect.zipRight(settings.logFailure("session load", error), Effect.fail(error))
-      : Effect.as(ignored(settings, parsed.left, now), undefined)
-  }
-  const { data, envelope } = parsed.right
-  if (Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)) return Effect.succeed(undefined)
-  // Migrated data is stored in its new form by the request's next write.
-  const draft = RequestState.loadedDraft(data, envelope, stored.value)
-  return Effect.succeed(
-    stored.rotated || envelope.x === true
+): Effect.Effect<RequestState.RequestState<A> | undefined, SessionUndecodable> =>
+  Effect.map(decodeEnvelope(settings, stored.value, now), (decoded): RequestState.RequestState<A> | undefined => {
+    if (decoded === undefined || outlived(settings, decoded.envelope, now)) return undefined
+    const { data, envelope } = decoded
+    // Migrated data is stored in its new form by the request's next write.
+    const draft = RequestState.loadedDraft(data, envelope, stored.value)
+    return stored.rotated || envelope.x === true
       // Its flash messages moved with the session to the new key.
       ? { startedAt: now, origin: { _tag: "Stale", key }, draft: { ...draft, flashIn: {} }, fate: { _tag: "Keep" } }
       : {
@@ -82,8 +96,7 @@ const loaded = <A>(
         draft,
         fate: { _tag: "Keep" }
       }
-  )
-}
+  })
 
 /** Reads the request's session: no cookie costs nothing; a cookie costs one `get`. */
 const load = <A>(
@@ -123,8 +136,19 @@ const checkToken = <A>(
   const carrier = settings.csrf
   if (carrier === undefined || isSafeMethod(request.method) || state.origin._tag === "None") return Effect.void
   if (state.origin._tag === "Unavailable") return Effect.fail(SessionUnavailable.because(state.origin.error))
-  return Effect.flatMap(CsrfToken.carried(request, carrier), (token) => {
-    const secret = state.draft.csrf
+  return verifyToken(carrier, request, state.draft.csrf)
+}
+
+/**
+ * Whether the state-changing `request` carries a token of the session whose CSRF secret is `secret` (none made
+ * yet: no token can match); refused and counted if not.
+ */
+export const verifyToken = (
+  carrier: CsrfToken.Carrier,
+  request: HttpServerRequest.HttpServerRequest,
+  secret: string | undefined
+): Effect.Effect<void, CsrfTokenInvalid> =>
+  Effect.flatMap(CsrfToken.carried(request, carrier), (token) => {
     if (Option.isSome(token) && secret !== undefined && CsrfToken.matches(token.value, secret)) return Effect.void
     const reason = Option.isNone(token) ? "Missing" : "Mismatch"
     return Effect.zipRight(
@@ -132,7 +156,6 @@ const checkToken = <A>(
       Effect.fail(new CsrfTokenInvalid({ reason }))
     )
   })
-}
 
 /** Hosts a browser accepts a Secure cookie from over plain HTTP. */
 const localHost = /^(?:localhost|[^:]+\.localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i
@@ -149,7 +172,7 @@ const overPlainHttp = (request: HttpServerRequest.HttpServerRequest) => {
  * Once per middleware: a Secure cookie set over plain HTTP to a host other than localhost is dropped by the
  * browser, so every request looks logged out. Says so, and what to configure.
  */
-const warnIfInsecure = <A>(settings: Resolved<A>, request: HttpServerRequest.HttpServerRequest): Effect.Effect<void> => {
+export const warnIfInsecure = <A>(settings: Resolved<A>, request: HttpServerRequest.HttpServerRequest): Effect.Effect<void> => {
   if (!settings.attributes.secure || settings.warnings.insecureRequest) return Effect.void
   const host = request.headers["host"] ?? ""
   if (localHost.test(host) || !overPlainHttp(request)) return Effect.void
@@ -190,165 +213,60 @@ export const requestSession = <A>(
 }
 
 /**
- * The handlers' view of the request's session. Its Effect-valued members are getters, made when a handler reads
- * them (a request that reads the data builds one Effect, not a dozen); its functions are bound, so handlers may
- * destructure them.
+ * The handlers' view of the request's session, server side: the shared view, with `flash`, the data size limit
+ * (`maxBytes`), and the subject and its sessions, which the store answers.
  */
-class RequestSession<A> implements CurrentSession<A> {
-  /** Set when the load failed: every member fails with it. The origin is settled by `load`, before any handler. */
-  readonly #unavailable: Effect.Effect<never, SessionUnavailable> | undefined
-  // Private fields (not TypeScript's `private`): the state holds the key, which no log or inspection may show.
-  readonly #settings: Resolved<A>
+class RequestSession<A>
+  extends SessionView<A, SessionKey.SessionKey, SessionStore.StoredSession, SessionUnavailable, SessionConflict>
+  implements CurrentSession<A>
+{
   readonly #store: SessionStore.Service
-  readonly #state: RequestState.RequestState<A>
 
   constructor(settings: Resolved<A>, store: SessionStore.Service, state: RequestState.RequestState<A>) {
-    this.#settings = settings
+    super(settings, state, state.origin._tag === "Unavailable" ? Effect.fail(SessionUnavailable.because(state.origin.error)) : undefined)
     this.#store = store
-    this.#state = state
-    this.#unavailable = state.origin._tag === "Unavailable"
-      ? Effect.fail(SessionUnavailable.because(state.origin.error))
-      : undefined
   }
 
-  #read<X>(f: () => X): Effect.Effect<X, SessionUnavailable> {
-    return this.#unavailable ?? Effect.sync(f)
-  }
   /** A write through a rotated key: refused (and only then is the error, with its stack trace, made). */
-  get #refused(): Effect.Effect<never, SessionConflict> {
+  protected refused(): Effect.Effect<never, SessionConflict> {
     return Effect.zipRight(
       Observability.count(Observability.writesRefused, 1, ["reason", "Rotated"]),
       Effect.failSync(() => new SessionConflict({ reason: "Rotated" }))
     )
   }
-  #write<X = void>(f: () => X): Effect.Effect<X, SessionUnavailable | SessionConflict> {
-    return this.#unavailable ?? Effect.suspend(() => this.#state.origin._tag === "Stale" ? this.#refused : Effect.sync(f))
-  }
-  /** Data encoded by the schema; data it cannot encode is a bug in the handler: it dies there, with the reason. */
-  #encode(data: A): unknown {
-    return Either.getOrThrowWith(this.#settings.codec.encode(data), (reason) => new Error(`session data ${reason}`))
-  }
-  /** Records new data and its encoding, unless the encoding is over the size limit (then nothing changes). */
-  #record(data: A, encoded: unknown, change: ChangeLog.Change<A>): Effect.Effect<void, SessionTooLarge> {
+  /** Data over `maxBytes`, as encoded JSON. */
+  protected tooLarge(_: A, encoded: unknown): SessionTooLarge | undefined {
     const bytes = Buffer.byteLength(JSON.stringify(encoded) ?? "", "utf8")
-    const { maxBytes } = this.#settings
-    if (bytes > maxBytes) return Effect.fail(new SessionTooLarge({ bytes, maxBytes }))
-    const { draft } = this.#state
-    draft.changes.push(change)
-    draft.data = data
-    draft.encoded = { of: data, value: encoded }
-    return Effect.void
-  }
-  /** The draft's data encoded: the encoding made when it was set, if it is still the data's. */
-  #encodedDraft(): unknown {
-    const { draft } = this.#state
-    return draft.encoded !== undefined && draft.encoded.of === draft.data ? draft.encoded.value : this.#encode(draft.data)
+    const { maxBytes } = this.settings
+    return bytes > maxBytes ? new SessionTooLarge({ bytes, maxBytes }) : undefined
   }
   /** The subject as this request sees it: a pending `setSubject`, else the stored one. */
   #currentSubject(): string | null {
-    const { draft, origin } = this.#state
+    const { draft, origin } = this.current
     return draft.owner !== undefined
       ? draft.owner.subject ?? null
       : origin._tag === "Live" ? origin.stored.subject : null
   }
   /** The public id of the request's live session, if it has one. */
   #currentId(): string | undefined {
-    return this.#state.origin._tag === "Live" ? this.#state.origin.stored.id : undefined
-  }
-  #endCurrent(): void {
-    const state = this.#state
-    const { origin } = state
-    if (origin._tag === "Live" || origin._tag === "Stale") state.fate = { _tag: "Destroy", key: origin.key }
-    state.origin = { _tag: "None" }
-    state.draft = RequestState.emptyDraft(this.#settings.initial, state.startedAt, state.draft.flashIn)
-  }
-  /** A new key for the session: its CSRF secret changes with it, and (by default) its absolute timeout restarts. */
-  #rotate(fate: RequestState.Fate & { readonly _tag: "Rotate" }): void {
-    const { draft, fate: current, startedAt } = this.#state
-    if (current._tag === "Destroy") return
-    if (current._tag === "Rotate") {
-      if (fate.grace === false) this.#state.fate = fate // a privilege drop outranks a login's grace copy
-      return
-    }
-    this.#state.fate = fate
-    if (this.#settings.restartOnRegenerate) {
-      draft.created = startedAt
-      draft.restarted = true
-    }
-    if (draft.csrf !== undefined) {
-      draft.csrf = CsrfToken.newSecret()
-      draft.csrfChanged = true
-    }
+    return this.current.origin._tag === "Live" ? this.current.origin.stored.id : undefined
   }
   /** An action on the subject's other sessions: refused through a stale key; store failures are 503s. */
   #stateful<X>(f: () => Effect.Effect<X, unknown>): Effect.Effect<X, SessionUnavailable | SessionConflict> {
-    return this.#unavailable ??
+    return this.unavailable ??
       Effect.suspend((): Effect.Effect<X, SessionUnavailable | SessionConflict> =>
-        this.#state.origin._tag === "Stale"
-          ? this.#refused
+        this.current.origin._tag === "Stale"
+          ? this.refused()
           : Effect.catchAll(f(), (error) => Effect.fail(SessionUnavailable.because(error)))
       )
   }
 
-  get get() {
-    return this.#read(() => this.#state.draft.data)
-  }
-  readonly set = (data: A) =>
-    Effect.flatten(this.#write(() => {
-      const encoded = this.#encode(data)
-      const change = ChangeLog.diffEncoded(data, this.#encodedDraft(), encoded)
-      // The data it already holds: nothing to save.
-      return change === undefined ? Effect.void : this.#record(data, encoded, change)
-    }))
-  readonly update = (f: (data: A) => A) =>
-    Effect.flatten(this.#write(() => {
-      const data = f(this.#state.draft.data)
-      const encoded = this.#encode(data)
-      // Unchanged: nothing to save.
-      if (JSON.stringify(encoded) === JSON.stringify(this.#encodedDraft())) return Effect.void
-      return this.#record(data, encoded, { _tag: "Update", f })
-    }))
-  readonly flash = (key: string, message: string) =>
-    this.#write(() => void (this.#state.draft.flashOut[key] = message))
-  get flashes() {
-    return this.#read(() => this.#state.draft.flashIn)
-  }
-  get regenerate() {
-    return this.#write(() => this.#rotate({ _tag: "Rotate" }))
-  }
-  get dropPrivileges() {
-    return this.#write(() => this.#rotate({ _tag: "Rotate", grace: false }))
-  }
-  // Through a rotated key, destroy is a write like any other: refused (it would end the stale copy early and let
-  // in-flight requests of the new session's owner mint an anonymous session over the new cookie).
-  get destroy() {
-    return this.#write(() => this.#endCurrent())
-  }
-  get csrfToken() {
-    return this.#unavailable ?? Effect.sync(() => {
-      const { draft, origin } = this.#state
-      // Through a stale key the secret is read, never made: the key is read-only.
-      if (draft.csrf === undefined && origin._tag !== "Stale") {
-        draft.csrf = CsrfToken.newSecret()
-        draft.csrfChanged = true
-      }
-      return draft.csrf === undefined ? "" : CsrfToken.mask(draft.csrf)
-    })
-  }
-  readonly rememberMe = (remember: boolean) =>
-    this.#write(() => {
-      const { draft } = this.#state
-      draft.rememberChanged = draft.rememberChanged || remember !== draft.remember
-      draft.remember = remember
-    })
-  get isNew() {
-    return this.#read(() => this.#state.origin._tag === "None")
-  }
+  readonly flash = (key: string, message: string) => this.write(() => void (this.current.draft.flashOut[key] = message))
   get isRotated() {
-    return this.#read(() => this.#state.origin._tag === "Stale")
+    return this.read(() => this.current.origin._tag === "Stale")
   }
   get subject() {
-    return this.#read(() => Option.fromNullable(this.#currentSubject()))
+    return this.read(() => Option.fromNullable(this.#currentSubject()))
   }
   readonly setSubject = (
     subject: string | null,
@@ -356,12 +274,12 @@ class RequestSession<A> implements CurrentSession<A> {
   ): Effect.Effect<void, SessionUnavailable | SessionConflict | InvalidSubject> =>
     Effect.flatMap(
       OwnerCheck.stored({ ...options, subject }),
-      () => this.#write(() => void (this.#state.draft.owner = { ...options, subject }))
+      () => this.write(() => void (this.current.draft.owner = { ...options, subject }))
     )
   get sessions() {
-    return this.#unavailable ?? Effect.suspend(() => {
+    return this.unavailable ?? Effect.suspend(() => {
       const subject = this.#currentSubject()
-      if (subject === null || this.#state.origin._tag === "Stale") return Effect.succeed([])
+      if (subject === null || this.current.origin._tag === "Stale") return Effect.succeed([])
       const currentId = this.#currentId()
       return this.#store.list(subject).pipe(
         Effect.map((sessions) => sessions.map((info) => ({ ...info, current: info.id === currentId }))),
@@ -373,7 +291,7 @@ class RequestSession<A> implements CurrentSession<A> {
     this.#stateful(() => {
       const subject = this.#currentSubject()
       if (id === this.#currentId()) {
-        this.#endCurrent()
+        this.endCurrent()
         return Effect.succeed(true)
       }
       if (subject === null) return Effect.succeed(false)
@@ -389,7 +307,7 @@ class RequestSession<A> implements CurrentSession<A> {
       const others = subject === null
         ? Effect.succeed(0)
         : this.#store.revokeSubject(subject, current === undefined ? {} : { except: current })
-      if (options.keepCurrent !== true) this.#endCurrent()
+      if (options.keepCurrent !== true) this.endCurrent()
       return others
     })
 }

@@ -9,19 +9,22 @@ import * as ChangeLog from "./changeLog.js"
 import * as Envelope from "./envelope.js"
 import * as Renewal from "./renewal.js"
 
-/** What the request came with. */
-export type Origin =
+/**
+ * What the request came with. `K` names a session in the request and `S` is what was read for it: a key and its
+ * stored row (the defaults, server side), or a sealed cookie and what it opened to (the sealed mode).
+ */
+export type Origin<K = SessionKey.SessionKey, S = SessionStore.StoredSession> =
   /** No session: no cookie, a bad one, or a session that is gone, expired, outlived or undecodable. */
   | { readonly _tag: "None" }
   /** A live session. `expiresAt` is its stored expiry (epoch ms). */
   | {
     readonly _tag: "Live"
-    readonly key: SessionKey.SessionKey
-    readonly stored: SessionStore.StoredSession
+    readonly key: K
+    readonly stored: S
     readonly expiresAt: number
   }
   /** A key rotated away (its stale period runs): readable as it was before the rotation, never written. */
-  | { readonly _tag: "Stale"; readonly key: SessionKey.SessionKey }
+  | { readonly _tag: "Stale"; readonly key: K }
   /** The store failed while loading: every use of the session fails, nothing is saved. */
   | { readonly _tag: "Unavailable"; readonly error: unknown }
 
@@ -50,19 +53,19 @@ export interface Draft<A> {
 }
 
 /** What the handler asked for the session as a whole. */
-export type Fate =
+export type Fate<K = SessionKey.SessionKey> =
   | { readonly _tag: "Keep" }
   /** A new key; the old one keeps a read-only copy for the stale period, unless `grace` is false. */
   | { readonly _tag: "Rotate"; readonly grace?: false | undefined }
   /** Destroyed: `key` is removed; changes made afterwards start a new session. */
-  | { readonly _tag: "Destroy"; readonly key: SessionKey.SessionKey }
+  | { readonly _tag: "Destroy"; readonly key: K }
 
-/** The whole per-request state. */
-export interface RequestState<A> {
+/** The whole per-request state (`K` and `S` as in {@link Origin}). */
+export interface RequestState<A, K = SessionKey.SessionKey, S = SessionStore.StoredSession> {
   readonly startedAt: number
-  origin: Origin
+  origin: Origin<K, S>
   draft: Draft<A>
-  fate: Fate
+  fate: Fate<K>
 }
 
 /** A fresh draft holding `initial`. */
@@ -107,24 +110,24 @@ export const isDirty = <A>(draft: Draft<A>): boolean =>
 const isWorthKeeping = <A>(draft: Draft<A>): boolean => isDirty(draft) || draft.owner !== undefined
 
 /** What saving takes. Expiries are epoch ms. */
-export type Plan =
+export type Plan<K = SessionKey.SessionKey> =
   /** Nothing to store. */
   | { readonly _tag: "Skip" }
   /** A new session (after removing `clear`, a destroyed one, if any). */
-  | { readonly _tag: "Create"; readonly clear: SessionKey.SessionKey | undefined; readonly expiresAt: number }
+  | { readonly _tag: "Create"; readonly clear: K | undefined; readonly expiresAt: number }
   /** Remove the session and expire the cookie. */
-  | { readonly _tag: "Clear"; readonly key: SessionKey.SessionKey }
+  | { readonly _tag: "Clear"; readonly key: K }
   /** Push the expiry out; nothing else changed. */
-  | { readonly _tag: "Touch"; readonly key: SessionKey.SessionKey; readonly expiresAt: number }
+  | { readonly _tag: "Touch"; readonly key: K; readonly expiresAt: number }
   /** Set who the session belongs to; nothing else changed. */
-  | { readonly _tag: "SetSubject"; readonly key: SessionKey.SessionKey }
+  | { readonly _tag: "SetSubject"; readonly key: K }
   /**
    * Replay the changes onto the stored value; `expiresAt` when renewal is due. `required` is false when the only
    * change is consuming flash messages: a request that wrote nothing is not failed for it.
    */
   | {
     readonly _tag: "Write"
-    readonly key: SessionKey.SessionKey
+    readonly key: K
     readonly expiresAt: number | undefined
     readonly required: boolean
   }
@@ -134,7 +137,7 @@ export type Plan =
    */
   | {
     readonly _tag: "Rotate"
-    readonly key: SessionKey.SessionKey
+    readonly key: K
     readonly expiresAt: number
     readonly staleTimeout: number
     readonly ends?: true | undefined
@@ -146,15 +149,15 @@ export type Plan =
  * A stale origin never plans a write (its writes were refused in the handler); an unavailable one plans nothing. A
  * new owner (`draft.owner`) goes with a creation or a rotation; on a write it follows it (see the executor).
  */
-export const plan = <A>(
-  state: RequestState<A>,
+export const plan = <A, K, S>(
+  state: RequestState<A, K, S>,
   now: number,
   policy: Renewal.Policy,
   staleTimeout: number
-): Plan => {
+): Plan<K> => {
   const { draft, fate, origin } = state
   const target = Renewal.expiresAt(Renewal.lifetime(policy, draft.remember), draft.created, now)
-  const create = (clear: SessionKey.SessionKey | undefined): Plan =>
+  const create = (clear: K | undefined): Plan<K> =>
     isWorthKeeping(draft) && target > now ? { _tag: "Create", clear, expiresAt: target } : { _tag: "Skip" }
   if (fate._tag === "Destroy") {
     const next = create(fate.key)

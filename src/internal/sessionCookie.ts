@@ -38,8 +38,11 @@ export const attributes = (options: {
 export const defaultName = (attributes: Attributes): string =>
   attributes.secure && attributes.path === "/" && attributes.domain === undefined ? "__Host-session" : "session"
 
-/** Why a session cookie that was sent is not used. */
-export type Rejection = "oversized" | "duplicated" | "malformed" | "unsigned" | "forged"
+/**
+ * Why a session cookie that was sent is not used. `expired` is the sealed mode's: a sealed cookie past the expiry or
+ * the absolute timeout sealed into it.
+ */
+export type Rejection = "oversized" | "duplicated" | "malformed" | "unsigned" | "forged" | "expired"
 
 /** The HMAC-SHA256 of `key` under `secret`, base64url (43 characters). */
 const signature = (key: string, secret: Uint8Array) => createHmac("sha256", secret).update(key).digest("base64url")
@@ -66,6 +69,28 @@ const verified = (
 }
 
 /**
+ * The value sent in the `Cookie` header under `name`, if it occurs exactly once in a header of at most 16 KiB;
+ * otherwise why not (absent: no reason). Both modes read their cookie with it.
+ */
+export const find = (
+  headers: Headers.Headers,
+  name: string
+): { readonly value?: string; readonly rejected?: "oversized" | "duplicated" } => {
+  const header = headers["cookie"]
+  if (header === undefined) return {}
+  if (header.length > 16 * 1024) return { rejected: "oversized" }
+  let found: string | undefined
+  // Cookie pairs are separated by ";" (RFC 6265 §4.2.1); each pair is parsed by @effect/platform.
+  for (const pair of header.split(";")) {
+    const value = Cookies.parseHeader(pair)[name]
+    if (value === undefined) continue
+    if (found !== undefined) return { rejected: "duplicated" }
+    found = value
+  }
+  return found === undefined ? {} : { value: found }
+}
+
+/**
  * The session key sent in the `Cookie` header under `name`, if it occurs exactly once, is a well-formed key and
  * (with `secrets`) carries a valid signature; otherwise why not (absent: no reason). A rejected cookie never
  * reaches the store.
@@ -75,18 +100,8 @@ export const inspect = (
   name: string,
   secrets: ReadonlyArray<Uint8Array> = []
 ): { readonly key: Option.Option<SessionKey.SessionKey>; readonly rejected?: Rejection } => {
-  const header = headers["cookie"]
-  if (header === undefined) return { key: Option.none() }
-  if (header.length > 16 * 1024) return { key: Option.none(), rejected: "oversized" }
-  let found: string | undefined
-  // Cookie pairs are separated by ";" (RFC 6265 §4.2.1); each pair is parsed by @effect/platform.
-  for (const pair of header.split(";")) {
-    const value = Cookies.parseHeader(pair)[name]
-    if (value === undefined) continue
-    if (found !== undefined) return { key: Option.none(), rejected: "duplicated" }
-    found = value
-  }
-  if (found === undefined) return { key: Option.none() }
+  const { rejected, value: found } = find(headers, name)
+  if (found === undefined) return rejected === undefined ? { key: Option.none() } : { key: Option.none(), rejected }
   if (secrets.length > 0) return verified(found, secrets)
   return SessionKey.isSessionKey(found) ? { key: Option.some(found) } : { key: Option.none(), rejected: "malformed" }
 }

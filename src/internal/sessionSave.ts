@@ -27,7 +27,8 @@ class FailedRequest extends Schema.TaggedError<FailedRequest>("effect-session/Fa
   }
 }
 
-const withVary = (response: HttpServerResponse.HttpServerResponse) =>
+/** The response with `Vary: Cookie` (kept, or added to what it varies by). */
+export const withVary = (response: HttpServerResponse.HttpServerResponse) =>
   HttpServerResponse.setHeader(response, "vary", SessionCookie.vary(response.headers))
 
 /** What a write the store refused means for the request: its session ended, or its key was rotated away. */
@@ -46,17 +47,27 @@ interface Save<A> {
   readonly json: boolean
 }
 
-/** The response with the session cookie set to `key` (deleted when empty), uncacheable. */
-const withCookie = <A>(save: Save<A>, from: HttpServerResponse.HttpServerResponse, key: string, maxAge: number | undefined) =>
+/** The response with the session cookie's value set (deleted when empty), uncacheable. Both modes set it so. */
+export const setCookie = <A>(
+  settings: Resolved<A>,
+  from: HttpServerResponse.HttpServerResponse,
+  value: string,
+  maxAge: number | undefined
+) =>
   from.pipe(
     HttpServerResponse.mergeCookies(Cookies.fromIterable([
-      SessionCookie.make(save.settings.cookieName, SessionCookie.value(key, save.settings.secrets), save.settings.attributes, maxAge)
+      SessionCookie.make(settings.cookieName, value, settings.attributes, maxAge)
     ])),
     HttpServerResponse.setHeader("cache-control", SessionCookie.privateCacheControl(from.headers))
   )
 
-/** A persistent cookie's lifetime when the session is remembered, else a browser-session cookie. */
-const maxAgeOf = <A>(save: Save<A>, expiresAt: number) => save.state.draft.remember ? expiresAt - save.now : undefined
+/** The response with the session cookie set to `key` (signed, with secrets; deleted when empty). */
+const withCookie = <A>(save: Save<A>, from: HttpServerResponse.HttpServerResponse, key: string, maxAge: number | undefined) =>
+  setCookie(save.settings, from, SessionCookie.value(key, save.settings.secrets), maxAge)
+
+/** A persistent cookie's lifetime (ms) when the session is remembered, else a browser-session cookie. */
+export const maxAgeOf = <A>(draft: RequestState.Draft<A>, expiresAt: number, now: number) =>
+  draft.remember ? expiresAt - now : undefined
 
 /** A refused write: the handler's response is replaced, so nothing unstored is acknowledged. */
 const refused = <A>(save: Save<A>, refusal: Refusal) => {
@@ -91,7 +102,7 @@ const execute = <A>(save: Save<A>, plan: Exclude<RequestState.Plan, { readonly _
         const value = Envelope.encode(RequestState.toEnvelope(draft, settings.codec))
         const key = yield* store.generate({ value, expiresAt: DateTime.unsafeMake(plan.expiresAt), ...draft.owner })
         yield* Observability.count(Observability.sessionsCreated)
-        return withCookie(save, response, key, maxAgeOf(save, plan.expiresAt))
+        return withCookie(save, response, key, maxAgeOf(draft, plan.expiresAt, save.now))
       })
     case "Clear":
       return store.clear(plan.key).pipe(
@@ -100,7 +111,7 @@ const execute = <A>(save: Save<A>, plan: Exclude<RequestState.Plan, { readonly _
       )
     case "Touch":
       return store.touch(plan.key, { expiresAt: DateTime.unsafeMake(plan.expiresAt) }).pipe(
-        Effect.as(draft.remember ? withCookie(save, response, plan.key, maxAgeOf(save, plan.expiresAt)) : response),
+        Effect.as(draft.remember ? withCookie(save, response, plan.key, maxAgeOf(draft, plan.expiresAt, save.now)) : response),
         // A renewal is not a write the handler asked for: a session gone or rotated meanwhile is simply not renewed.
         Effect.catchTags({
           NotFound: () => Effect.succeed(response),
@@ -120,7 +131,7 @@ const execute = <A>(save: Save<A>, plan: Exclude<RequestState.Plan, { readonly _
       // The cookie changes when the expiry of a remembered session moves, or remember-me was switched either way.
       const cookie = (plan.expiresAt !== undefined && draft.remember) || draft.rememberChanged
       return store.modify(plan.key, replay, { expiresAt, from, ...owner }).pipe(
-        Effect.as(cookie ? withCookie(save, response, plan.key, maxAgeOf(save, plan.expiresAt ?? save.now)) : response),
+        Effect.as(cookie ? withCookie(save, response, plan.key, maxAgeOf(draft, plan.expiresAt ?? save.now, save.now)) : response),
         Effect.catchTags(plan.required ? refusing(save) : {
           NotFound: () => Effect.succeed(withCookie(save, response, "", 0)),
           Expired: () => Effect.succeed(withCookie(save, response, "", 0)),
@@ -139,7 +150,7 @@ const execute = <A>(save: Save<A>, plan: Exclude<RequestState.Plan, { readonly _
         // A privilege drop leaves nothing readable behind: the old key ends with the rotation.
         if (plan.ends === true) yield* store.clear(plan.key)
         yield* Observability.count(Observability.sessionsRotated)
-        return withCookie(save, response, rotation.key, maxAgeOf(save, plan.expiresAt))
+        return withCookie(save, response, rotation.key, maxAgeOf(draft, plan.expiresAt, save.now))
       }).pipe(Effect.catchTags(refusing(save)))
   }
 }
@@ -153,6 +164,37 @@ export const save = <A>(
   store: SessionStore.Service,
   state: RequestState.RequestState<A>,
   handled: HttpServerResponse.HttpServerResponse
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  frame(settings, state, handled, (plan, response, now, json) => {
+    /** A value the app made that the store refused: a bug of the app's, logged, answered 500. */
+    const failedInternally = (error: unknown) =>
+      Effect.as(settings.logFailure("session save", error), withVary(internalError))
+    return execute({ settings, store, state, response, now, json }, plan).pipe(
+      Effect.catchTags({
+        SessionStoreError: (error) =>
+          Effect.as(settings.logFailure("session save", error), withVary(unavailableResponse(json))),
+        InvalidValue: failedInternally,
+        InvalidExpiry: failedInternally,
+        InvalidSubject: failedInternally
+      })
+    )
+  })
+
+/**
+ * What every save does around carrying out its plan (`run`, the mode's): `Vary: Cookie`; `Cache-Control: private`
+ * on a response built from a session; the plan made (pure); nothing saved for a 5xx (logged); a defect answered
+ * with a logged 500; a span. `run` gets the plan, the response so far, the time and whether it was JSON.
+ */
+export const frame = <A, K, S>(
+  settings: Resolved<A>,
+  state: RequestState.RequestState<A, K, S>,
+  handled: HttpServerResponse.HttpServerResponse,
+  run: (
+    plan: Exclude<RequestState.Plan<K>, { readonly _tag: "Skip" }>,
+    response: HttpServerResponse.HttpServerResponse,
+    now: number,
+    json: boolean
+  ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
   // However the 503 was rendered (an HttpApi encodes the error itself), it says when to come back.
   const response = state.origin._tag === "Unavailable" && handled.status === 503
@@ -176,18 +218,7 @@ export const save = <A>(
         privately(response)
       )
     }
-    const json = isJson(handled)
-    /** A value the app made that the store refused: a bug of the app's, logged, answered 500. */
-    const failedInternally = (error: unknown) =>
-      Effect.as(settings.logFailure("session save", error), withVary(internalError))
-    const saved = execute({ settings, store, state, response, now, json }, plan).pipe(
-      Effect.catchTags({
-        SessionStoreError: (error) =>
-          Effect.as(settings.logFailure("session save", error), withVary(unavailableResponse(json))),
-        InvalidValue: failedInternally,
-        InvalidExpiry: failedInternally,
-        InvalidSubject: failedInternally
-      }),
+    const saved = run(plan, response, now, isJson(handled)).pipe(
       Effect.catchAllCause((cause) => Effect.as(settings.logFailure("session save (defect)", cause), withVary(internalError))),
       Effect.map(privately)
     )
