@@ -7,7 +7,10 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["test/backends/**/*.test.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 60_000
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // One file at a time: a Redis Cluster of six servers, SQLite's lock and event-loop tests and the embedded
+    // engine each want the machine's two cores to themselves.
+    fileParallelism: false
   }
 })
