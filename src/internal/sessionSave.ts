@@ -207,8 +207,9 @@ export const frame = <A, K, S>(
     loaded && final.headers["cache-control"] === undefined
       ? HttpServerResponse.setHeader(final, "cache-control", "private")
       : final
-  return Effect.clockWith((clock) => {
-    const now = clock.unsafeCurrentTimeMillis()
+  return Effect.suspend(() => {
+    // The request's one clock reading, taken when it loaded: every expiry it saves is computed from it.
+    const now = state.startedAt
     const plan = RequestState.plan(state, now, settings.policy, settings.staleTimeout)
     if (plan._tag === "Skip") return Effect.succeed(privately(response))
     // The request failed: none of its session changes are applied (a rotation neither), and the cookie stays.

@@ -253,7 +253,10 @@ export const modify = <E>(store: Store<E>, key: string, f: (current: string) => 
   withId(key, notFound, (id) =>
     Effect.gen(function*() {
       const owner = yield* OwnerCheck.stored(options)
-      const expiresAt = options.expiry === undefined && options.expiresAt === undefined
+      // An absolute expiry needs no clock; a relative one is measured from now.
+      const expiresAt = options.expiresAt !== undefined
+        ? DateTime.toEpochMillis(options.expiresAt)
+        : options.expiry === undefined
         ? undefined
         : yield* expiresAtOf(store, options, yield* currentTime)
       return yield* queued(store, "modify", id, options.from, {
