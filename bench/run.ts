@@ -1,14 +1,16 @@
 /**
  * `npm run bench`: store level, HTTP level and scale, side by side in one run, against DATABASE_URL (default the
  * local server). With no server answering, it falls back to the embedded engine and says so: numbers from the two
- * must not be compared. Results go to bench/results/*.json with the machine's description.
+ * must not be compared. Results go to bench/results/*.json with the machine's description when asked
+ * (`npm run bench -- --write`), else to bench/results/*.tmp (ignored by git).
  */
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import pg from "pg"
-import { databaseUrl, describeMachine, writeResult } from "./lib/machine.js"
+import { goals, printGoals } from "./lib/goals.js"
+import { databaseUrl, describeMachine, writeResult, writing } from "./lib/machine.js"
 
 const reachable = async (url: string) => {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 })
@@ -34,13 +36,13 @@ if (!process.env.DATABASE_URL && !(await reachable(databaseUrl()))) {
   console.log("      Its numbers are not comparable with a server's; set DATABASE_URL for real results.")
 }
 
-const only = process.argv.slice(2)
+const only = process.argv.slice(2).filter((arg) => !arg.startsWith("--"))
 const wanted = (name: string) => only.length === 0 || only.includes(name)
 const machine = { ...(await describeMachine()), engine: embedded ? "embedded (PGlite)" : "PostgreSQL server" }
 console.log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.cpu}, node ${machine.node}, PostgreSQL ${machine.postgres.server_version}`)
 
 // A partial run (`npm run bench -- http`) updates its part of the summary and keeps the others.
-const previous = join(import.meta.dirname, "results", "summary.json")
+const previous = join(import.meta.dirname, "results", `summary.${writing() ? "json" : "tmp"}`)
 const summary: Record<string, unknown> = {
   ...(only.length > 0 && existsSync(previous) ? JSON.parse(readFileSync(previous, "utf8")) : {}),
   machine
@@ -65,5 +67,11 @@ if (wanted("scale")) {
   summary.scale = await runScaleBench()
   writeResult("scale", { machine, ...(summary.scale as object) })
 }
-console.log(`\nresults written to ${writeResult("summary", summary).replace(/summary\.json$/, "")}`)
+if (wanted("store") || wanted("http")) {
+  const part = <K extends string>(name: string, key: K) =>
+    (summary[name] as Record<K, ReadonlyArray<never>> | undefined)?.[key]
+  summary.goals = goals(part("store", "results"), part("http", "results"))
+  printGoals(summary.goals as ReturnType<typeof goals>)
+}
+console.log(`\nresults written to ${writeResult("summary", summary).replace(/summary\.(json|tmp)$/, "*.$1")}`)
 await embedded?.stop()

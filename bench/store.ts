@@ -4,6 +4,9 @@
  * (what Node users run today). Pool of 10, concurrency 1 and 16, tables pre-filled with live sessions.
  * pgbench runs the equivalent get and upsert as the database's ceiling on this machine.
  *
+ * With `BENCH_BASELINE=path/to/dist` an earlier build of the library runs beside this one ("effect-session, before").
+ * Then, at concurrency 1, 16 and 64, how many statements the owned pool's batches carried (its batch-size histogram).
+ *
  *   npx tsx bench/store.ts        (BENCH_SECONDS per cell, default 2; BENCH_ROUNDS, default 3; BENCH_ROWS, default 100000)
  */
 import { PgClient } from "@effect/sql-pg"
@@ -12,14 +15,16 @@ import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
+import { pathToFileURL } from "node:url"
 import { promisify } from "node:util"
 import connectPgSimple from "connect-pg-simple"
 import session from "express-session"
 import pg from "pg"
 import * as Observability from "../dist/internal/observability.js"
 import { schema, statements } from "../dist/internal/pgStatements.js"
-import { MemorySessionStore, PgSessionStore, SessionStore } from "../dist/index.js"
+import * as Library from "../dist/index.js"
+import { MemorySessionStore, SessionStore } from "../dist/index.js"
 import { keyOf, keySql, missingKey, sampleValue } from "./lib/keys.js"
 import { databaseUrl, describeMachine, embedded, printTable, writeResult } from "./lib/machine.js"
 import { interleaved, measureEffect, measurePromise, type Stats } from "./lib/measure.js"
@@ -37,6 +42,12 @@ const OPS: ReadonlyArray<Op> = process.env.BENCH_OPS
   : ALL_OPS
 const WRITES: ReadonlyArray<Op> = ["set", "generate", "modify"]
 const WEEK = 7 * 24 * 3600 * 1000
+
+/** An earlier build of the library to run beside this one, if given. */
+const BASELINE = process.env.BENCH_BASELINE
+const baseline: typeof Library | undefined = BASELINE
+  ? await import(pathToFileURL(join(resolve(BASELINE), "index.js")).href)
+  : undefined
 
 const TABLES = {
   effect: "bench_store_effect",
@@ -75,22 +86,28 @@ type Runner = (op: Op, concurrency: number) => Promise<Stats>
 
 // ---------- effect-session ----------
 /** On the pool the library builds (`layerPool`, the fast path), or on a `PgClient.layer` of the app's own. */
-const storeLayer = (tableName: string, durability: "full" | "relaxed" | "unlogged", path: "pool" | "client") => {
+const storeLayer = (
+  tableName: string,
+  durability: "full" | "relaxed" | "unlogged",
+  path: "pool" | "client",
+  lib: typeof Library = Library
+) => {
   const options = { tableName, durability, cleanupInterval: 0 } as const
   const url = Redacted.make(databaseUrl())
   return path === "pool"
-    ? PgSessionStore.layerPool({ ...options, url, maxConnections: POOL, preparedStatements: !embedded() })
-    : PgSessionStore.layer(options).pipe(Layer.provide(PgClient.layer({ url, maxConnections: POOL })))
+    ? lib.PgSessionStore.layerPool({ ...options, url, maxConnections: POOL, preparedStatements: !embedded() })
+    : lib.PgSessionStore.layer(options).pipe(Layer.provide(PgClient.layer({ url, maxConnections: POOL })))
 }
 
 const effectRunner = (
   tableName: string,
   durability: "full" | "relaxed" | "unlogged",
   path: "pool" | "client" = "pool",
-  instrumented = true
+  instrumented = true,
+  lib: typeof Library = Library
 ): Runner => (op, concurrency) => {
   const program = Effect.gen(function*() {
-    const store = yield* SessionStore.SessionStore
+    const store = yield* lib.SessionStore.SessionStore
     const ops: Record<Op, (i: number) => Effect.Effect<unknown, unknown>> = {
       "get (hit)": () => store.get(keyOf(randomRow())),
       "get (miss)": () => Effect.either(store.get(missingKey())),
@@ -102,7 +119,7 @@ const effectRunner = (
     return yield* measureEffect(concurrency, SECONDS, ops[op])
   })
   return program.pipe(
-    Effect.provide(storeLayer(tableName, durability, path)),
+    Effect.provide(storeLayer(tableName, durability, path, lib)),
     Effect.scoped,
     // Spans and metrics off for this run only: what instrumentation costs (no tracer installed).
     Effect.locally(Observability.currentEnabled, instrumented),
@@ -186,9 +203,12 @@ const cpsRunner = (pool: pg.Pool): Runner => {
 const pgbench = (op: "get (hit)" | "set", concurrency: number) => {
   const q = statements(`"${TABLES.raw}"`, "full")
   const id = `sha256(convert_to(${keySql(":n")}, 'UTF8'))`
+  // Every occurrence of a parameter (the statements use some twice): a script with one left cannot be prepared.
   const sql = op === "get (hit)"
-    ? q.find.replace("$1", id)
-    : q.upsert.replace("$1", id).replace("$2", `repeat('x', ${sampleValue(1).length})`).replace(/to_timestamp\(\$3::float8 \/ 1000\)/, "now() + interval '7 days'").replace(/to_timestamp\(\$4::float8 \/ 1000\)/, "now()")
+    ? q.find.replaceAll("$1", id)
+    : q.upsert.replaceAll("$1", id).replaceAll("$2", `repeat('x', ${sampleValue(1).length})`)
+      .replaceAll(/to_timestamp\(\$3::float8 \/ 1000\)/g, "now() + interval '7 days'")
+      .replaceAll(/to_timestamp\(\$4::float8 \/ 1000\)/g, "now()")
   const file = join(tmpdir(), `effect-session-pgbench-${process.pid}-${op === "set" ? "set" : "get"}.sql`)
   writeFileSync(file, `\\set n random(1, ${ROWS})\n${sql.replace(/\s+/g, " ")};\n`)
   let out: string
@@ -254,6 +274,9 @@ export const runStoreBench = async () => {
   const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL })
   const runners: Array<[string, Runner, ReadonlyArray<Op>]> = [
     ["effect-session", effectRunner(TABLES.effect, "full"), OPS],
+    ...(baseline === undefined
+      ? []
+      : [["effect-session, before", effectRunner(TABLES.effect, "full", "pool", true, baseline), OPS] as [string, Runner, ReadonlyArray<Op>]]),
     ["effect-session on PgClient.layer", effectRunner(TABLES.effect, "full", "client"), ["get (hit)", "set"]],
     ["effect-session, no spans or metrics", effectRunner(TABLES.effect, "full", "pool", false), ["get (hit)", "set"]],
     ["raw pg", rawRunner(pool), OPS],
@@ -275,7 +298,13 @@ export const runStoreBench = async () => {
     console.log("the embedded engine: no pgbench ceiling row (pgbench needs a server)")
   } else if (hasPgbench()) {
     for (const concurrency of CONCURRENCY) {
-      for (const op of ["get (hit)", "set"] as const) ceiling.push({ op, concurrency, ...pgbench(op, concurrency) })
+      for (const op of ["get (hit)", "set"] as const) {
+        try {
+          ceiling.push({ op, concurrency, ...pgbench(op, concurrency) })
+        } catch (error) {
+          console.log(`pgbench ${op} c${concurrency} failed, its ceiling row is skipped: ${(error as Error).message.split("\n")[0]}`)
+        }
+      }
     }
   } else {
     console.log("pgbench is not installed: the ceiling row is skipped (apt-get install postgresql-client to add it)")
@@ -286,6 +315,7 @@ export const runStoreBench = async () => {
   const find = (op: string, c: number, impl: string) => results.find((r) => r.op === op && r.concurrency === c && r.impl === impl)
   const rows = results.map((r) => {
     const ours = find(r.op, r.concurrency, r.impl.startsWith("effect-session") ? r.impl : "effect-session")!
+    const before = find(r.op, r.concurrency, "effect-session, before")
     const raw = find(r.op, r.concurrency, "raw pg")!
     const cps = find(r.op, r.concurrency, "connect-pg-simple")!
     const top = ceiling.find((c) => c.op === r.op && c.concurrency === r.concurrency)
@@ -299,7 +329,8 @@ export const runStoreBench = async () => {
       errors: r.errors,
       "ours/raw": r.impl.startsWith("effect-session") ? ours.opsPerSec / raw.opsPerSec : "",
       "ours/cps": r.impl.startsWith("effect-session") ? ours.opsPerSec / cps.opsPerSec : "",
-      "of pgbench": top ? r.opsPerSec / top.opsPerSec : ""
+      "of pgbench": top ? r.opsPerSec / top.opsPerSec : "",
+      "ours/before": r.impl === "effect-session" && before ? r.opsPerSec / before.opsPerSec : ""
     }
   })
   printTable(rows)
