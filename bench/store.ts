@@ -266,6 +266,50 @@ const instrumentationCost = () =>
     return rows
   }).pipe(Effect.scoped, Effect.runPromise)
 
+/** The batch-size histogram of the lane `kind` (cumulative buckets) and its count of statements. */
+const histogram = async (kind: string) => {
+  const { batchSize } = await import("../dist/internal/pgBatch.js")
+  const { MetricLabel } = await import("effect")
+  const state = batchSize.unsafeValue([MetricLabel.make("kind", kind)])
+  return { buckets: state.buckets.map(([bound, n]) => [bound, n] as const), count: state.count, sum: state.sum }
+}
+
+/**
+ * How many sessions the owned pool's statements carried: each operation alone at concurrency 1, 16 and 64, the
+ * histogram's growth over the run. "callers" is the share of operations that went out with others.
+ */
+const batchSizes = async () => {
+  const ops: ReadonlyArray<[Op, string]> = [["get (hit)", "read"], ["set", "set"], ["modify", "write"]]
+  const rows: Array<Record<string, string | number>> = []
+  for (const concurrency of [1, 16, 64]) {
+    for (const [op, kind] of ops) {
+      const before = await histogram(kind)
+      await effectRunner(TABLES.effect, "full")(op, concurrency)
+      const after = await histogram(kind)
+      const statements = after.count - before.count
+      const callers = after.sum - before.sum
+      let previous = 0
+      const cells: Array<string> = []
+      after.buckets.forEach(([bound, n], i) => {
+        const added = n - (before.buckets[i]?.[1] ?? 0)
+        const low = i === 0 ? 1 : after.buckets[i - 1]![0] + 1
+        if (added - previous > 0) cells.push(`${low === bound ? bound : `${low}-${bound}`}: ${added - previous}`)
+        previous = added
+      })
+      const alone = (after.buckets[0]?.[1] ?? 0) - (before.buckets[0]?.[1] ?? 0)
+      rows.push({
+        op,
+        conc: concurrency,
+        statements,
+        "mean size": statements > 0 ? callers / statements : 0,
+        "shared by": statements > 0 ? `${Math.round((100 * (callers - alone)) / callers)}% of callers` : "",
+        histogram: cells.join(", ")
+      })
+    }
+  }
+  return rows
+}
+
 export const runStoreBench = async () => {
   console.log(`\n## Store level: ${ROWS} live sessions per table, pool ${POOL}, ${ROUNDS} interleaved rounds of ${SECONDS}s per cell, ${databaseUrl().replace(/:[^:@/]*@/, ":***@")}\n`)
   const admin = new pg.Client({ connectionString: databaseUrl() })
@@ -344,6 +388,9 @@ export const runStoreBench = async () => {
     console.log("\nSpans and metrics, no tracer installed, on the database (1.00 = nothing; within this machine's noise):")
     printTable(instrumentation)
   }
+  const batches = await batchSizes()
+  console.log("\nBatch sizes on the owned pool (sessions per statement; each operation alone, one run of BENCH_SECONDS):")
+  printTable(batches)
   const cpu = await instrumentationCost()
   console.log("\nSpans and metrics, no tracer installed, CPU only (in-memory backend, medians of 9 interleaved rounds):")
   printTable(cpu)
@@ -351,7 +398,7 @@ export const runStoreBench = async () => {
     console.log("\npgbench (prepared, same SQL; the database's ceiling on this machine):")
     printTable(ceiling.map((c) => ({ op: c.op, conc: c.concurrency, "ops/s": Math.round(c.opsPerSec), "avg ms": c.avgLatencyMs })))
   }
-  return { rows: ROWS, pool: POOL, seconds: SECONDS, rounds: ROUNDS, results, ceiling, instrumentation, instrumentationCpu: cpu, table: rows }
+  return { rows: ROWS, pool: POOL, seconds: SECONDS, rounds: ROUNDS, results, ceiling, instrumentation, instrumentationCpu: cpu, batches, table: rows }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
