@@ -195,10 +195,14 @@ class LaneState<I, O> implements Lane<I, O> {
     return Effect.matchEffect(many(entries.map((entry) => entry.input), timeoutMs), {
       onSuccess: (outs) => {
         release()
-        return Effect.forEach(entries, (entry, i) => {
-          const out = outs[i]!
-          return out === busy ? this.alone(entry, skipped) : Effect.succeed(Exit.succeed(out))
-        }, { concurrency: "unbounded" })
+        // Plain answers settle as they are; only the skipped (busy) inputs need statements, and fibers, of their own.
+        const exits = outs.map((out): Exit.Exit<O, unknown> | undefined => out === busy ? undefined : Exit.succeed(out))
+        const skippedAt = exits.flatMap((exit, i) => exit === undefined ? [i] : [])
+        if (skippedAt.length === 0) return Effect.succeed(exits as Array<Exit.Exit<O, unknown>>)
+        return Effect.map(
+          Effect.forEach(skippedAt, (i) => this.alone(entries[i]!, skipped), { concurrency: "unbounded" }),
+          (alone) => exits.map((exit, i) => exit ?? alone[skippedAt.indexOf(i)]!)
+        )
       },
       onFailure: (error) => {
         release()
