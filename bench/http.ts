@@ -14,21 +14,44 @@ const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 const SESSIONS = 1000
 const CONNECTIONS = 32
-const SERVERS = (process.env.BENCH_HTTP_SERVERS?.split(",") ?? ["effect-session", "effect-plain", "effect-sql", "effect-sql-ours", "effect-store-get", "express"]) as ReadonlyArray<ServerKind>
-type ServerKind = "effect-session" | "effect-plain" | "effect-sql" | "effect-sql-ours" | "effect-store-get" | "express"
+/** An earlier build of the library (a `dist/` directory) to run beside this one: `BENCH_BASELINE=path/to/dist`. */
+const BASELINE = process.env.BENCH_BASELINE
+type ServerKind =
+  | "effect-session"
+  | "effect-session-before"
+  | "effect-plain"
+  | "effect-sql"
+  | "effect-sql-ours"
+  | "effect-store-get"
+  | "express"
+  | "fastify"
+const SERVERS = (process.env.BENCH_HTTP_SERVERS?.split(",") ?? [
+  "effect-session",
+  ...(BASELINE ? ["effect-session-before"] : []),
+  "effect-plain",
+  "effect-sql",
+  "effect-sql-ours",
+  "effect-store-get",
+  "express",
+  "fastify"
+]) as ReadonlyArray<ServerKind>
 const LABEL: Record<ServerKind, string> = {
   "effect-session": "effect-session (SessionMiddleware)",
+  "effect-session-before": "effect-session, the baseline build (BENCH_BASELINE)",
   "effect-plain": "same server, no sessions (ceiling)",
   "effect-sql": "same server, one SELECT per request (floor)",
   "effect-sql-ours": "same server, the store's SELECT on the session's row",
   "effect-store-get": "same server, store.get on the owned pool, no middleware",
-  express: "express 5 + express-session + connect-pg-simple"
+  express: "express 5 + express-session + connect-pg-simple",
+  fastify: "fastify 5 + @fastify/session + connect-pg-simple"
 }
+/** The servers that have sessions (a /write route and a counter to check). */
+const SESSION_SERVERS: ReadonlyArray<ServerKind> = ["effect-session", "effect-session-before", "express", "fastify"]
 
 const start = (kind: ServerKind) =>
   new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "http", "server.ts"), kind], {
-      env: process.env,
+      env: kind === "effect-session-before" ? { ...process.env, BENCH_DIST: BASELINE } : process.env,
       stdio: ["ignore", "pipe", "pipe"]
     })
     let output = ""
@@ -42,11 +65,26 @@ const start = (kind: ServerKind) =>
     child.once("exit", (code) => reject(new Error(`${kind} exited with ${code}:\n${output}`)))
   })
 
-/** Logs in SESSIONS times and returns the `Cookie` header of each session. */
-const createSessions = async (url: string): Promise<Array<string>> => {
+/**
+ * `fetch`, tried again (up to 5 times) when the connection fails: a server may close an idle keep-alive connection
+ * just as the client reuses it ("other side closed"), which is no failure of the server's.
+ */
+const fetchRetrying = async (url: string, init: RequestInit = {}, tries = 5): Promise<Response> => {
+  try {
+    return await fetch(url, init)
+  } catch (error) {
+    if (tries <= 1) throw error
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    return fetchRetrying(url, init, tries - 1)
+  }
+}
+
+/** Logs in `count` times and returns the `Cookie` header of each session. */
+const createSessions = async (url: string, count = SESSIONS): Promise<Array<string>> => {
   const cookies: Array<string> = []
-  for (let batch = 0; batch < SESSIONS; batch += 50) {
-    const replies = await Promise.all(Array.from({ length: 50 }, () => fetch(`${url}/login`, { method: "POST" })))
+  for (let batch = 0; batch < count; batch += 50) {
+    const size = Math.min(50, count - batch)
+    const replies = await Promise.all(Array.from({ length: size }, () => fetchRetrying(`${url}/login`, { method: "POST" })))
     for (const reply of replies) {
       const cookie = reply.headers.getSetCookie()[0]?.split(";")[0]
       cookies.push(cookie ?? "none=1")
@@ -56,8 +94,13 @@ const createSessions = async (url: string): Promise<Array<string>> => {
   return cookies
 }
 
+/** The counter a session's `/read` shows (`user:visits`). */
+const visits = async (url: string, cookie: string) =>
+  Number((await (await fetchRetrying(`${url}/read`, { headers: { cookie } })).text()).split(":")[1])
+
 interface Result {
   readonly reqPerSec: number
+  readonly ok: number
   readonly p50Ms: number
   readonly p99Ms: number
   readonly non2xx: number
@@ -78,6 +121,7 @@ const load = async (url: string, path: string, cookies: Array<string>, seconds: 
   })
   return {
     reqPerSec: result.requests.average,
+    ok: result["2xx"],
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     non2xx: result.non2xx,
@@ -85,45 +129,86 @@ const load = async (url: string, path: string, cookies: Array<string>, seconds: 
   }
 }
 
+type Servers = Map<ServerKind, { url: string; child: ChildProcess; cookies: Array<string> }>
+
+/** Each route on each server that has it, in interleaved rounds; the mean of the rounds. */
+const routes = async (servers: Servers) => {
+  const results: Array<{ route: string; server: ServerKind } & Result> = []
+  for (const route of ["/read", "/write"]) {
+    // The one-SELECT floors have no writing route.
+    const kinds = SERVERS.filter((k) => route === "/read" || !(k.startsWith("effect-sql") || k === "effect-store-get"))
+    const runs = new Map<ServerKind, Array<Result>>(kinds.map((k) => [k, []]))
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse()) {
+        const { cookies, url } = servers.get(kind)!
+        await load(url, route, cookies, 1) // warm-up
+        runs.get(kind)!.push(await load(url, route, cookies, SECONDS))
+      }
+    }
+    for (const [server, rs] of runs) {
+      const mean = (f: (r: Result) => number) => rs.reduce((n, r) => n + f(r), 0) / rs.length
+      const sum = (f: (r: Result) => number) => rs.reduce((n, r) => n + f(r), 0)
+      results.push({
+        route,
+        server,
+        reqPerSec: mean((r) => r.reqPerSec),
+        ok: sum((r) => r.ok),
+        p50Ms: mean((r) => r.p50Ms),
+        p99Ms: mean((r) => r.p99Ms),
+        non2xx: sum((r) => r.non2xx),
+        errors: sum((r) => r.errors)
+      })
+    }
+  }
+  return results
+}
+
+/**
+ * A hot session over HTTP: every connection carries the same cookie on `/write` (a counter increment), once per
+ * server with sessions. The counter read back afterwards shows how many acknowledged increments were lost.
+ */
+const hotSession = async (servers: Servers) => {
+  const rows: Array<Record<string, string | number>> = []
+  for (const kind of SERVERS.filter((k) => SESSION_SERVERS.includes(k))) {
+    const { url } = servers.get(kind)!
+    const [cookie] = await createSessions(url, 1)
+    const before = await visits(url, cookie!)
+    const result = await load(url, "/write", [cookie!], SECONDS)
+    const after = await visits(url, cookie!)
+    rows.push({
+      server: LABEL[kind],
+      "req/s": Math.round(result.reqPerSec),
+      "p50 ms": result.p50Ms,
+      "p99 ms": result.p99Ms,
+      non2xx: result.non2xx,
+      errors: result.errors,
+      acknowledged: result.ok,
+      lost: Math.max(0, result.ok - (after - before))
+    })
+  }
+  return rows
+}
+
+/** Starts every server and creates its sessions (the store's-SELECT diagnostic reads the session server's rows). */
+const startAll = async (servers: Servers) => {
+  for (const kind of SERVERS) {
+    const server = await start(kind)
+    servers.set(kind, { ...server, cookies: [] })
+    const shared = kind === "effect-sql-ours" ? servers.get("effect-session")?.cookies : undefined
+    servers.get(kind)!.cookies = shared ?? await createSessions(server.url)
+  }
+}
+
 export const runHttpBench = async () => {
   console.log(`\n## HTTP level: ${CONNECTIONS} connections, ${SESSIONS} sessions, ${ROUNDS} interleaved rounds of ${SECONDS}s, ${databaseUrl().replace(/:[^:@/]*@/, ":***@")}\n`)
   const admin = new pg.Client({ connectionString: databaseUrl() })
   await admin.connect()
-  await admin.query("DROP TABLE IF EXISTS bench_http_effect, bench_http_cps")
+  await admin.query("DROP TABLE IF EXISTS bench_http_effect, bench_http_cps, bench_http_fastify, bench_http_store")
   await admin.end()
-  const servers = new Map<ServerKind, { url: string; child: ChildProcess; cookies: Array<string> }>()
+  const servers: Servers = new Map()
   try {
-    for (const kind of SERVERS) {
-      const server = await start(kind)
-      // The store's-SELECT diagnostic reads the rows the session server created.
-      const shared = kind === "effect-sql-ours" ? servers.get("effect-session")?.cookies : undefined
-      servers.set(kind, { ...server, cookies: shared ?? await createSessions(server.url) })
-    }
-    const results: Array<{ route: string; server: ServerKind } & Result> = []
-    for (const route of ["/read", "/write"]) {
-      // The one-SELECT floor has no writing route.
-      const kinds = SERVERS.filter((k) => route === "/read" || !(k.startsWith("effect-sql") || k === "effect-store-get"))
-      const runs = new Map<ServerKind, Array<Result>>(kinds.map((k) => [k, []]))
-      for (let round = 0; round < ROUNDS; round++) {
-        for (const kind of round % 2 === 0 ? kinds : [...kinds].reverse()) {
-          const { cookies, url } = servers.get(kind)!
-          await load(url, route, cookies, 1) // warm-up
-          runs.get(kind)!.push(await load(url, route, cookies, SECONDS))
-        }
-      }
-      for (const [server, rs] of runs) {
-        const mean = (f: (r: Result) => number) => rs.reduce((n, r) => n + f(r), 0) / rs.length
-        results.push({
-          route,
-          server,
-          reqPerSec: mean((r) => r.reqPerSec),
-          p50Ms: mean((r) => r.p50Ms),
-          p99Ms: mean((r) => r.p99Ms),
-          non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
-          errors: rs.reduce((n, r) => n + r.errors, 0)
-        })
-      }
-    }
+    await startAll(servers)
+    const results = await routes(servers)
     const rate = (route: string, server: ServerKind) =>
       results.find((r) => r.route === route && r.server === server)?.reqPerSec ?? NaN
     const ratio = (route: string, other: ServerKind) => {
@@ -139,10 +224,15 @@ export const runHttpBench = async () => {
       non2xx: r.non2xx,
       errors: r.errors,
       "ours/express": r.server === "effect-session" ? ratio(r.route, "express") : "",
-      "ours/ceiling": r.server === "effect-session" ? ratio(r.route, "effect-plain") : ""
+      "ours/fastify": r.server === "effect-session" ? ratio(r.route, "fastify") : "",
+      "ours/ceiling": r.server === "effect-session" ? ratio(r.route, "effect-plain") : "",
+      "ours/before": r.server === "effect-session" && BASELINE ? ratio(r.route, "effect-session-before") : ""
     }))
     printTable(table)
-    return { connections: CONNECTIONS, sessions: SESSIONS, seconds: SECONDS, rounds: ROUNDS, results, table }
+    console.log(`\nA hot session over HTTP: ${CONNECTIONS} connections on one session's /write for ${SECONDS}s:`)
+    const hot = await hotSession(servers)
+    printTable(hot)
+    return { connections: CONNECTIONS, sessions: SESSIONS, seconds: SECONDS, rounds: ROUNDS, results, table, hot }
   } finally {
     for (const { child } of servers.values()) child.kill("SIGTERM")
   }

@@ -1,15 +1,17 @@
 /**
  * `npm run bench`: store level, HTTP level, Redis and scale, side by side in one run, against DATABASE_URL (default the
  * local server). With no server answering, it falls back to the embedded engine and says so: numbers from the two
- * must not be compared. Results go to bench/results/*.json with the machine's description. The SQLite suite
- * (`npm run bench -- sqlite`) needs no server, and writes its results only with `--write`.
+ * must not be compared. Results go to bench/results/*.json with the machine's description when asked
+ * (`npm run bench -- --write`), else to bench/results/*.tmp (ignored by git). The SQLite and embedded-engine parts
+ * (`npm run bench -- sqlite`, `-- embedded`) need no server.
  */
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import pg from "pg"
-import { databaseUrl, describeMachine, writeResult } from "./lib/machine.js"
+import { goals, printGoals } from "./lib/goals.js"
+import { databaseUrl, describeMachine, writeResult, writing } from "./lib/machine.js"
 
 const reachable = async (url: string) => {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 })
@@ -24,8 +26,6 @@ const reachable = async (url: string) => {
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith("--"))
 const wanted = (name: string) => only.length === 0 || only.includes(name)
-/** The SQLite suite writes its results only when asked (`--write`); it needs no PostgreSQL. */
-const writeSqlite = process.argv.includes("--write")
 const withPostgres = ["store", "hot", "http", "scale"].some(wanted)
 
 let embedded: { stop: () => Promise<void> } | undefined
@@ -49,7 +49,7 @@ console.log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machin
   withPostgres ? `, PostgreSQL ${machine.postgres.server_version}` : ""}`)
 
 // A partial run (`npm run bench -- http`) updates its part of the summary and keeps the others.
-const previous = join(import.meta.dirname, "results", "summary.json")
+const previous = join(import.meta.dirname, "results", `summary.${writing() ? "json" : "tmp"}`)
 const summary: Record<string, unknown> = {
   ...(only.length > 0 && existsSync(previous) ? JSON.parse(readFileSync(previous, "utf8")) : {}),
   machine
@@ -81,13 +81,19 @@ if (wanted("scale")) {
 }
 if (wanted("sqlite")) {
   const { runSqliteBench } = await import("./sqlite.js")
-  const sqlite = await runSqliteBench()
-  if (writeSqlite) {
-    summary.sqlite = sqlite
-    writeResult("sqlite", { machine, ...sqlite })
-  }
+  summary.sqlite = await runSqliteBench()
+  writeResult("sqlite", { machine, ...(summary.sqlite as object) })
 }
-if (withPostgres || writeSqlite) {
-  console.log(`\nresults written to ${writeResult("summary", summary).replace(/summary\.json$/, "")}`)
+if (wanted("embedded")) {
+  const { runEmbeddedBench } = await import("./embedded.js")
+  summary.embedded = await runEmbeddedBench()
+  writeResult("embedded", { machine, ...(summary.embedded as object) })
 }
+if (wanted("store") || wanted("http")) {
+  const part = <K extends string>(name: string, key: K) =>
+    (summary[name] as Record<K, ReadonlyArray<never>> | undefined)?.[key]
+  summary.goals = goals(part("store", "results"), part("http", "results"))
+  printGoals(summary.goals as ReturnType<typeof goals>)
+}
+console.log(`\nresults written to ${writeResult("summary", summary).replace(/summary\.(json|tmp)$/, "*.$1")}`)
 await embedded?.stop()

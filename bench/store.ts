@@ -4,6 +4,9 @@
  * (what Node users run today). Pool of 10, concurrency 1 and 16, tables pre-filled with live sessions.
  * pgbench runs the equivalent get and upsert as the database's ceiling on this machine.
  *
+ * With `BENCH_BASELINE=path/to/dist` an earlier build of the library runs beside this one ("effect-session, before").
+ * Then, at concurrency 1, 16 and 64, how many statements the owned pool's batches carried (its batch-size histogram).
+ *
  *   npx tsx bench/store.ts        (BENCH_SECONDS per cell, default 2; BENCH_ROUNDS, default 3; BENCH_ROWS, default 100000)
  */
 import { PgClient } from "@effect/sql-pg"
@@ -12,14 +15,16 @@ import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
+import { pathToFileURL } from "node:url"
 import { promisify } from "node:util"
 import connectPgSimple from "connect-pg-simple"
 import session from "express-session"
 import pg from "pg"
 import * as Observability from "../dist/internal/observability.js"
 import { schema, statements } from "../dist/internal/pgStatements.js"
-import { MemorySessionStore, PgSessionStore, SessionStore } from "../dist/index.js"
+import * as Library from "../dist/index.js"
+import { MemorySessionStore, SessionStore } from "../dist/index.js"
 import { keyOf, keySql, missingKey, sampleValue } from "./lib/keys.js"
 import { databaseUrl, describeMachine, embedded, printTable, writeResult } from "./lib/machine.js"
 import { interleaved, measureEffect, measurePromise, type Stats } from "./lib/measure.js"
@@ -37,6 +42,12 @@ const OPS: ReadonlyArray<Op> = process.env.BENCH_OPS
   : ALL_OPS
 const WRITES: ReadonlyArray<Op> = ["set", "generate", "modify"]
 const WEEK = 7 * 24 * 3600 * 1000
+
+/** An earlier build of the library to run beside this one, if given. */
+const BASELINE = process.env.BENCH_BASELINE
+const baseline: typeof Library | undefined = BASELINE
+  ? await import(pathToFileURL(join(resolve(BASELINE), "index.js")).href)
+  : undefined
 
 const TABLES = {
   effect: "bench_store_effect",
@@ -75,22 +86,28 @@ type Runner = (op: Op, concurrency: number) => Promise<Stats>
 
 // ---------- effect-session ----------
 /** On the pool the library builds (`layerPool`, the fast path), or on a `PgClient.layer` of the app's own. */
-const storeLayer = (tableName: string, durability: "full" | "relaxed" | "unlogged", path: "pool" | "client") => {
+const storeLayer = (
+  tableName: string,
+  durability: "full" | "relaxed" | "unlogged",
+  path: "pool" | "client",
+  lib: typeof Library = Library
+) => {
   const options = { tableName, durability, cleanupInterval: 0 } as const
   const url = Redacted.make(databaseUrl())
   return path === "pool"
-    ? PgSessionStore.layerPool({ ...options, url, maxConnections: POOL, preparedStatements: !embedded() })
-    : PgSessionStore.layer(options).pipe(Layer.provide(PgClient.layer({ url, maxConnections: POOL })))
+    ? lib.PgSessionStore.layerPool({ ...options, url, maxConnections: POOL, preparedStatements: !embedded() })
+    : lib.PgSessionStore.layer(options).pipe(Layer.provide(PgClient.layer({ url, maxConnections: POOL })))
 }
 
 const effectRunner = (
   tableName: string,
   durability: "full" | "relaxed" | "unlogged",
   path: "pool" | "client" = "pool",
-  instrumented = true
+  instrumented = true,
+  lib: typeof Library = Library
 ): Runner => (op, concurrency) => {
   const program = Effect.gen(function*() {
-    const store = yield* SessionStore.SessionStore
+    const store = yield* lib.SessionStore.SessionStore
     const ops: Record<Op, (i: number) => Effect.Effect<unknown, unknown>> = {
       "get (hit)": () => store.get(keyOf(randomRow())),
       "get (miss)": () => Effect.either(store.get(missingKey())),
@@ -102,7 +119,7 @@ const effectRunner = (
     return yield* measureEffect(concurrency, SECONDS, ops[op])
   })
   return program.pipe(
-    Effect.provide(storeLayer(tableName, durability, path)),
+    Effect.provide(storeLayer(tableName, durability, path, lib)),
     Effect.scoped,
     // Spans and metrics off for this run only: what instrumentation costs (no tracer installed).
     Effect.locally(Observability.currentEnabled, instrumented),
@@ -186,9 +203,12 @@ const cpsRunner = (pool: pg.Pool): Runner => {
 const pgbench = (op: "get (hit)" | "set", concurrency: number) => {
   const q = statements(`"${TABLES.raw}"`, "full")
   const id = `sha256(convert_to(${keySql(":n")}, 'UTF8'))`
+  // Every occurrence of a parameter (the statements use some twice): a script with one left cannot be prepared.
   const sql = op === "get (hit)"
-    ? q.find.replace("$1", id)
-    : q.upsert.replace("$1", id).replace("$2", `repeat('x', ${sampleValue(1).length})`).replace(/to_timestamp\(\$3::float8 \/ 1000\)/, "now() + interval '7 days'").replace(/to_timestamp\(\$4::float8 \/ 1000\)/, "now()")
+    ? q.find.replaceAll("$1", id)
+    : q.upsert.replaceAll("$1", id).replaceAll("$2", `repeat('x', ${sampleValue(1).length})`)
+      .replaceAll(/to_timestamp\(\$3::float8 \/ 1000\)/g, "now() + interval '7 days'")
+      .replaceAll(/to_timestamp\(\$4::float8 \/ 1000\)/g, "now()")
   const file = join(tmpdir(), `effect-session-pgbench-${process.pid}-${op === "set" ? "set" : "get"}.sql`)
   writeFileSync(file, `\\set n random(1, ${ROWS})\n${sql.replace(/\s+/g, " ")};\n`)
   let out: string
@@ -246,6 +266,50 @@ const instrumentationCost = () =>
     return rows
   }).pipe(Effect.scoped, Effect.runPromise)
 
+/** The batch-size histogram of the lane `kind` (cumulative buckets) and its count of statements. */
+const histogram = async (kind: string) => {
+  const { batchSize } = await import("../dist/internal/pgBatch.js")
+  const { MetricLabel } = await import("effect")
+  const state = batchSize.unsafeValue([MetricLabel.make("kind", kind)])
+  return { buckets: state.buckets.map(([bound, n]) => [bound, n] as const), count: state.count, sum: state.sum }
+}
+
+/**
+ * How many sessions the owned pool's statements carried: each operation alone at concurrency 1, 16 and 64, the
+ * histogram's growth over the run. "callers" is the share of operations that went out with others.
+ */
+const batchSizes = async () => {
+  const ops: ReadonlyArray<[Op, string]> = [["get (hit)", "read"], ["set", "set"], ["modify", "write"]]
+  const rows: Array<Record<string, string | number>> = []
+  for (const concurrency of [1, 16, 64]) {
+    for (const [op, kind] of ops) {
+      const before = await histogram(kind)
+      await effectRunner(TABLES.effect, "full")(op, concurrency)
+      const after = await histogram(kind)
+      const statements = after.count - before.count
+      const callers = after.sum - before.sum
+      let previous = 0
+      const cells: Array<string> = []
+      after.buckets.forEach(([bound, n], i) => {
+        const added = n - (before.buckets[i]?.[1] ?? 0)
+        const low = i === 0 ? 1 : after.buckets[i - 1]![0] + 1
+        if (added - previous > 0) cells.push(`${low === bound ? bound : `${low}-${bound}`}: ${added - previous}`)
+        previous = added
+      })
+      const alone = (after.buckets[0]?.[1] ?? 0) - (before.buckets[0]?.[1] ?? 0)
+      rows.push({
+        op,
+        conc: concurrency,
+        statements,
+        "mean size": statements > 0 ? callers / statements : 0,
+        "shared by": statements > 0 ? `${Math.round((100 * (callers - alone)) / callers)}% of callers` : "",
+        histogram: cells.join(", ")
+      })
+    }
+  }
+  return rows
+}
+
 export const runStoreBench = async () => {
   console.log(`\n## Store level: ${ROWS} live sessions per table, pool ${POOL}, ${ROUNDS} interleaved rounds of ${SECONDS}s per cell, ${databaseUrl().replace(/:[^:@/]*@/, ":***@")}\n`)
   const admin = new pg.Client({ connectionString: databaseUrl() })
@@ -254,6 +318,9 @@ export const runStoreBench = async () => {
   const pool = new pg.Pool({ connectionString: databaseUrl(), max: POOL })
   const runners: Array<[string, Runner, ReadonlyArray<Op>]> = [
     ["effect-session", effectRunner(TABLES.effect, "full"), OPS],
+    ...(baseline === undefined
+      ? []
+      : [["effect-session, before", effectRunner(TABLES.effect, "full", "pool", true, baseline), OPS] as [string, Runner, ReadonlyArray<Op>]]),
     ["effect-session on PgClient.layer", effectRunner(TABLES.effect, "full", "client"), ["get (hit)", "set"]],
     ["effect-session, no spans or metrics", effectRunner(TABLES.effect, "full", "pool", false), ["get (hit)", "set"]],
     ["raw pg", rawRunner(pool), OPS],
@@ -275,7 +342,13 @@ export const runStoreBench = async () => {
     console.log("the embedded engine: no pgbench ceiling row (pgbench needs a server)")
   } else if (hasPgbench()) {
     for (const concurrency of CONCURRENCY) {
-      for (const op of ["get (hit)", "set"] as const) ceiling.push({ op, concurrency, ...pgbench(op, concurrency) })
+      for (const op of ["get (hit)", "set"] as const) {
+        try {
+          ceiling.push({ op, concurrency, ...pgbench(op, concurrency) })
+        } catch (error) {
+          console.log(`pgbench ${op} c${concurrency} failed, its ceiling row is skipped: ${(error as Error).message.split("\n")[0]}`)
+        }
+      }
     }
   } else {
     console.log("pgbench is not installed: the ceiling row is skipped (apt-get install postgresql-client to add it)")
@@ -286,6 +359,7 @@ export const runStoreBench = async () => {
   const find = (op: string, c: number, impl: string) => results.find((r) => r.op === op && r.concurrency === c && r.impl === impl)
   const rows = results.map((r) => {
     const ours = find(r.op, r.concurrency, r.impl.startsWith("effect-session") ? r.impl : "effect-session")!
+    const before = find(r.op, r.concurrency, "effect-session, before")
     const raw = find(r.op, r.concurrency, "raw pg")!
     const cps = find(r.op, r.concurrency, "connect-pg-simple")!
     const top = ceiling.find((c) => c.op === r.op && c.concurrency === r.concurrency)
@@ -299,7 +373,8 @@ export const runStoreBench = async () => {
       errors: r.errors,
       "ours/raw": r.impl.startsWith("effect-session") ? ours.opsPerSec / raw.opsPerSec : "",
       "ours/cps": r.impl.startsWith("effect-session") ? ours.opsPerSec / cps.opsPerSec : "",
-      "of pgbench": top ? r.opsPerSec / top.opsPerSec : ""
+      "of pgbench": top ? r.opsPerSec / top.opsPerSec : "",
+      "ours/before": r.impl === "effect-session" && before ? r.opsPerSec / before.opsPerSec : ""
     }
   })
   printTable(rows)
@@ -313,6 +388,9 @@ export const runStoreBench = async () => {
     console.log("\nSpans and metrics, no tracer installed, on the database (1.00 = nothing; within this machine's noise):")
     printTable(instrumentation)
   }
+  const batches = await batchSizes()
+  console.log("\nBatch sizes on the owned pool (sessions per statement; each operation alone, one run of BENCH_SECONDS):")
+  printTable(batches)
   const cpu = await instrumentationCost()
   console.log("\nSpans and metrics, no tracer installed, CPU only (in-memory backend, medians of 9 interleaved rounds):")
   printTable(cpu)
@@ -320,7 +398,7 @@ export const runStoreBench = async () => {
     console.log("\npgbench (prepared, same SQL; the database's ceiling on this machine):")
     printTable(ceiling.map((c) => ({ op: c.op, conc: c.concurrency, "ops/s": Math.round(c.opsPerSec), "avg ms": c.avgLatencyMs })))
   }
-  return { rows: ROWS, pool: POOL, seconds: SECONDS, rounds: ROUNDS, results, ceiling, instrumentation, instrumentationCpu: cpu, table: rows }
+  return { rows: ROWS, pool: POOL, seconds: SECONDS, rounds: ROUNDS, results, ceiling, instrumentation, instrumentationCpu: cpu, batches, table: rows }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

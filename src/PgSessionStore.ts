@@ -89,13 +89,13 @@ const onPool = (owned: PgPool.OwnedPool["Type"], q: Statements, viaClient: PgBac
   const names = new Map<string, string | undefined>()
   for (const text of Object.values(q)) names.set(text, owned.preparedStatements ? PgPool.statementName(text) : undefined)
   const { pipeline, pool } = owned
-  return (statement, params) =>
+  return (statement, params, timeoutMs = timeout) =>
     Effect.withFiberRuntime((fiber) => {
       if (inTransactionOf(fiber)) return viaClient(statement, params)
       const name = names.get(statement)
-      return pipeline !== undefined && statement === q.find
-        ? pipeline.query(name, statement, params, timeout)
-        : PgPool.query(pool, name, statement, params, timeout)
+      return pipeline !== undefined && (statement === q.find || statement === q.findMany)
+        ? pipeline.query(name, statement, params, timeoutMs)
+        : PgPool.query(pool, name, statement, params, timeoutMs)
     })
 }
 
@@ -135,8 +135,11 @@ export const make = (
     const timeout = yield* durationOption("timeout", options.timeout ?? SessionStore.defaults.timeout, 1)
     const viaClient = onClient(sql, timeout)
     const owned = Option.filter(yield* Effect.serviceOption(PgPool.OwnedPool), (pool) => pool.client === sql)
-    const run = Option.isSome(owned) ? onPool(owned.value, q, viaClient, timeout) : viaClient
-    return yield* SessionStore.make(PgBackend.make(q, run, inTransaction), options)
+    if (Option.isNone(owned)) return yield* SessionStore.make(PgBackend.make(q, viaClient, inTransaction), options)
+    const run = onPool(owned.value, q, viaClient, timeout)
+    // On the owned pool, reads and compare-and-sets of different sessions share statements (internal/pgBatch.ts).
+    const lanes = PgBackend.lanes(q, run, yield* Effect.runtime<never>(), { ...owned.value.batching, timeout })
+    return yield* SessionStore.make(PgBackend.make(q, run, inTransaction, lanes), options)
   })
 
 /**

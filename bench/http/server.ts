@@ -1,7 +1,8 @@
 /**
- * One benchmark server per process: `npx tsx bench/http/server.ts <effect-session|effect-plain|express>`.
+ * One benchmark server per process: `npx tsx bench/http/server.ts <kind>` (see `kinds` at the end).
  * Routes: POST /login (creates a session), GET /read (reads it), GET /write (changes it). Prints its URL.
- * All three use the same database (DATABASE_URL) and a pool of 10.
+ * All use the same database (DATABASE_URL) and a pool of 10. The library comes from `BENCH_DIST` (default the
+ * built `dist/`), so the same server can run an earlier build beside the current one.
  */
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
@@ -13,9 +14,13 @@ import session from "express-session"
 import { createHash } from "node:crypto"
 import { createServer, type Server } from "node:http"
 import pg from "pg"
-import { statements } from "../../dist/internal/pgStatements.js"
-import { PgSessionStore, SessionMiddleware, SessionStore } from "../../dist/index.js"
+import { resolve } from "node:path"
+import { pathToFileURL } from "node:url"
 import { databaseUrl, embedded } from "../lib/machine.js"
+
+const dist = pathToFileURL(resolve(process.env.BENCH_DIST ?? resolve(import.meta.dirname, "..", "..", "dist"))).href
+const { statements } = await import(`${dist}/internal/pgStatements.js`) as typeof import("../../dist/internal/pgStatements.js")
+const { PgSessionStore, SessionMiddleware, SessionStore } = await import(`${dist}/index.js`) as typeof import("../../dist/index.js")
 
 const kind = process.argv[2]
 const announce = (server: Server) => {
@@ -114,6 +119,41 @@ const expressServer = () => {
   const server = app.listen(0, "127.0.0.1", () => announce(server))
 }
 
+/** Fastify 5 + @fastify/cookie + @fastify/session on the same connect-pg-simple store as express. */
+const fastifyServer = async () => {
+  const { default: Fastify } = await import("fastify")
+  const { default: fastifyCookie } = await import("@fastify/cookie")
+  const { default: fastifySession } = await import("@fastify/session")
+  const PgStore = connectPgSimple(fastifySession as unknown as typeof session)
+  const pool = new pg.Pool({ connectionString: databaseUrl(), max: 10 })
+  // connect-pg-simple's own DDL names its key "session_pkey", which the express table beside it already took.
+  await pool.query(`CREATE TABLE IF NOT EXISTS bench_http_fastify (sid varchar NOT NULL PRIMARY KEY, sess json NOT NULL,
+    expire timestamp(6) NOT NULL)`)
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await app.register(fastifySession, {
+    store: new PgStore({ pool, tableName: "bench_http_fastify" }) as never,
+    secret: "benchmark secret, at least thirty-two characters",
+    // As express-session above: save only what changed, no cookie on every response (rolling is on by default).
+    saveUninitialized: false,
+    rolling: false,
+    cookie: { httpOnly: true, sameSite: "lax", secure: false, maxAge: 30 * 60 * 1000 }
+  })
+  const data = (request: { session: unknown }) => request.session as unknown as { user?: string; visits?: number }
+  app.post("/login", async (request) => {
+    data(request).user = "bench"
+    data(request).visits = 0
+    return "ok"
+  })
+  app.get("/read", async (request) => `${data(request).user}:${data(request).visits}`)
+  app.get("/write", async (request) => {
+    data(request).visits = (data(request).visits ?? 0) + 1
+    return "ok"
+  })
+  await app.listen({ port: 0, host: "127.0.0.1" })
+  announce(app.server)
+}
+
 /** A diagnostic: the store's own get on the fast path (pipelined), without the middleware. */
 const storeGetServer = () => {
   const routes = HttpRouter.empty.pipe(
@@ -143,7 +183,8 @@ const storeGetServer = () => {
   NodeRuntime.runMain(Layer.launch(Main as Layer.Layer<never, unknown>))
 }
 
-if (kind === "effect-session") effectServer(true)
+if (kind === "effect-session" || kind === "effect-session-before") effectServer(true)
+else if (kind === "fastify") await fastifyServer()
 else if (kind === "effect-store-get") storeGetServer()
 else if (kind === "effect-plain") effectServer(false)
 else if (kind === "express") expressServer()

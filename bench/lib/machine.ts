@@ -36,10 +36,17 @@ const postgresSettings = async () => {
   return settings
 }
 
+/**
+ * Whether this run replaces the tracked results (`npm run bench -- --write`, or BENCH_WRITE=1). Otherwise results
+ * go to `bench/results/<name>.tmp` (ignored by git), so a look at the numbers never overwrites the recorded ones.
+ */
+export const writing = () => process.argv.includes("--write") || process.env.BENCH_WRITE === "1"
+
+/** Writes `result` as `bench/results/<name>.json` when {@link writing}, else as `<name>.tmp`; returns the file. */
 export const writeResult = (name: string, result: unknown) => {
   const dir = join(import.meta.dirname, "..", "results")
   mkdirSync(dir, { recursive: true })
-  const file = join(dir, `${name}.json`)
+  const file = join(dir, `${name}.${writing() ? "json" : "tmp"}`)
   writeFileSync(file, JSON.stringify(result, null, 2) + "\n")
   return file
 }

@@ -72,11 +72,13 @@ export const schema = (t: string, table: string, durability: "full" | "relaxed" 
   }
 }
 
+/** What a row (`s.` when `row` is "s.") is at `now`: why a write to it is refused, or 'live'. */
+const state = (now: string, row = "") =>
+  `CASE WHEN ${row}ended THEN 'missing' WHEN ${row}rotated THEN 'rotated' WHEN ${row}expires_at < ${ts(now)} THEN 'expired'
+    ELSE 'live' END`
+
 /** The statements of one session's rows: reads and conditional writes (`t` quoted; `from` joins the relaxed commit). */
 const rowStatements = (t: string, relaxed: boolean, from: string) => {
-  /** What a row is at `now`: why a write to it is refused, or 'live'. */
-  const state = (now: string) =>
-    `CASE WHEN ended THEN 'missing' WHEN rotated THEN 'rotated' WHEN expires_at < ${ts(now)} THEN 'expired' ELSE 'live' END`
   /** The outcome of a conditional write `write` (a CTE returning a row when it wrote) to the row `$1` at `now`. */
   const outcome = (write: string, now: string) => `WITH found AS (SELECT ${state(now)} AS state FROM ${t} WHERE id = $1),
     written AS (${write} RETURNING 1)
@@ -134,6 +136,73 @@ const rowStatements = (t: string, relaxed: boolean, from: string) => {
   }
 }
 
+/**
+ * The statements that serve many sessions' callers at once (see pgBatch): a read of many rows, and many
+ * compare-and-sets in one statement (one transaction), each row written or not on its own.
+ */
+const batchStatements = (t: string, relaxed: boolean) => ({
+  /** The rows of the ids `$1` that exist and have not ended, each with its id. */
+  findMany: `SELECT id, value, ${ms("expires_at")} AS expires_at, version::text AS version, rotated, subject, audience,
+      ${family} AS family FROM ${t} WHERE id = ANY($1::bytea[]) AND NOT ended`,
+  /**
+   * `upsert` of every row of the arrays `$1`…`$4`, ids distinct, in one transaction: one outcome per id (`done`, or
+   * why not, as `upsert` says; `busy` for a row another transaction holds, which it skips rather than wait for: that
+   * caller's upsert runs alone). Existing rows are locked in id order first.
+   */
+  upsertMany: `WITH input AS (
+      SELECT * FROM unnest($1::bytea[], $2::text[], $3::float8[], $4::float8[]) AS i(id, value, expires_at, now)
+    ), found AS MATERIALIZED (
+      SELECT s.id, ${state("i.now", "s.")} AS state FROM ${t} s JOIN input i ON s.id = i.id
+    ), locked AS MATERIALIZED (
+      SELECT id FROM ${t} WHERE id IN (SELECT id FROM found) ORDER BY id FOR UPDATE SKIP LOCKED
+    ), written AS (
+      INSERT INTO ${t} AS s (id, family, value, expires_at, created_at, last_seen_at)
+      SELECT i.id, i.id, i.value, ${ts("i.expires_at")}, ${ts("i.now")}, ${ts("i.now")}
+      FROM input i${relaxed ? `, ${relaxedCommit}` : ""}
+      WHERE i.id NOT IN (SELECT id FROM found) OR i.id IN (SELECT id FROM locked)
+      ORDER BY i.id
+      ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at,
+        last_seen_at = EXCLUDED.last_seen_at, version = s.version + (s.value IS DISTINCT FROM EXCLUDED.value)::int
+      WHERE NOT s.rotated AND NOT s.ended AND s.expires_at >= EXCLUDED.last_seen_at
+      RETURNING s.id
+    )
+    SELECT i.id, CASE WHEN i.id IN (SELECT id FROM written) THEN 'done'
+      WHEN i.id IN (SELECT id FROM found) AND i.id NOT IN (SELECT id FROM locked) THEN 'busy'
+      ELSE coalesce((SELECT state FROM found WHERE found.id = i.id), 'missing') END AS outcome
+    FROM input i`,
+  /**
+   * `compareAndSet` (with `compareAndSetOwner` where `$6` is true) of every row of the arrays `$1`…`$9`, ids
+   * distinct, in one transaction. It never waits for a row lock: a row another transaction holds is skipped and
+   * returned with a null version (busy: its caller's write runs alone, as it would without batching), so one locked
+   * row never holds up the others, and the batch can take part in no deadlock. Returns the ids written, with their
+   * new versions, then the busy ids; an id in neither was refused (another version, expired, rotated or ended).
+   */
+  compareAndSetMany: `WITH input AS (
+      SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::text[], $4::float8[], $5::float8[], $6::boolean[],
+        $7::text[], $8::text[], $9::text[]) AS i(id, version, value, expires_at, now, owned, subject, audience, metadata)
+    ), candidates AS MATERIALIZED (
+      SELECT s.id FROM ${t} s JOIN input i ON s.id = i.id
+      WHERE s.version = i.version AND s.expires_at >= ${ts("i.now")} AND NOT s.rotated AND NOT s.ended
+    ), locked AS MATERIALIZED (
+      SELECT s.id FROM ${t} s JOIN input i ON s.id = i.id
+      WHERE s.id IN (SELECT id FROM candidates) AND s.version = i.version AND s.expires_at >= ${ts("i.now")}
+        AND NOT s.rotated AND NOT s.ended
+      ORDER BY s.id FOR UPDATE OF s SKIP LOCKED
+    ), written AS (
+      UPDATE ${t} s SET value = i.value, expires_at = COALESCE(${ts("i.expires_at")}, s.expires_at),
+        last_seen_at = ${ts("i.now")}, version = s.version + 1,
+        subject = CASE WHEN i.owned THEN i.subject ELSE s.subject END,
+        audience = CASE WHEN i.owned THEN i.audience ELSE s.audience END,
+        metadata = CASE WHEN i.owned THEN i.metadata ELSE s.metadata END
+      FROM input i${relaxed ? `, ${relaxedCommit}` : ""}
+      WHERE s.id = i.id AND s.id IN (SELECT id FROM locked) AND s.version = i.version
+        AND s.expires_at >= ${ts("i.now")} AND NOT s.rotated AND NOT s.ended
+      RETURNING s.id, s.version::text AS version
+    )
+    SELECT id, version FROM written
+    UNION ALL SELECT id, NULL FROM candidates WHERE id NOT IN (SELECT id FROM locked)`
+})
+
 /** The statements over sessions: listing, paging, revocation, clearing, cleanup (`t` quoted). */
 const sessionStatements = (t: string, relaxed: boolean, from: string) => {
   /** The columns a listing returns; times as epoch ms; the id is the session's family. */
@@ -141,6 +210,16 @@ const sessionStatements = (t: string, relaxed: boolean, from: string) => {
       ${ms("expires_at")} AS expires_at, ${ms("coalesce(last_seen_at, created_at)")} AS last_seen_at`
   /** What ending a row leaves: a tombstone that keeps its expiry and family, refusing every write until then. */
   const tombstone = `ended = true, value = '', subject = NULL, audience = NULL, metadata = NULL, version = version + 1`
+  /**
+   * Two CTEs: `doomed` locks the live rows `where` selects in id order (as a batch of writes locks its rows, so the
+   * two never deadlock), `gone` ends them, returning `returning`.
+   */
+  const endLocked = (where: string, returning: string) => `doomed AS MATERIALIZED (
+      SELECT id FROM ${t} WHERE ${where} AND NOT ended ORDER BY id FOR UPDATE
+    ), gone AS (
+      UPDATE ${t} SET ${tombstone}${from} WHERE id IN (SELECT id FROM doomed) AND NOT ended
+      RETURNING ${returning}
+    )`
   return {
     list: `SELECT ${info} FROM ${t}
     WHERE subject = $1 AND ($2::text IS NULL OR audience = $2) AND expires_at >= ${ts("$3")} AND NOT rotated
@@ -158,10 +237,7 @@ const sessionStatements = (t: string, relaxed: boolean, from: string) => {
       SELECT $2::text IS NULL OR EXISTS (
         SELECT 1 FROM ${t} WHERE ${family} = $1 AND subject = $2 AND NOT ended AND NOT rotated
       ) AS ok
-    ), gone AS (
-      UPDATE ${t} SET ${tombstone}${from} WHERE ${family} = $1 AND NOT ended AND (SELECT ok FROM allowed)
-      RETURNING rotated
-    )
+    ), ${endLocked(`${family} = $1 AND (SELECT ok FROM allowed)`, "rotated")}
     SELECT count(*)::int AS ended, (count(*) FILTER (WHERE NOT rotated))::int AS current FROM gone`,
     /**
      * Ends every row of the families whose current row belongs to the subject `$1` (audience `$2`), except the
@@ -172,18 +248,11 @@ const sessionStatements = (t: string, relaxed: boolean, from: string) => {
       SELECT DISTINCT ${family} AS family FROM ${t}
       WHERE subject = $1 AND ($2::text IS NULL OR audience = $2) AND NOT ended AND NOT rotated
         AND ($3::bytea IS NULL OR ${family} <> $3) AND ($5::bytea[] IS NULL OR ${family} = ANY($5::bytea[]))
-    ), gone AS (
-      UPDATE ${t} SET ${tombstone}${from} WHERE ${family} IN (SELECT family FROM families) AND NOT ended
-      RETURNING ${family} AS family, rotated, expires_at >= ${ts("$4")} AS live
-    )
+    ), ${endLocked(`${family} IN (SELECT family FROM families)`, `${family} AS family, rotated, expires_at >= ${ts("$4")} AS live`)}
     SELECT family, bool_or(NOT rotated) AS current, bool_or(NOT rotated AND live) AS live FROM gone GROUP BY family`,
     /** Ends the session of the key `$1`: its whole family, or only itself when it was rotated away. */
     clear: `WITH target AS (SELECT ${family} AS family, rotated FROM ${t} WHERE id = $1 AND NOT ended),
-    gone AS (
-      UPDATE ${t} SET ${tombstone}${from}
-      WHERE NOT ended AND (id = $1 OR (${family} = (SELECT family FROM target) AND NOT (SELECT rotated FROM target)))
-      RETURNING rotated
-    )
+    ${endLocked(`(id = $1 OR (${family} = (SELECT family FROM target) AND NOT (SELECT rotated FROM target)))`, "rotated")}
     SELECT (SELECT family FROM target) AS family, (SELECT rotated FROM target) AS rotated,
       (count(*) FILTER (WHERE NOT rotated))::int AS current FROM gone`,
     deleteExpired: `WITH doomed AS (
@@ -198,7 +267,7 @@ export const statements = (t: string, durability: "full" | "relaxed" | "unlogged
   const relaxed = durability === "relaxed"
   /** Joined into an UPDATE (`FROM`), or into an INSERT's SELECT: only the session write's commit is relaxed. */
   const from = relaxed ? ` FROM ${relaxedCommit}` : ""
-  return { ...rowStatements(t, relaxed, from), ...sessionStatements(t, relaxed, from) }
+  return { ...rowStatements(t, relaxed, from), ...batchStatements(t, relaxed), ...sessionStatements(t, relaxed, from) }
 }
 
 /** The statements of one table. */
