@@ -14,7 +14,7 @@ import type { SqlClient } from "@effect/sql"
 import type { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Schema } from "effect"
 import { createHash } from "node:crypto"
-import { readFile, rename, stat, unlink, writeFile } from "node:fs/promises"
+import { readdir, readFile, rename, unlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -46,12 +46,25 @@ const engineOptions = {
   postgresqlconf: "shared_buffers = 16MB\nwork_mem = 1MB\nmaintenance_work_mem = 8MB\nwal_buffers = 256kB"
 }
 
-/** Where a freshly initialized, empty cluster of the installed PGlite is kept, keyed by its build. */
+const cachePrefix = "effect-session-pglite-"
+
+/**
+ * Where a freshly initialized, empty cluster of the installed PGlite is kept, keyed by its build (a digest of its
+ * WebAssembly, so a reinstall of the same version finds it) and the settings it was made with.
+ */
 const emptyClusterCache = async (): Promise<string> => {
   const entry = fileURLToPath(import.meta.resolve("@electric-sql/pglite"))
-  const { mtimeMs, size } = await stat(join(dirname(entry), "pglite.wasm"))
-  const build = createHash("sha256").update(`${size}:${mtimeMs}:${engineOptions.postgresqlconf}`).digest("hex").slice(0, 16)
-  return join(tmpdir(), `effect-session-pglite-${build}.tar.gz`)
+  const wasm = await readFile(join(dirname(entry), "pglite.wasm"))
+  const build = createHash("sha256").update(wasm).update(engineOptions.postgresqlconf).digest("hex").slice(0, 16)
+  return join(tmpdir(), `${cachePrefix}${build}.tar.gz`)
+}
+
+/** Removes the cached clusters of other PGlite builds (each ~4.5 MB). */
+const removeOtherCaches = async (keep: string) => {
+  const names = await readdir(tmpdir()).catch(() => [] as Array<string>)
+  await Promise.all(names
+    .filter((name) => name.startsWith(cachePrefix) && name.endsWith(".tar.gz") && join(tmpdir(), name) !== keep)
+    .map((name) => unlink(join(tmpdir(), name)).catch(() => {})))
 }
 
 /**
@@ -74,6 +87,7 @@ const inMemory = async (): Promise<PGlite> => {
     await db.dumpDataDir("gzip")
       .then(async (dump) => writeFile(written, Buffer.from(await dump.arrayBuffer())))
       .then(() => rename(written, cache))
+      .then(() => removeOtherCaches(cache))
       .catch(() => unlink(written).catch(() => {}))
   }
   return db

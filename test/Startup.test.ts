@@ -30,7 +30,7 @@ describe("start-up errors say what is wrong and what to do", () => {
     }))
   it.live("nothing listening", () =>
     Effect.gen(function*() {
-      expect(yield* failure(withPart("port", "5999"))).toMatch(/could not start: nothing accepts connections at .*:5999: is PostgreSQL running there\?/)
+      expect(yield* failure(withPart("port", "5999"))).toMatch(/could not start: nothing accepts connections at .*:5999: is the server running there\?/)
     }))
   it.live("a host that does not resolve", () =>
     Effect.gen(function*() {

@@ -109,6 +109,21 @@ const checkPersistence = (sql: PgClient.PgClient, q: Schema, target: Target, dur
     ).pipe(Effect.annotateLogs("service", "effect-session/PgSessionStore"))
   })
 
+/** Warns about the indexes a table managed by its team lacks, with the statement that builds each without blocking. */
+const checkIndexes = (sql: PgClient.PgClient, q: Schema, target: Target) =>
+  Effect.gen(function*() {
+    const present = new Set(
+      (yield* sql.unsafe<{ name: string }>(q.tableIndexes, [target.quoted]).withoutTransform).map((i) => i.name)
+    )
+    for (const [name, statement] of q.indexes) {
+      if (present.has(name)) continue
+      yield* Effect.logWarning(
+        `table ${target.quoted} lacks the index ${name}, which the store's queries use; build it without blocking ` +
+          `writes: ${statement.replace("CREATE INDEX IF NOT EXISTS", "CREATE INDEX CONCURRENTLY IF NOT EXISTS")}`
+      ).pipe(Effect.annotateLogs("service", "effect-session/PgSessionStore"))
+    }
+  })
+
 /**
  * Checks the table, creating or upgrading it unless `createTable` is false. Locks nothing beyond the catalog: the
  * column and index changes run only when something is missing.
@@ -131,6 +146,7 @@ export const init = (
       : missingColumns(yield* presentColumns(sql, q, target))
     const problem = unusable(q, target, missing)
     if (problem !== undefined) return yield* problem
+    if (!options.createTable) yield* checkIndexes(sql, q, target)
     yield* checkPersistence(sql, q, target, options.durability)
   }).pipe(
     Effect.catchTag("SqlError", (cause) => Effect.fail(new SessionStoreError({ operation: "init", cause })))

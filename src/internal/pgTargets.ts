@@ -261,6 +261,9 @@ const agreed = <A extends string>(
  */
 export const make = (options: TargetOptions, connectTimeout: number): Effect.Effect<Targets, InvalidConfig> =>
   Effect.gen(function*() {
+    if (options.url !== undefined && !Redacted.isRedacted(options.url)) {
+      return yield* invalid("url", "must be Redacted (Redacted.make(url), or Config.redacted(...) in layerPoolConfig)")
+    }
     const parsed = options.url === undefined ? undefined : PgUrl.parse(Redacted.value(options.url))
     if (parsed?._tag === "Left") return yield* invalid("url", parsed.left)
     const url = parsed?.right

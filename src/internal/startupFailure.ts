@@ -31,13 +31,17 @@ const where = (detail: Found["detail"]) =>
 
 /** What each failure means, by code or by the driver's words; `undefined` when it is none of these. */
 const reasons: ReadonlyArray<(found: Found) => string | undefined> = [
+  ({ code }) =>
+    code === "IOREDIS_NOT_INSTALLED"
+      ? "ioredis, an optional peer that RedisSessionStore needs, is not installed: npm install ioredis@~5.9.3"
+      : undefined,
   ({ code, detail }) =>
     code === "ECONNREFUSED"
-      ? `nothing accepts connections at ${where(detail)}: is PostgreSQL running there? Check the host and port (DATABASE_URL)`
+      ? `nothing accepts connections at ${where(detail)}: is the server running there? Check the host and port (the url, or host and port)`
       : undefined,
   ({ code, detail }) =>
     code === "ENOTFOUND" || code === "EAI_AGAIN"
-      ? `the host name${detail.host === undefined ? "" : ` ${detail.host}`} does not resolve: check the host in the URL (DATABASE_URL)`
+      ? `the host name${detail.host === undefined ? "" : ` ${detail.host}`} does not resolve: check the host (the url, or host)`
       : undefined,
   ({ code, message }) =>
     code === "ETIMEDOUT" || /timeout expired|no answer within|Connection terminated due to connection timeout/i.test(message)

@@ -44,6 +44,10 @@ export interface SessionInfo {
   readonly subject: string | null
   readonly audience: string | null
   readonly metadata: Readonly<Record<string, string>>
+  /**
+   * When the session's current key began: its last login (`rotate`, the middleware's `regenerate`), or its
+   * creation if it never rotated. The id stays the same across rotations; this time does not.
+   */
   readonly createdAt: DateTime.Utc
   readonly expiresAt: DateTime.Utc
   /** The last write or renewal: as fresh as the renewal threshold of the middleware. */
