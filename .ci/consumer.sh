@@ -18,9 +18,9 @@ npm init -y >/dev/null
 npm pkg set type=module >/dev/null
 
 readme_command() { grep -m1 "^$1" "$repo/README.md" || { echo "README has no line starting with: $1" >&2; exit 1; }; }
-install="$(readme_command 'npm install effect-session ')"
+install="$(readme_command 'npm install effect-session@^0.3 ')"
 echo "README: $install"
-eval "${install/effect-session /$repo/$tarball } --no-audit --no-fund"
+eval "${install/effect-session@^0.3 /$repo/$tarball } --no-audit --no-fund"
 # Tools of the consumer's own, not the library's.
 npm install -D --no-audit --no-fund typescript@~5.9.3 @types/node@~20.19.43 >/dev/null
 
