@@ -10,7 +10,7 @@
  *
  * @since 0.3.0
  */
-import { Config, type ConfigError, Duration, Effect, Layer, Redacted, type Scope } from "effect"
+import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { durationOption } from "./internal/options.js"
 import * as RedisBackend from "./internal/redisBackend.js"
 import * as RedisLayout from "./internal/redisLayout.js"
@@ -56,7 +56,7 @@ export interface Options extends SessionStore.Options {
    */
   readonly keyPrefix?: string | undefined
   /** Opening a connection, and waiting for the first one at start-up. Default: the `timeout` (3 seconds). */
-  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly connectTimeout?: Duration.Input | undefined
   /**
    * Replicas each write waits for (`WAIT`, within the deadline) before it is acknowledged; a write that fewer
    * replicas confirmed fails with `SessionStoreError` (it may have been applied). Default 0: Redis acknowledges a
@@ -64,7 +64,7 @@ export interface Options extends SessionStore.Options {
    */
   readonly replicas?: number | undefined
   /** How long Redis keeps a session's keys past its expiry (their TTL; cleanup removes them first). Default 1 hour. */
-  readonly ttlMargin?: Duration.DurationInput | undefined
+  readonly ttlMargin?: Duration.Input | undefined
 }
 
 const nodeOf = (node: Node, option: string): Effect.Effect<{ host: string; port: number }, InvalidConfig> => {
@@ -178,7 +178,7 @@ export const make = (
 export const layer = (
   options: Options = {}
 ): Layer.Layer<SessionStore.SessionStore, InvalidConfig | SessionStoreError> =>
-  Layer.scoped(SessionStore.SessionStore, make(options))
+  Layer.effect(SessionStore.SessionStore, make(options))
 
 /**
  * {@link layer} with its options read through `Config`.
@@ -198,9 +198,9 @@ export const layer = (
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<Options>
-): Layer.Layer<SessionStore.SessionStore, InvalidConfig | SessionStoreError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+  config: Config.Wrap<Options>
+): Layer.Layer<SessionStore.SessionStore, InvalidConfig | SessionStoreError | Config.ConfigError> =>
+  Layer.unwrap(Effect.map(Config.unwrap(config), layer))
 
 /**
  * A new key for a rotation of the session `family` (its id's digest), in the family's slot group: what the store

@@ -11,7 +11,7 @@
  *
  * @since 0.3.0
  */
-import { Config, type ConfigError, Effect, Layer, type Scope } from "effect"
+import { Config, Effect, Layer, type Scope } from "effect"
 import { durationOption, oneOf } from "./internal/options.js"
 import * as SqliteBackend from "./internal/sqliteBackend.js"
 import * as SqliteDriver from "./internal/sqliteDriver.js"
@@ -83,7 +83,7 @@ export const make = (
  * @category layers
  */
 export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, InvalidConfig | SessionStoreError> =>
-  Layer.scoped(SessionStore.SessionStore, make(options))
+  Layer.effect(SessionStore.SessionStore, make(options))
 
 /**
  * {@link layer} with its options read through `Config`.
@@ -103,9 +103,9 @@ export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, 
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<Options>
-): Layer.Layer<SessionStore.SessionStore, InvalidConfig | SessionStoreError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+  config: Config.Wrap<Options>
+): Layer.Layer<SessionStore.SessionStore, InvalidConfig | SessionStoreError | Config.ConfigError> =>
+  Layer.unwrap(Effect.map(Config.unwrap(config), layer))
 
 /**
  * The DDL the layer would run, for teams that manage their schema themselves (`createTable: false`).

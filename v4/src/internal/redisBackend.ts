@@ -74,10 +74,10 @@ const afterOwnerChange = (ctx: Context, previous: unknown, owner: StoredOwner | 
 
 /** Live sessions of one group after `cursor`, at most `need`, over as many calls as its scan budget needs. */
 const pageOfGroup = (run: Run, k: Keys, group: string, cursor: string, need: number, now: number) =>
-  Effect.iterate({ found: [] as Array<InfoRow>, cursor, more: true }, {
-    while: (state) => state.more && state.found.length < need,
-    body: (state) =>
-      Effect.map(
+  Effect.gen(function*() {
+    let state = { found: [] as Array<InfoRow>, cursor, more: true }
+    while (state.more && state.found.length < need) {
+      state = yield* Effect.map(
         run(Scripts.page, [k.families(group)], group, now, [
           state.cursor,
           String(need - state.found.length),
@@ -89,6 +89,8 @@ const pageOfGroup = (run: Run, k: Keys, group: string, cursor: string, need: num
           return { found, cursor: reply[1] as string, more: reply[1] !== "" }
         }
       )
+    }
+    return state
   })
 
 /** Live sessions in family order: group after group (a family's group is its first byte), a window at a time. */
@@ -215,7 +217,7 @@ const keyWrites = (ctx: Context): Pick<Backend<RedisFailure>, "insert" | "upsert
   insert: ({ expiresAt, id, now, owner, value }) =>
     Effect.suspend(() => {
       const [run, key] = [ctx.start(), hex(id)]
-      return Effect.zipRight(
+      return Effect.andThen(
         SubjectIndex.register(run, ctx.k, owner.subject, key),
         run(Scripts.insert, [ctx.k.row(key)], groupOf(key), now, [key, value, String(expiresAt), ...ownerArgs(owner).slice(1)])
       )

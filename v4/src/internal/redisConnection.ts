@@ -252,7 +252,7 @@ export const makeConnection = (client: Redis | Cluster, settings: Settings): Con
 
   // One real-time timer per command and no fiber: a `TestClock` never stops a deadline from acting.
   const run = ((script, keys, args, write, deadline, decode) =>
-    Effect.async<unknown, RedisFailure>((resume) => {
+    Effect.callback<unknown, RedisFailure>((resume) => {
       let settled = false
       const fail = (error: unknown) => {
         if (settled) return

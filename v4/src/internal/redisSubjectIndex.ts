@@ -80,4 +80,4 @@ const prune = (run: Run, k: Keys, subject: string, families: ReadonlyArray<strin
 export const pruneLater = (start: () => Run, config: Config, k: Keys, subject: unknown, families: ReadonlyArray<string>) =>
   typeof subject !== "string" || families.length === 0 || config.timeout <= 0
     ? Effect.void
-    : Effect.asVoid(Effect.forkDaemon(Effect.ignore(Effect.suspend(() => prune(start(), k, subject, families)))))
+    : Effect.asVoid(Effect.forkDetach(Effect.ignore(Effect.suspend(() => prune(start(), k, subject, families)))))

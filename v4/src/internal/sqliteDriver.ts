@@ -88,7 +88,7 @@ const configure = (db: Database, filename: string, settings: Settings) =>
           reason: `the database could not be put in WAL mode (journal mode ${String(mode)}): use a file on a local disk`
         })
     ),
-    Effect.zipRight(Effect.sync(() => {
+    Effect.andThen(Effect.sync(() => {
       db.pragma(`synchronous = ${settings.synchronous.toUpperCase()}`, { simple: true })
       // Checkpoints run on a thread of their own (sqliteCheckpoint.ts); the WAL is cut back to 64 MiB after each.
       db.pragma("wal_autocheckpoint = 0", { simple: true })

@@ -19,7 +19,7 @@ export const isBusy = (error: unknown): boolean => {
 }
 
 /** Whether an error is a deadline that passed while the database stayed locked. */
-export const isTimeout = (error: unknown): boolean => Cause.isTimeoutException(error)
+export const isTimeout = (error: unknown): boolean => Cause.isTimeoutError(error)
 
 /** The longest pause between two attempts, in milliseconds. */
 const maxPause = 25
@@ -31,7 +31,7 @@ const pause = (n: number) => n === 0 ? 0 : Math.min(maxPause, 2 ** (n - 1)) * (0
 const retrying = <A>(attempt: () => A, millis: number): Effect.Effect<A, unknown> =>
   Deadline.callback<A, unknown>(
     millis,
-    () => new Cause.TimeoutException(`database locked for ${millis} ms`),
+    () => new Cause.TimeoutError(`database locked for ${millis} ms`),
     (settle) => {
       let timer: ReturnType<typeof setTimeout> | undefined
       const schedule = (n: number) => {
@@ -54,7 +54,7 @@ export type Run = <A>(attempt: () => A) => Effect.Effect<A, unknown>
 
 /**
  * Runs `attempt` at once; only if the database is locked, again on timers, within `timeout` milliseconds from the
- * call (then it fails with a `TimeoutException`). Any other error fails at once.
+ * call (then it fails with a `TimeoutError`). Any other error fails at once.
  */
 export const make = (timeout: number): Run => (attempt) =>
   Effect.suspend(() => {
