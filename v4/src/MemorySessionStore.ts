@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { type ConfigError, Effect, Layer } from "effect"
+import { type Config, Effect, Layer } from "effect"
 import { type Configured, unwrapConfig } from "./internal/options.js"
 import type { InvalidConfig } from "./SessionError.js"
 import * as SessionStore from "./SessionStore.js"
@@ -241,7 +241,7 @@ export const backend = (): SessionStore.Backend<never> => {
 export const layer = (
   options: SessionStore.Options = {}
 ): Layer.Layer<SessionStore.SessionStore, InvalidConfig> =>
-  Layer.scoped(SessionStore.SessionStore, Effect.suspend(() => SessionStore.make(backend(), options)))
+  Layer.effect(SessionStore.SessionStore, Effect.suspend(() => SessionStore.make(backend(), options)))
 
 /**
  * {@link layer} with its options read through `Config`.
@@ -261,5 +261,5 @@ export const layer = (
  */
 export const layerConfig = (
   config: Configured<SessionStore.Options>
-): Layer.Layer<SessionStore.SessionStore, InvalidConfig | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(unwrapConfig(config), layer))
+): Layer.Layer<SessionStore.SessionStore, InvalidConfig | Config.ConfigError> =>
+  Layer.unwrap(Effect.map(unwrapConfig(config), layer))

@@ -55,7 +55,7 @@ export class Rotated extends Schema.TaggedError<Rotated>("effect-session/Rotated
  * @category errors
  */
 export class InvalidValue extends Schema.TaggedError<InvalidValue>("effect-session/InvalidValue")("InvalidValue", {
-  reason: Schema.Literal("TooLarge", "NotWellFormed"),
+  reason: Schema.Literals(["TooLarge", "NotWellFormed"]),
   bytes: Schema.Number,
   maxBytes: Schema.Number
 }) {
@@ -74,7 +74,7 @@ export class InvalidValue extends Schema.TaggedError<InvalidValue>("effect-sessi
  * @category errors
  */
 export class InvalidSubject extends Schema.TaggedError<InvalidSubject>("effect-session/InvalidSubject")("InvalidSubject", {
-  field: Schema.Literal("subject", "audience", "metadata"),
+  field: Schema.Literals(["subject", "audience", "metadata"]),
   reason: Schema.String
 }) {
   override get message() {
@@ -123,7 +123,7 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>("effect-ses
  */
 export class SessionStoreError extends Schema.TaggedError<SessionStoreError>("effect-session/SessionStoreError")("SessionStoreError", {
   operation: Schema.String,
-  cause: Schema.Defect
+  cause: Schema.Defect()
 }) {
   /**
    * The operation and the cause's class and code, never the driver's message (it can quote SQL parameters); at

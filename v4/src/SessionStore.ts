@@ -105,7 +105,7 @@ export interface Service {
   /** The period after which new sessions expire when no `expiry` is given (OCaml's `default_period`). */
   readonly defaultPeriod: Effect.Effect<Duration.Duration>
   /** Changes the default period; affects only operations that start afterwards (`set_default_period`). */
-  readonly setDefaultPeriod: (period: Duration.DurationInput) => Effect.Effect<void, InvalidExpiry>
+  readonly setDefaultPeriod: (period: Duration.Input) => Effect.Effect<void, InvalidExpiry>
   /** Allocates a new session (value defaults to the empty string), optionally owned, and returns its key. */
   readonly generate: {
     (
@@ -215,7 +215,7 @@ export interface Service {
  * @since 0.1.0
  * @category tags
  */
-export class SessionStore extends Context.Tag("effect-session/SessionStore")<SessionStore, Service>() {}
+export class SessionStore extends Context.Service<SessionStore, Service>()("effect-session/SessionStore") {}
 
 /**
  * The defaults of {@link Options}, and the stale period of `rotate`.
@@ -244,7 +244,7 @@ const sweep = <E>(store: Operations.Store<E>, logFailure: ReturnType<typeof Fail
         removed > 0 ? Effect.logDebug(`removed ${removed} expired sessions`) : Effect.void
       ], { discard: true })
     ),
-    Effect.catchAll((error) => logFailure("cleanup", error, "Warning"))
+    Effect.catch((error) => logFailure("cleanup", error, "Warning"))
   )
 
 /**
@@ -278,7 +278,7 @@ export const make = <E>(
       defaultPeriod: Effect.sync(() => Duration.millis(config.defaultPeriod)),
       setDefaultPeriod: (period) =>
         Effect.flatMap(
-          Effect.filterOrFail(Operations.expiryMillis(period), (ms) => ms >= 0, () => new InvalidExpiry({ input: String(period) })),
+          Effect.filterOrFail(Effect.fromResult(Operations.expiryMillis(period)), (ms) => ms >= 0, () => new InvalidExpiry({ input: String(period) })),
           (ms) => Effect.sync(() => void (config.defaultPeriod = ms))
         ),
       generate: ((options = {}) => Operations.generate(store, options)) as Service["generate"],

@@ -22,7 +22,7 @@ export const diff = <A>(before: A, after: A, encode: (data: A) => unknown): Chan
  * equal), so that setting the data it already holds writes nothing.
  */
 export const diffEncoded = <A>(after: A, encodedBefore: unknown, encodedAfter: unknown): Change<A> | undefined => {
-  if (!Predicate.isRecord(encodedBefore) || !Predicate.isRecord(encodedAfter) || !Predicate.isRecord(after) || !sameKeys(after, encodedAfter)) {
+  if (!Predicate.isObject(encodedBefore) || !Predicate.isObject(encodedAfter) || !Predicate.isObject(after) || !sameKeys(after, encodedAfter)) {
     return JSON.stringify(encodedBefore) === JSON.stringify(encodedAfter) ? undefined : { _tag: "Replace", data: after }
   }
   const set: Record<string, unknown> = {}
@@ -51,7 +51,7 @@ export const apply = <A>(data: A, change: Change<A>): A => {
     case "Update":
       return change.f(data)
     case "Patch": {
-      if (!Predicate.isRecord(data)) return data
+      if (!Predicate.isObject(data)) return data
       const next: Record<string, unknown> = { ...data, ...change.set }
       for (const key of change.deleted) delete next[key]
       return next as A

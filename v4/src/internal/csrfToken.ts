@@ -4,7 +4,7 @@
  * for a compression side channel such as BREACH to recover) yet all unmask to the same secret. Checked in constant
  * time.
  */
-import { HttpServerRequest } from "effect/http"
+import { HttpServerRequest, UrlParams } from "effect/http"
 import { Effect, Option } from "effect"
 import { randomBytes, timingSafeEqual } from "node:crypto"
 
@@ -54,7 +54,7 @@ export const carried = (
   if (header !== undefined && header !== "") return Effect.succeed(Option.some(header))
   if (!isUrlEncoded(request)) return Effect.succeed(Option.none())
   return request.urlParamsBody.pipe(
-    Effect.map((params) => Option.fromNullable(params.find(([name]) => name === carrier.field)?.[1])),
+    Effect.map((params) => UrlParams.getFirst(params, carrier.field)),
     Effect.orElseSucceed(() => Option.none<string>())
   )
 }

@@ -12,7 +12,7 @@ import { SessionStoreError } from "../SessionError.js"
 
 /** The error of an operation that did not answer within `millis`. */
 export const timedOut = (operation: string, millis: number): SessionStoreError =>
-  new SessionStoreError({ operation, cause: new Cause.TimeoutException(`no answer within ${millis} ms`) })
+  new SessionStoreError({ operation, cause: new Cause.TimeoutError(`no answer within ${millis} ms`) })
 
 /**
  * `effect`, failing with `onTimeout()` once `millis` have passed (and then interrupted). It is made
@@ -23,7 +23,8 @@ export const within = <A, E, E2>(
   effect: Effect.Effect<A, E>,
   millis: number,
   onTimeout: () => E2
-): Effect.Effect<A, E | E2> => Effect.timeoutFail(Effect.interruptible(effect), { duration: millis, onTimeout })
+): Effect.Effect<A, E | E2> =>
+  Effect.timeoutOrElse(Effect.interruptible(effect), { duration: millis, orElse: () => Effect.fail(onTimeout()) })
 
 /** How a bounded callback operation ended early. */
 export type Abort = "deadline" | "interrupted"
@@ -38,7 +39,7 @@ export const callback = <A, E>(
   onTimeout: () => E,
   start: (settle: (result: Effect.Effect<A, E>) => void) => (reason: Abort) => void
 ): Effect.Effect<A, E> =>
-  Effect.async<A, E>((resume) => {
+  Effect.callback<A, E>((resume) => {
     let settled = false
     const finish = () => {
       if (settled) return false
@@ -69,6 +70,10 @@ export const detached = <A, E, E2>(
   onTimeout: () => E2
 ): Effect.Effect<A, E | E2> =>
   Effect.flatMap(
-    Effect.forkDaemon(Effect.uninterruptible(effect)),
-    (fiber) => Effect.timeoutFail(Effect.interruptible(Fiber.join(fiber)), { duration: millis, onTimeout })
+    Effect.forkDetach(Effect.uninterruptible(effect)),
+    (fiber) =>
+      Effect.timeoutOrElse(Effect.interruptible(Fiber.join(fiber)), {
+        duration: millis,
+        orElse: () => Effect.fail(onTimeout())
+      })
   )

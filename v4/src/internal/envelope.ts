@@ -4,7 +4,7 @@
  * `{ v: 1, d: <encoded data>, f: <flash for the next request>, c: <created, epoch ms>, r: <remembered>,
  *   t?: <CSRF secret> }`
  */
-import { Either, ParseResult, Predicate, Schema } from "effect"
+import { Predicate, Result, Schema, SchemaIssue } from "effect"
 
 /** What the middleware keeps in the store. */
 export interface Envelope {
@@ -36,41 +36,42 @@ export const make = (
 export const encode = (envelope: Envelope): string => JSON.stringify(envelope)
 
 /** Parses a stored string; the reason when it is not an envelope (never quoting the value). */
-export const decode = (value: string): Either.Either<Envelope, string> => {
+export const decode = (value: string): Result.Result<Envelope, string> => {
   let parsed: unknown
   try {
     parsed = JSON.parse(value)
   } catch {
-    return Either.left("not JSON")
+    return Result.fail("not JSON")
   }
   if (
-    !Predicate.isRecord(parsed) || parsed.v !== 1 || typeof parsed.c !== "number" || typeof parsed.r !== "boolean" ||
-    !Predicate.isRecord(parsed.f) || !Object.values(parsed.f).every((message) => typeof message === "string") ||
+    !Predicate.isObject(parsed) || parsed.v !== 1 || typeof parsed.c !== "number" || typeof parsed.r !== "boolean" ||
+    !Predicate.isObject(parsed.f) || !Object.values(parsed.f).every((message) => typeof message === "string") ||
     (parsed.t !== undefined && typeof parsed.t !== "string")
   ) {
-    return Either.left("not a session envelope")
+    return Result.fail("not a session envelope")
   }
-  return Either.right(parsed as unknown as Envelope)
+  return Result.succeed(parsed as unknown as Envelope)
 }
 
 /** Where a parse failed, without the values (session data may be personal, and logs travel far). */
-const issuePaths = (error: ParseResult.ParseError): string =>
-  [...new Set(ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => issue.path.join(".") || "(root)"))]
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+const issuePaths = (error: Schema.SchemaError): string =>
+  [...new Set(formatter(error.issue).issues.map((issue) => issue.path?.join(".") || "(root)"))]
     .join(", ")
 
 /** The schema as the envelope uses it: encoding and decoding of the data, failures as path-only reasons. */
 export interface DataCodec<A> {
-  readonly encode: (data: A) => Either.Either<unknown, string>
-  readonly decode: (encoded: unknown) => Either.Either<A, string>
+  readonly encode: (data: A) => Result.Result<unknown, string>
+  readonly decode: (encoded: unknown) => Result.Result<A, string>
 }
 
 /** The codec of a schema whose encoded form is JSON. */
-export const dataCodec = <A, I>(schema: Schema.Schema<A, I>): DataCodec<A> => {
-  const encode = Schema.encodeEither(schema)
-  const decode = Schema.decodeUnknownEither(schema)
+export const dataCodec = <A, I>(schema: Schema.Codec<A, I>): DataCodec<A> => {
+  const encode = Schema.encodeResult(schema)
+  const decode = Schema.decodeUnknownResult(schema)
   return {
-    encode: (data) => Either.mapLeft(encode(data), (error) => `does not encode with the schema at ${issuePaths(error)}`),
+    encode: (data) => Result.mapError(encode(data), (error) => `does not encode with the schema at ${issuePaths(error)}`),
     decode: (encoded) =>
-      Either.mapLeft(decode(encoded), (error) => `data does not decode with the schema at ${issuePaths(error)}`)
+      Result.mapError(decode(encoded), (error) => `data does not decode with the schema at ${issuePaths(error)}`)
   }
 }

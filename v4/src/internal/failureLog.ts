@@ -45,7 +45,7 @@ export const make = (service: string, windowMillis = 10_000) => {
   const windows = new Map<string, { until: number; suppressed: number }>()
   return (operation: string, error: unknown, level: "Warning" | "Error" = "Error"): Effect.Effect<void> =>
     Effect.clockWith((clock) => {
-      const now = clock.unsafeCurrentTimeMillis()
+      const now = clock.currentTimeMillisUnsafe()
       const window = windows.get(operation)
       if (window !== undefined && now < window.until) {
         window.suppressed++
@@ -56,7 +56,7 @@ export const make = (service: string, windowMillis = 10_000) => {
       const line = `${operation} failed: ${describe(error)}` +
         (suppressed > 0 ? ` (${suppressed} similar failures not logged in the last ${windowMillis / 1000} s)` : "")
       return (level === "Error" ? Effect.logError(line) : Effect.logWarning(line)).pipe(
-        Effect.zipRight(Effect.logDebug(debugLine(operation, error))),
+        Effect.andThen(Effect.logDebug(debugLine(operation, error))),
         Effect.annotateLogs("service", service)
       )
     })

@@ -6,16 +6,19 @@
  * test tracer): the built-in one records nothing, so without one the hot path pays nothing for them. Metrics are
  * Effect `Metric`s, always on.
  */
-import { Cause, Context, Effect, FiberRef, Metric, MetricBoundaries, MetricLabel, Tracer } from "effect"
+import { Cause, Context, Effect, Metric, Tracer } from "effect"
 
 /** Effect's built-in tracer, the default when no other is installed. */
 const builtinTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
 /**
  * Whether spans and metrics are recorded, for the fiber that runs an operation (default `true`). The benchmark
- * runs the same code with it off (`Effect.locally(currentEnabled, false)`) to measure what they cost.
+ * runs the same code with it off (`Effect.provideService(currentEnabled, false)`) to measure what they cost.
  */
-export const currentEnabled: FiberRef.FiberRef<boolean> = FiberRef.unsafeMake(true)
+export const currentEnabled: Context.Reference<boolean> = Context.Reference<boolean>(
+  "effect-session/Observability/currentEnabled",
+  { defaultValue: () => true }
+)
 
 /** The store operations that are measured. */
 export type StoreOperation =
@@ -50,24 +53,23 @@ const storeOperations: ReadonlyArray<StoreOperation> = [
 ]
 
 /**
- * A metric's update for one operation. The label array is made once: Effect caches a metric's hook by the identity
- * of the labels passed, whereas `Metric.tagged` builds a new array on every update and so looks the hook up by hash.
+ * A metric's update for one operation. The labelled metric is made once: Effect caches a metric's series key by the
+ * identity of the attributes, whereas `Metric.withAttributes` per update would look the series up afresh.
  */
-const byOperation = (metric: Metric.Metric<any, number, any>) =>
+const byOperation = (metric: Metric.Metric<number, unknown>) =>
   new Map(storeOperations.map((operation) => {
-    const labels = [MetricLabel.make("operation", operation)]
-    return [operation, (value: number) => metric.unsafeUpdate(value, labels)] as const
+    const labelled = Metric.withAttributes(metric, { operation })
+    return [operation, (value: number, context: Context.Context<never>) => labelled.updateUnsafe(value, context)] as const
   }))
 
 /** A counter that only ever grows (exported as a total). */
 const total = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
 
 /** Duration of store operations, by operation. */
-export const operationDuration = Metric.histogram(
-  "effect_session_store_operation_seconds",
-  MetricBoundaries.exponential({ start: 0.0001, factor: 2, count: 16 }),
-  "Duration of session store operations"
-)
+export const operationDuration = Metric.histogram("effect_session_store_operation_seconds", {
+  boundaries: Metric.exponentialBoundaries({ start: 0.0001, factor: 2, count: 16 }),
+  description: "Duration of session store operations"
+})
 const durations = byOperation(operationDuration)
 
 /** Store operations that failed (the backend failed or did not answer in time), by operation. */
@@ -130,28 +132,28 @@ export const csrfRefused = total(
 
 /** Adds `by` to a counter when enabled; `tags` are pairs. */
 export const count = (
-  counter: Metric.Metric.Counter<number>,
+  counter: Metric.Counter<number>,
   by = 1,
   ...tags: ReadonlyArray<readonly [string, string]>
 ): Effect.Effect<void> => {
   if (by === 0) return Effect.void
-  return Effect.withFiberRuntime((fiber) => {
-    if (!fiber.getFiberRef(currentEnabled)) return Effect.void
+  return Effect.withFiber((fiber) => {
+    if (!fiber.getRef(currentEnabled)) return Effect.void
     let metric = counter
-    for (const [key, value] of tags) metric = Metric.tagged(metric, key, value)
-    metric.unsafeUpdate(by, [])
+    for (const [key, value] of tags) metric = Metric.withAttributes(metric, { [key]: value })
+    metric.updateUnsafe(by, fiber.context)
     return Effect.void
   })
 }
 
 /** What an operation's failure says, for a span attribute: an expected tag, or "failure" / "interrupted". */
 const outcomeOf = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
+  const failure = Cause.findErrorOption(cause)
   if (failure._tag === "Some") {
     const tag = (failure.value as { readonly _tag?: unknown })._tag
     return tag === "SessionStoreError" || typeof tag !== "string" ? "failure" : tag
   }
-  return Cause.isInterruptedOnly(cause) ? "interrupted" : "defect"
+  return Cause.hasInterruptsOnly(cause) ? "interrupted" : "defect"
 }
 
 /**
@@ -166,18 +168,18 @@ export const timed = <A, E, E2>(
 ): Effect.Effect<A, E2> => {
   const duration = durations.get(operation)!
   const failure = failures.get(operation)!
-  return Effect.withFiberRuntime((fiber) => {
-    if (!fiber.getFiberRef(currentEnabled)) return Effect.mapError(effect, onError)
+  return Effect.withFiber((fiber) => {
+    if (!fiber.getRef(currentEnabled)) return Effect.mapError(effect, onError)
     const started = performance.now()
     return Effect.matchCauseEffect(effect, {
       onFailure: (cause) => {
-        duration((performance.now() - started) / 1000)
+        duration((performance.now() - started) / 1000, fiber.context)
         const mapped = Cause.map(cause, onError)
-        if (outcomeOf(mapped) === "failure") failure(1)
+        if (outcomeOf(mapped) === "failure") failure(1, fiber.context)
         return Effect.failCause(mapped)
       },
       onSuccess: (value) => {
-        duration((performance.now() - started) / 1000)
+        duration((performance.now() - started) / 1000, fiber.context)
         return Effect.succeed(value)
       }
     })
@@ -195,14 +197,14 @@ export const storeSpan = <A, E>(
   attributes?: () => Record<string, unknown>
 ): Effect.Effect<A, E> => {
   // One step: the fiber's tracer, read in place (Effect.tracerWith would take two).
-  return Effect.withFiberRuntime((fiber) => {
-    if (!fiber.getFiberRef(currentEnabled)) return effect
-    if (Context.get(fiber.currentDefaultServices, Tracer.Tracer) === builtinTracer) return effect
+  return Effect.withFiber((fiber) => {
+    if (!fiber.getRef(currentEnabled)) return effect
+    if (fiber.getRef(Tracer.Tracer) === builtinTracer) return effect
     const annotate = (outcome: string) =>
       Effect.annotateCurrentSpan({ "session.outcome": outcome, ...(attributes?.() ?? {}) })
     return Effect.withSpan(
       Effect.matchCauseEffect(effect, {
-        onFailure: (cause) => Effect.zipRight(annotate(outcomeOf(cause)), Effect.failCause(cause)),
+        onFailure: (cause) => Effect.andThen(annotate(outcomeOf(cause)), Effect.failCause(cause)),
         onSuccess: (value) => Effect.as(annotate("ok"), value)
       }),
       `effect-session.store.${operation}`,
@@ -217,8 +219,8 @@ export const middlewareSpan = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   attributes: (result: A) => Record<string, unknown>
 ): Effect.Effect<A, E, R> =>
-  Effect.withFiberRuntime((fiber) =>
-    !fiber.getFiberRef(currentEnabled) || Context.get(fiber.currentDefaultServices, Tracer.Tracer) === builtinTracer
+  Effect.withFiber((fiber) =>
+    !fiber.getRef(currentEnabled) || fiber.getRef(Tracer.Tracer) === builtinTracer
       ? effect
       : Effect.withSpan(
         Effect.tap(effect, (result) => Effect.annotateCurrentSpan(attributes(result))),

@@ -13,13 +13,13 @@ export const maxPeriodMillis = 1000 * 365.25 * 24 * 60 * 60 * 1000
  * ±Infinity, `Duration.infinity`, an unparsable string, 1e16). A plain number is taken as milliseconds and may be
  * negative.
  */
-export const finiteMillis = (input: Duration.DurationInput): number | undefined => {
+export const finiteMillis = (input: Duration.Input): number | undefined => {
   let ms: number
   if (typeof input === "number") {
     ms = input
   } else {
     try {
-      const duration = Duration.decode(input)
+      const duration = Duration.fromInputUnsafe(input)
       if (!Duration.isFinite(duration)) return undefined
       ms = Duration.toMillis(duration)
     } catch {
@@ -32,7 +32,7 @@ export const finiteMillis = (input: Duration.DurationInput): number | undefined 
 /** A duration option of at least `min` milliseconds, or `InvalidConfig`. */
 export const durationOption = (
   option: string,
-  input: Duration.DurationInput,
+  input: Duration.Input,
   min: number
 ): Effect.Effect<number, InvalidConfig> => {
   const ms = finiteMillis(input)
@@ -67,7 +67,7 @@ export const oneOf = <const A extends string>(
 /**
  * Options for a `…Config` layer: each field a plain value, a `Config` of it, or (for nested objects) their fields so.
  */
-export type Configured<A> = { readonly [K in keyof A]: A[K] | Config.Config.Wrap<A[K]> }
+export type Configured<A> = { readonly [K in keyof A]: A[K] | Config.Wrap<A[K]> }
 
 /** Whether a value is a plain object literal (not a `Redacted`, a `Duration`, an array or a function). */
 const isPlainObject = (value: unknown): value is Readonly<Record<string, unknown>> => {

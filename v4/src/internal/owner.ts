@@ -3,7 +3,7 @@
  * strings of at most 256 bytes; metadata is a record of strings of at most 1 KiB as JSON. Pure: the store and the
  * middleware (when a handler calls `setSubject`) share it, so a bad owner is refused before anything is written.
  */
-import { Either } from "effect"
+import { Result } from "effect"
 import { InvalidSubject } from "../SessionError.js"
 import type { Owner, StoredOwner } from "./storeModel.js"
 
@@ -20,8 +20,8 @@ export const wellFormed = (text: string): boolean => text.isWellFormed() && !tex
 export const name = (
   field: "subject" | "audience",
   input: string | null | undefined
-): Either.Either<string | null, InvalidSubject> => {
-  if (input === undefined || input === null) return Either.right(null)
+): Result.Result<string | null, InvalidSubject> => {
+  if (input === undefined || input === null) return Result.succeed(null)
   const reason = typeof input !== "string" || input.length === 0
     ? "must be a non-empty string"
     : Buffer.byteLength(input, "utf8") > maxNameBytes
@@ -29,13 +29,13 @@ export const name = (
     : !wellFormed(input)
     ? "must be a well-formed string without NUL characters"
     : undefined
-  return reason === undefined ? Either.right(input) : Either.left(new InvalidSubject({ field, reason }))
+  return reason === undefined ? Result.succeed(input) : Result.fail(new InvalidSubject({ field, reason }))
 }
 
 /** Metadata as stored (JSON), or `null` when absent. */
-export const metadata = (input: Owner["metadata"]): Either.Either<string | null, InvalidSubject> => {
-  if (input === undefined || input === null) return Either.right(null)
-  const fail = (reason: string) => Either.left(new InvalidSubject({ field: "metadata", reason }))
+export const metadata = (input: Owner["metadata"]): Result.Result<string | null, InvalidSubject> => {
+  if (input === undefined || input === null) return Result.succeed(null)
+  const fail = (reason: string) => Result.fail(new InvalidSubject({ field: "metadata", reason }))
   if (typeof input !== "object" || Array.isArray(input)) return fail("must be a record of strings")
   for (const [key, value] of Object.entries(input)) {
     if (typeof value !== "string") return fail("must be a record of strings")
@@ -45,14 +45,14 @@ export const metadata = (input: Owner["metadata"]): Either.Either<string | null,
   const bytes = Buffer.byteLength(json, "utf8")
   return bytes > maxMetadataBytes
     ? fail(`is ${bytes} bytes as JSON, more than the maximum of ${maxMetadataBytes}`)
-    : Either.right(json)
+    : Result.succeed(json)
 }
 
 /** The owner to store; `undefined` when `owner.subject` is undefined (nothing to set). */
-export const stored = (owner: Owner): Either.Either<StoredOwner | undefined, InvalidSubject> =>
+export const stored = (owner: Owner): Result.Result<StoredOwner | undefined, InvalidSubject> =>
   owner.subject === undefined
-    ? Either.right(undefined)
-    : Either.all({ subject: name("subject", owner.subject), audience: name("audience", owner.audience), metadata: metadata(owner.metadata) })
+    ? Result.succeed(undefined)
+    : Result.all({ subject: name("subject", owner.subject), audience: name("audience", owner.audience), metadata: metadata(owner.metadata) })
 
 /** Nobody's. */
 export const none: StoredOwner = { subject: null, audience: null, metadata: null }

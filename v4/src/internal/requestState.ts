@@ -2,7 +2,7 @@
  * One request's session: where it came from (a tagged union), what the handler changed (the draft), what it asked
  * for (keep, rotate, destroy), and the pure decision of what saving it takes (the plan).
  */
-import { Either } from "effect"
+import { Result } from "effect"
 import type * as SessionKey from "../SessionKey.js"
 import type * as SessionStore from "../SessionStore.js"
 import * as ChangeLog from "./changeLog.js"
@@ -215,13 +215,13 @@ export const replay = <A>(
   if (draft.loaded !== undefined && stored === draft.loaded.value) {
     envelope = onto(encodedData(codec, draft), draft.loaded.envelope)
   } else {
-    const parsed = Either.flatMap(
+    const parsed = Result.flatMap(
       Envelope.decode(stored),
-      (envelope) => Either.map(codec.decode(envelope.d), (data) => ({ envelope, data }))
+      (envelope) => Result.map(codec.decode(envelope.d), (data) => ({ envelope, data }))
     )
-    envelope = Either.match(parsed, {
-      onLeft: () => toEnvelope(draft, codec),
-      onRight: ({ data, envelope }) => {
+    envelope = Result.match(parsed, {
+      onFailure: () => toEnvelope(draft, codec),
+      onSuccess: ({ data, envelope }) => {
         return onto(encode(codec, ChangeLog.replay(data, draft.changes)), envelope)
       }
     })
@@ -239,4 +239,4 @@ const encodedData = <A>(codec: Envelope.DataCodec<A>, draft: Draft<A>): unknown 
 
 /** Encodes data that the handler already proved encodable (`set`/`update` check it); a failure here is a defect. */
 const encode = <A>(codec: Envelope.DataCodec<A>, data: A): unknown =>
-  Either.getOrThrowWith(codec.encode(data), (reason) => new Error(`session data ${reason}`))
+  Result.getOrThrowWith(codec.encode(data), (reason) => new Error(`session data ${reason}`))

@@ -60,7 +60,7 @@ export interface SessionInfo {
  * either, the store's default period applies. A past time, or a negative expiry, yields an expired session.
  */
 export interface ExpiryOptions {
-  readonly expiry?: Duration.DurationInput | undefined
+  readonly expiry?: Duration.Input | undefined
   readonly expiresAt?: DateTime.DateTime | undefined
 }
 
@@ -78,7 +78,7 @@ export interface ModifyOptions extends ExpiryOptions, Owner {
  * long the old key stays readable (default 10 seconds; never longer than it had left; zero ends it at once).
  */
 export interface RotateOptions extends ModifyOptions {
-  readonly staleTimeout?: Duration.DurationInput | undefined
+  readonly staleTimeout?: Duration.Input | undefined
 }
 
 /** What `rotate` returns: the new key and the value stored under it. */
@@ -90,18 +90,18 @@ export interface Rotation {
 /** Options shared by every store layer. */
 export interface Options {
   /** Expiry of sessions created or updated without an explicit one. Default: one week (as ocaml-session). */
-  readonly defaultPeriod?: Duration.DurationInput | undefined
+  readonly defaultPeriod?: Duration.Input | undefined
   /** Largest value accepted, in UTF-8 bytes. Default: 1 MiB. */
   readonly maxValueBytes?: number | undefined
   /** How often the background cleanup runs `deleteExpired` (jittered ±20%). Zero disables it. Default: 5 minutes. */
-  readonly cleanupInterval?: Duration.DurationInput | undefined
+  readonly cleanupInterval?: Duration.Input | undefined
   /** Rows deleted per statement by `deleteExpired`, so live traffic never waits behind one huge delete. Default: 1000. */
   readonly cleanupBatchSize?: number | undefined
   /**
    * The deadline of every operation (and of each cleanup batch). When it passes the operation fails with
    * `SessionStoreError` and the connection involved is discarded. Default: 3 seconds.
    */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
 }
 
 /** The defaults of {@link Options}, and the stale period of `rotate`. */

@@ -3,7 +3,7 @@
  * `SessionStore.make` wires: validation, hashing (once per call), expiry arithmetic (absolute from here to the
  * backend), deadlines, and the mapping of what a backend reports to typed errors.
  */
-import { Chunk, DateTime, Duration, Effect, Either, Option, Stream } from "effect"
+import { DateTime, Duration, Effect, Option, Result, Stream } from "effect"
 import {
   Expired,
   InvalidExpiry,
@@ -93,20 +93,20 @@ const withId = <A, E, R, E2>(
 const invalidExpiry = (input: unknown) => new InvalidExpiry({ input: String(input) })
 
 /** A duration in milliseconds, or `InvalidExpiry`. */
-export const expiryMillis = (input: Duration.DurationInput): Either.Either<number, InvalidExpiry> => {
+export const expiryMillis = (input: Duration.Input): Result.Result<number, InvalidExpiry> => {
   const ms = finiteMillis(input)
-  return ms === undefined ? Either.left(invalidExpiry(input)) : Either.right(ms)
+  return ms === undefined ? Result.fail(invalidExpiry(input)) : Result.succeed(ms)
 }
 
 /** When a write made at `now` leaves the session expiring (epoch ms), or `InvalidExpiry`. */
-const expiresAtOf = (store: Store<unknown>, options: ExpiryOptions, now: number): Either.Either<number, InvalidExpiry> => {
+const expiresAtOf = (store: Store<unknown>, options: ExpiryOptions, now: number): Result.Result<number, InvalidExpiry> => {
   if (options.expiresAt !== undefined) {
     const at = DateTime.toEpochMillis(options.expiresAt)
-    return Math.abs(at - now) <= maxPeriodMillis ? Either.right(at) : Either.left(invalidExpiry(DateTime.formatIso(options.expiresAt)))
+    return Math.abs(at - now) <= maxPeriodMillis ? Result.succeed(at) : Result.fail(invalidExpiry(DateTime.formatIso(options.expiresAt)))
   }
   return options.expiry === undefined
-    ? Either.right(now + store.config.defaultPeriod)
-    : Either.map(expiryMillis(options.expiry), (ms) => now + ms)
+    ? Result.succeed(now + store.config.defaultPeriod)
+    : Result.map(expiryMillis(options.expiry), (ms) => now + ms)
 }
 
 /** Why a value cannot be stored, if it cannot. */
@@ -130,9 +130,9 @@ const infoOf = (row: InfoRow): SessionInfo => ({
   subject: row.subject,
   audience: row.audience,
   metadata: row.metadata === null ? {} : JSON.parse(row.metadata),
-  createdAt: DateTime.unsafeMake(row.createdAt),
-  expiresAt: DateTime.unsafeMake(row.expiresAt),
-  lastSeenAt: DateTime.unsafeMake(row.lastSeenAt)
+  createdAt: DateTime.makeUnsafe(row.createdAt),
+  expiresAt: DateTime.makeUnsafe(row.expiresAt),
+  lastSeenAt: DateTime.makeUnsafe(row.lastSeenAt)
 })
 
 /** A revision names its row too, so a `from` read from another session is never mistaken for this one's. */
@@ -171,7 +171,7 @@ const queued = <E, A>(
       ? writes.submit(id, job, known)
       : Effect.flatMap(backend.inTransaction, (inTransaction) =>
         inTransaction ? writes.runAlone(id, job, known) : writes.submit(id, job, known))
-    const waited = Effect.zipRight(
+    const waited = Effect.andThen(
       submit,
       WriteQueue.awaitOutcome(job, config.timeout, () => Deadline.timedOut(operation, config.timeout))
     ) as Effect.Effect<A, WriteQueue.WriteError>
@@ -192,9 +192,9 @@ export const generate = <E>(
     Effect.gen(function*() {
       const value = options.value ?? ""
       yield* checkValue(store, value)
-      const owner = (yield* OwnerCheck.stored(options)) ?? OwnerCheck.none
+      const owner = (yield* Effect.fromResult(OwnerCheck.stored(options))) ?? OwnerCheck.none
       const now = yield* currentTime
-      const expiresAt = yield* expiresAtOf(store, options, now)
+      const expiresAt = yield* Effect.fromResult(expiresAtOf(store, options, now))
       const key = SessionKey.generate()
       yield* call(store, "generate", store.backend.insert({ id: SessionKey.hash(key), value, expiresAt, now, owner }))
       return key
@@ -209,7 +209,7 @@ export const get = <E>(store: Store<E>, key: string): Effect.Effect<StoredSessio
     withId(key, notFound, (id) =>
       Effect.flatMap(call(store, "get", store.backend.find({ id })), (row) =>
         Effect.clockWith((clock): Effect.Effect<StoredSession, NotFound | Expired> => {
-          const now = clock.unsafeCurrentTimeMillis()
+          const now = clock.currentTimeMillisUnsafe()
           if (row === undefined) return notFound
           if (now > row.expiresAt) return expired
           return Effect.succeed<StoredSession>({
@@ -232,7 +232,7 @@ export const set = <E>(store: Store<E>, key: string, value: string, options: Exp
       Effect.gen(function*() {
         yield* checkValue(store, value)
         const now = yield* currentTime
-        const expiresAt = yield* expiresAtOf(store, options, now)
+        const expiresAt = yield* Effect.fromResult(expiresAtOf(store, options, now))
         yield* refused(yield* call(store, "set", store.backend.upsert({ id, value, expiresAt, now })))
       }))
   )
@@ -244,7 +244,7 @@ export const touch = <E>(store: Store<E>, key: string, options: ExpiryOptions) =
     withId(key, notFound, (id) =>
       Effect.gen(function*() {
         const now = yield* currentTime
-        const expiresAt = yield* expiresAtOf(store, options, now)
+        const expiresAt = yield* Effect.fromResult(expiresAtOf(store, options, now))
         yield* refused(yield* call(store, "touch", store.backend.touch({ id, expiresAt, now })))
       }))
   )
@@ -252,13 +252,13 @@ export const touch = <E>(store: Store<E>, key: string, options: ExpiryOptions) =
 export const modify = <E>(store: Store<E>, key: string, f: (current: string) => string, options: ModifyOptions) =>
   withId(key, notFound, (id) =>
     Effect.gen(function*() {
-      const owner = yield* OwnerCheck.stored(options)
+      const owner = yield* Effect.fromResult(OwnerCheck.stored(options))
       // An absolute expiry needs no clock; a relative one is measured from now.
       const expiresAt = options.expiresAt !== undefined
         ? DateTime.toEpochMillis(options.expiresAt)
         : options.expiry === undefined
         ? undefined
-        : yield* expiresAtOf(store, options, yield* currentTime)
+        : yield* Effect.fromResult(expiresAtOf(store, options, yield* currentTime))
       return yield* queued(store, "modify", id, options.from, {
         _tag: "Modify",
         f,
@@ -271,9 +271,9 @@ export const modify = <E>(store: Store<E>, key: string, f: (current: string) => 
 export const rotate = <E>(store: Store<E>, key: string, f: (current: string) => string, options: RotateOptions) =>
   withId(key, notFound, (id) =>
     Effect.gen(function*() {
-      const owner = yield* OwnerCheck.stored(options)
-      const expiresAt = yield* expiresAtOf(store, options, yield* currentTime)
-      const staleTimeout = yield* expiryMillis(options.staleTimeout ?? defaults.staleTimeout)
+      const owner = yield* Effect.fromResult(OwnerCheck.stored(options))
+      const expiresAt = yield* Effect.fromResult(expiresAtOf(store, options, yield* currentTime))
+      const staleTimeout = yield* Effect.fromResult(expiryMillis(options.staleTimeout ?? defaults.staleTimeout))
       return yield* queued(store, "rotate", id, options.from, {
         _tag: "Rotate",
         f,
@@ -290,7 +290,7 @@ export const setSubject = <E>(store: Store<E>, key: string, subject: string | nu
     "setSubject",
     withId(key, notFound, (id) =>
       Effect.gen(function*() {
-        const owner = (yield* OwnerCheck.stored({ ...options, subject })) ?? OwnerCheck.none
+        const owner = (yield* Effect.fromResult(OwnerCheck.stored({ ...options, subject }))) ?? OwnerCheck.none
         const now = yield* currentTime
         yield* refused(yield* call(store, "setSubject", store.backend.setOwner({ id, owner, now })))
       }))
@@ -299,8 +299,8 @@ export const setSubject = <E>(store: Store<E>, key: string, subject: string | nu
 /** A subject and audience to look sessions up by, checked, and the time now. */
 const lookup = (subject: string, audience: string | undefined) =>
   Effect.all({
-    subject: Either.map(OwnerCheck.name("subject", subject), (checked) => checked!),
-    audience: Either.map(OwnerCheck.name("audience", audience), (checked) => checked ?? undefined),
+    subject: Effect.fromResult(Result.map(OwnerCheck.name("subject", subject), (checked) => checked!)),
+    audience: Effect.fromResult(Result.map(OwnerCheck.name("audience", audience), (checked) => checked ?? undefined)),
     now: currentTime
   })
 
@@ -343,14 +343,14 @@ export const revokeSubject = <E>(
 
 /** Every live session, a page (and a span) at a time: a stream has no single extent a span could cover. */
 export const all = <E>(store: Store<E>): Stream.Stream<SessionInfo, SessionStoreError> =>
-  Stream.paginateChunkEffect(undefined as Uint8Array | undefined, (after) =>
+  Stream.paginate(undefined as Uint8Array | undefined, (after) =>
     measured(
       store,
       "all",
       Effect.flatMap(currentTime, (now) =>
         Effect.map(call(store, "all", store.backend.page({ after, now, limit: pageSize })), (rows) =>
           [
-            Chunk.fromIterable(rows.map(infoOf)),
+            rows.map(infoOf),
             rows.length < pageSize ? Option.none() : Option.some(rows[rows.length - 1]!.id)
           ] as const))
     ))
@@ -375,7 +375,7 @@ export const deleteExpired = <E>(store: Store<E>) =>
         const deleted = yield* call(store, "deleteExpired", store.backend.deleteExpired({ now, limit }))
         total += deleted
         if (deleted < limit) return total
-        yield* Effect.yieldNow()
+        yield* Effect.yieldNow
       }
     })
   )

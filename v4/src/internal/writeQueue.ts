@@ -99,8 +99,8 @@ const isConflict = (error: { readonly _tag: string }): error is Conflict => erro
  * exponential backoff from 2 ms, never more than 50 ms apart, for as long as a caller still waits.
  */
 const conflictBackoff = Schedule.recurs(1).pipe( // after the first retry, which `retryingConflicts` makes at once
-  Schedule.andThen(
-    Schedule.exponential("2 millis").pipe(Schedule.union(Schedule.spaced("50 millis")), Schedule.jittered)
+  Schedule.concat(
+    Schedule.min([Schedule.exponential("2 millis"), Schedule.spaced("50 millis")]).pipe(Schedule.jittered)
   )
 )
 
@@ -229,21 +229,21 @@ const runBatch = (operations: Operations, id: Uint8Array, queue: Array<Job>, job
     if (split !== -1) queue.unshift(...jobs.slice(split + 1))
     let current = known
     if (modifies.length > 0) {
-      const written = yield* Effect.either(writeAll(operations, id, modifies, current))
-      if (written._tag === "Left") {
-        yield* failAll(jobs.slice(0, split === -1 ? jobs.length : split + 1), Exit.fail(asWriteError(written.left)))
+      const written = yield* Effect.result(writeAll(operations, id, modifies, current))
+      if (written._tag === "Failure") {
+        yield* failAll(jobs.slice(0, split === -1 ? jobs.length : split + 1), Exit.fail(asWriteError(written.failure)))
         return undefined
       }
-      current = written.right
+      current = written.success
     }
     if (rotation === undefined) return current
-    const rotated = yield* Effect.either(rotateOnce(operations, id, rotation, current))
-    if (rotated._tag === "Left") {
-      yield* failAll([rotation], Exit.fail(asWriteError(rotated.left)))
+    const rotated = yield* Effect.result(rotateOnce(operations, id, rotation, current))
+    if (rotated._tag === "Failure") {
+      yield* failAll([rotation], Exit.fail(asWriteError(rotated.failure)))
       return undefined
     }
     // After a rotation the row is read-only; after a rejected value it is as it was.
-    return rotated.right ? undefined : current
+    return rotated.success ? undefined : current
   })
 
 /** A job's caller: waits for its outcome within `millis`; a caller that gives up (or is interrupted) withdraws it. */
@@ -277,9 +277,9 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
    */
   const guardedBatch = (id: Uint8Array, queue: Array<Job>, jobs: Array<Job>, known: Current | undefined) =>
     runBatch(operations, id, queue, jobs, known).pipe(
-      Effect.catchAllCause((cause) =>
+      Effect.catchCause((cause) =>
         operations.onDefect(cause).pipe(
-          Effect.zipRight(failAll(jobs, Exit.failCause(cause as Cause.Cause<WriteError>))),
+          Effect.andThen(failAll(jobs, Exit.failCause(cause as Cause.Cause<WriteError>))),
           Effect.as(undefined)
         )
       ),
