@@ -11,16 +11,9 @@
  *
  * @since 0.3.0
  */
-import {
-  HttpApiMiddleware,
-  HttpApiSchema,
-  HttpApp,
-  HttpLayerRouter,
-  HttpServerRequest,
-  HttpServerRespondable,
-  HttpServerResponse
-} from "effect/http"
-import { Effect, Either, identity, Layer, Schema } from "effect"
+import { HttpEffect, HttpRouter, HttpServerRequest, HttpServerRespondable, HttpServerResponse } from "effect/http"
+import { HttpApiMiddleware } from "effect/http-api"
+import { Effect, identity, Layer, Result, Schema } from "effect"
 import * as Observability from "./internal/observability.js"
 import { InvalidConfig } from "./SessionError.js"
 
@@ -30,6 +23,9 @@ const explanations: Record<Reason, string> = {
 }
 
 const noStore = { "cache-control": "no-store" }
+
+/** An HTTP app: v3's `HttpApp.Default`, an effect answering the request in its context. */
+type App<E, R> = Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>
 
 /** A 403 saying why, not to be cached. */
 const forbidden = (message: string) => HttpServerResponse.text(`Forbidden: ${message}`, { status: 403, headers: noStore })
@@ -51,8 +47,8 @@ export type Reason = CrossOriginForbidden["reason"]
  * @category errors
  */
 export class CrossOriginForbidden extends Schema.TaggedError<CrossOriginForbidden>("effect-session/CrossOriginForbidden")("CrossOriginForbidden", {
-  reason: Schema.Literal("Sec-Fetch-Site", "Origin")
-}, HttpApiSchema.annotations({ status: 403, description: "A cross-origin request that could change state, refused" }))
+  reason: Schema.Literals(["Sec-Fetch-Site", "Origin"])
+}, { httpApiStatus: 403, description: "A cross-origin request that could change state, refused" })
   implements HttpServerRespondable.Respondable
 {
   override get message() {
@@ -74,8 +70,8 @@ export class CrossOriginForbidden extends Schema.TaggedError<CrossOriginForbidde
  */
 export class CsrfTokenInvalid extends Schema.TaggedError<CsrfTokenInvalid>("effect-session/CsrfTokenInvalid")(
   "CsrfTokenInvalid",
-  { reason: Schema.Literal("Missing", "Mismatch") },
-  HttpApiSchema.annotations({ status: 403, description: "A state-changing request without the session's CSRF token" })
+  { reason: Schema.Literals(["Missing", "Mismatch"]) },
+  { httpApiStatus: 403, description: "A state-changing request without the session's CSRF token" }
 ) implements HttpServerRespondable.Respondable {
   override get message() {
     return tokenExplanations[this.reason]
@@ -138,7 +134,7 @@ const isPathPattern = (pattern: string) => /^\/[^?#*]*$/.test(pattern.endsWith("
  * @since 0.3.0
  * @category constructors
  */
-export const validate = (options: Options = {}): Either.Either<Settings, InvalidConfig> => {
+export const validate = (options: Options = {}): Result.Result<Settings, InvalidConfig> => {
   const trustedOrigins = options.trustedOrigins ?? []
   const exemptPaths = options.exemptPaths ?? []
   for (const origin of trustedOrigins) {
@@ -147,15 +143,15 @@ export const validate = (options: Options = {}): Either.Either<Settings, Invalid
     if (canonical !== origin) {
       const hint = canonical === undefined ? "" : ` (as a browser sends it: ${JSON.stringify(canonical)})`
       const reason = `${JSON.stringify(origin)} is not an origin, scheme://host[:port]${hint}`
-      return Either.left(new InvalidConfig({ option: "trustedOrigins", reason }))
+      return Result.fail(new InvalidConfig({ option: "trustedOrigins", reason }))
     }
   }
   const badPath = exemptPaths.find((pattern) => !isPathPattern(pattern))
   if (badPath !== undefined) {
     const reason = `${JSON.stringify(badPath)} is neither a path ("/hooks/stripe") nor a path prefix ("/hooks/*")`
-    return Either.left(new InvalidConfig({ option: "exemptPaths", reason }))
+    return Result.fail(new InvalidConfig({ option: "exemptPaths", reason }))
   }
-  return Either.right({
+  return Result.succeed({
     trustedOrigins: new Set(trustedOrigins),
     exemptPaths: new Set(exemptPaths.filter((pattern) => !pattern.endsWith("/*"))),
     exemptPrefixes: exemptPaths.filter((pattern) => pattern.endsWith("/*")).map((pattern) => pattern.slice(0, -1))
@@ -206,9 +202,9 @@ const namesHost = (origin: string, host: string | undefined) =>
  * @example
  * ```ts
  * import { CsrfProtection } from "effect-session"
- * import { Either } from "effect"
+ * import { Result } from "effect"
  *
- * const settings = Either.getOrThrow(CsrfProtection.validate({ trustedOrigins: ["https://admin.example.com"] }))
+ * const settings = Result.getOrThrow(CsrfProtection.validate({ trustedOrigins: ["https://admin.example.com"] }))
  * CsrfProtection.check({ method: "POST", url: "/transfer", headers: { "sec-fetch-site": "cross-site" } }, settings)
  * // "Sec-Fetch-Site"
  * ```
@@ -233,14 +229,14 @@ const guard = (settings: Settings): Effect.Effect<void, CrossOriginForbidden, Ht
     if (reason === undefined) return Effect.void
     const { method, url } = request
     return Observability.count(Observability.csrfRefused, 1, ["reason", reason]).pipe(
-      Effect.zipRight(Effect.logDebug("cross-origin request refused")),
+      Effect.andThen(Effect.logDebug("cross-origin request refused")),
       Effect.annotateLogs({ service: "effect-session/CsrfProtection", reason, method, path: pathOf(url) }),
-      Effect.zipRight(Effect.fail(new CrossOriginForbidden({ reason })))
+      Effect.andThen(Effect.fail(new CrossOriginForbidden({ reason })))
     )
   })
 
 /** An app behind the guard: a refused request is answered 403 and never reaches it. */
-const guarded = <E, R>(settings: Settings, app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+const guarded = <E, R>(settings: Settings, app: App<E, R>): App<E, R> =>
   Effect.matchEffect(guard(settings), {
     onFailure: (refusal) => refusal[HttpServerRespondable.symbol](),
     onSuccess: () => app
@@ -263,8 +259,8 @@ const guarded = <E, R>(settings: Settings, app: HttpApp.Default<E, R>): HttpApp.
  * @since 0.3.0
  * @category middleware
  */
-export const middleware = (options?: Options): <E, R>(app: HttpApp.Default<E, R>) => HttpApp.Default<E, R> => {
-  const settings = Either.getOrThrowWith(validate(options), identity)
+export const middleware = (options?: Options): <E, R>(app: App<E, R>) => App<E, R> => {
+  const settings = Result.getOrThrowWith(validate(options), identity)
   return (app) => guarded(settings, app)
 }
 
@@ -287,8 +283,8 @@ export const middleware = (options?: Options): <E, R>(app: HttpApp.Default<E, R>
  * @since 0.3.0
  * @category HttpApi
  */
-export class Api extends HttpApiMiddleware.Tag<Api>()("effect-session/CsrfProtection/Api", {
-  failure: CrossOriginForbidden
+export class Api extends HttpApiMiddleware.Service<Api>()("effect-session/CsrfProtection/Api", {
+  error: CrossOriginForbidden
 }) {}
 
 /**
@@ -313,10 +309,11 @@ export const apiLayer = (options?: Options): Layer.Layer<Api, InvalidConfig> =>
   Layer.effect(
     Api,
     // The HttpApi encodes the error itself: the response is marked uncacheable here.
-    Effect.map(validate(options), (settings) => Effect.tapError(guard(settings), () => uncacheable))
+    Effect.map(Effect.fromResult(validate(options)), (settings) => (httpEffect) =>
+      Effect.andThen(Effect.tapError(guard(settings), () => uncacheable), httpEffect))
   )
 
-const uncacheable = HttpApp.appendPreResponseHandler((_, response) =>
+const uncacheable = HttpEffect.appendPreResponseHandler((_, response) =>
   Effect.succeed(HttpServerResponse.setHeaders(response, noStore))
 )
 
@@ -339,11 +336,11 @@ const uncacheable = HttpApp.appendPreResponseHandler((_, response) =>
  * @since 0.3.0
  * @category HttpLayerRouter
  */
-export const routerMiddleware = (options?: Options): HttpLayerRouter.Middleware<{
+export const routerMiddleware = (options?: Options): HttpRouter.Middleware<{
   provides: never
   handles: never
   error: never
   requires: never
   layerError: InvalidConfig
   layerRequires: never
-}> => HttpLayerRouter.middleware(Effect.map(validate(options), (settings) => (app) => guarded(settings, app)))
+}> => HttpRouter.middleware(Effect.map(Effect.fromResult(validate(options)), (settings) => (app) => guarded(settings, app)))

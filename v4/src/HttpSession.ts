@@ -60,7 +60,7 @@ export interface CookieOptions {
  * The period an operation just set, without reading it back: the expiry given (already validated by the store; a
  * negative one is zero, so the cookie is cleared), or the store's default.
  */
-const periodOf = (store: SessionStore["Type"], expiry: Duration.DurationInput | undefined) =>
+const periodOf = (store: SessionStore["Service"], expiry: Duration.Input | undefined) =>
   expiry === undefined ? store.defaultPeriod : Effect.succeed(Duration.millis(Math.max(0, finiteMillis(expiry) ?? 0)))
 
 /**
@@ -104,7 +104,7 @@ export const ofHeader = (
  * @category constructors
  */
 export const generate = (
-  options: { readonly expiry?: Duration.DurationInput | undefined },
+  options: { readonly expiry?: Duration.Input | undefined },
   value: string
 ): Effect.Effect<HttpSession, InvalidValue | InvalidExpiry | SessionStoreError, SessionStore> =>
   Effect.flatMap(SessionStore, (store) =>
@@ -121,7 +121,7 @@ export const generate = (
  * @category constructors
  */
 export const ofHeaderOrCreate = (
-  options: { readonly expiry?: Duration.DurationInput | undefined },
+  options: { readonly expiry?: Duration.Input | undefined },
   cookieName: string,
   defaultValue: string,
   headers: Headers.Headers
@@ -147,7 +147,7 @@ export const ofHeaderOrCreate = (
 export const clear = (session: HttpSession): Effect.Effect<HttpSession, Rotated | SessionStoreError, SessionStore> =>
   Effect.flatMap(SessionStore, (store) =>
     readOnly(session).pipe(
-      Effect.zipRight(store.clear(session.key)),
+      Effect.andThen(store.clear(session.key)),
       Effect.as({ ...session, value: "", expiryPeriod: Duration.zero, modified: true })
     ))
 
@@ -162,8 +162,8 @@ export type WriteError = NotFound | Expired | Rotated | InvalidValue | InvalidEx
 /** A write through `session` (refused when it is rotated): the new record, `modified`, with the period just set. */
 const writing = (
   session: HttpSession,
-  expiry: Duration.DurationInput | undefined,
-  write: (store: SessionStore["Type"]) => Effect.Effect<{ readonly key: SessionKey.SessionKey; readonly value: string }, WriteError>
+  expiry: Duration.Input | undefined,
+  write: (store: SessionStore["Service"]) => Effect.Effect<{ readonly key: SessionKey.SessionKey; readonly value: string }, WriteError>
 ): Effect.Effect<HttpSession, WriteError, SessionStore> =>
   Effect.flatMap(SessionStore, (store) =>
     Effect.gen(function*() {
@@ -181,7 +181,7 @@ const writing = (
  * @category operations
  */
 export const set = (
-  options: { readonly expiry?: Duration.DurationInput | undefined; readonly value?: string | undefined },
+  options: { readonly expiry?: Duration.Input | undefined; readonly value?: string | undefined },
   session: HttpSession
 ): Effect.Effect<HttpSession, WriteError, SessionStore> =>
   writing(session, options.expiry, (store) => {
@@ -201,9 +201,9 @@ export const set = (
  */
 export const rotate = (
   options: {
-    readonly expiry?: Duration.DurationInput | undefined
+    readonly expiry?: Duration.Input | undefined
     readonly value?: string | undefined
-    readonly staleTimeout?: Duration.DurationInput | undefined
+    readonly staleTimeout?: Duration.Input | undefined
   },
   session: HttpSession
 ): Effect.Effect<HttpSession, WriteError, SessionStore> =>

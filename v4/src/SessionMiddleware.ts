@@ -25,22 +25,11 @@
  *
  * @since 0.1.0
  */
-import {
-  HttpApiMiddleware,
-  HttpLayerRouter,
-  type HttpApp,
-  HttpServerRequest
-} from "effect/http"
-import { type ConfigError, Context, Effect, Layer, type Schema } from "effect"
+import { HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { HttpApiMiddleware } from "effect/http-api"
+import { type Config, Context, Effect, Layer, type Schema } from "effect"
 import type { CsrfTokenInvalid } from "./CsrfProtection.js"
-import {
-  ApiErrors,
-  SealedApiErrors,
-  type SessionConflict,
-  type SessionTooLarge,
-  type SessionUndecodable,
-  type SessionUnavailable
-} from "./internal/httpErrors.js"
+import { ApiErrors, SealedApiErrors, type SessionUndecodable, type SessionUnavailable } from "./internal/httpErrors.js"
 import type {
   CurrentSession,
   Definition,
@@ -108,17 +97,17 @@ export interface Settings<Self> {
  * @since 0.2.0
  * @category models
  */
-export interface SessionTag<Self, Id extends string, A, I> extends Context.TagClass<Self, Id, CurrentSession<A>> {
-  readonly schema: Schema.Schema<A, I>
+export interface SessionTag<Self, Id extends string, A, I> extends Context.ServiceClass<Self, Id, CurrentSession<A>> {
+  readonly schema: Schema.Codec<A, I>
   readonly initial: A
   /** The tag of the validated settings the middleware reads. */
-  readonly Settings: Context.Tag<Settings<Self>, unknown>
+  readonly Settings: Context.Service<Settings<Self>, unknown>
   /** The settings as a layer; bad options fail it with `InvalidConfig` (never a request). */
   readonly layer: (options?: Options) => Layer.Layer<Settings<Self>, InvalidConfig>
   /** {@link layer} with the options read through `Config`. */
   readonly layerConfig: (
     config: Configured<Options>
-  ) => Layer.Layer<Settings<Self>, InvalidConfig | ConfigError.ConfigError>
+  ) => Layer.Layer<Settings<Self>, InvalidConfig | Config.ConfigError>
   /**
    * Loads the request's session and arranges for it to be saved with the response: what the middleware runs before
    * each handler. For integrations (an `HttpApiMiddleware`, an `HttpLayerRouter` middleware).
@@ -133,24 +122,17 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.TagCl
    * `HttpServer.serve(Session.middleware(app))`, `router.pipe(HttpRouter.use(Session.middleware))`.
    */
   readonly middleware: <E, R>(
-    app: HttpApp.Default<E, R>
-  ) => HttpApp.Default<
+    app: App<E, R>
+  ) => App<
     E | CsrfTokenInvalid | SessionUnavailable | SessionUndecodable,
-    Exclude<R, Self> | Settings<Self> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest
+    Exclude<R, Self> | Settings<Self> | SessionStore.SessionStore
   >
   /**
    * The session as an `HttpApiMiddleware`: `group.middleware(Session.Api)` gives the group's handlers the tag, and
    * declares `SessionUnavailable` (503) and `SessionConflict` (409) as errors of its endpoints (so they show in
    * OpenAPI). Implemented by {@link apiLayer}.
    */
-  readonly Api: HttpApiMiddleware.TagClass<
-    ApiMiddleware<Self>,
-    `${Id}/HttpApi`,
-    {
-      readonly provides: Context.Tag<Self, CurrentSession<A>>
-      readonly failure: typeof ApiErrors
-    }
-  >
+  readonly Api: HttpApiMiddleware.ServiceClass<ApiMiddleware<Self>, `${Id}/HttpApi`, ApiConfig<Self, typeof ApiErrors>>
   /** The implementation of {@link Api}; needs the settings layer and a store. */
   readonly apiLayer: Layer.Layer<ApiMiddleware<Self>, never, Settings<Self> | SessionStore.SessionStore>
   /**
@@ -166,7 +148,7 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.TagCl
  * @since 0.3.0
  * @category models
  */
-export type RouterMiddleware<Self, Needs> = HttpLayerRouter.Middleware<{
+export type RouterMiddleware<Self, Needs> = HttpRouter.Middleware<{
   provides: Self
   handles: never
   error: never
@@ -181,13 +163,33 @@ export type RouterMiddleware<Self, Needs> = HttpLayerRouter.Middleware<{
  * @since 0.2.0
  * @category models
  */
-export interface ApiMiddleware<Self> {
-  readonly [HttpApiMiddleware.TypeId]: {
-    readonly provides: Self
-    readonly failure: SessionUnavailable | SessionConflict | SessionTooLarge | SessionUndecodable | CsrfTokenInvalid
-    readonly failureContext: never
-  }
+export type ApiMiddleware<Self> = {
+  // The key is the (unexported) TypeId of `HttpApiMiddleware`.
+  readonly [K in keyof HttpApiMiddleware.AnyId]: Omit<ApiConfig<Self, typeof ApiErrors>, "security">
 }
+
+/**
+ * A session tag's `HttpApiMiddleware` configuration: it provides the tag, and its endpoints may fail with `Errors`.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface ApiConfig<Self, Errors extends ReadonlyArray<Schema.Top>> {
+  readonly provides: Self
+  readonly requires: never
+  readonly error: Errors
+  readonly clientError: never
+  readonly requiredForClient: false
+  readonly security: never
+}
+
+/**
+ * An HTTP app (what v3 called `HttpApp.Default`): an effect answering the request in its context.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type App<E, R> = Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>
 
 /**
  * A sealed-cookie session tag (see {@link SealedTag}): handlers `yield*` it to get the {@link SealedSession}; its
@@ -196,17 +198,17 @@ export interface ApiMiddleware<Self> {
  * @since 0.3.0
  * @category models
  */
-export interface SealedSessionTag<Self, Id extends string, A, I> extends Context.TagClass<Self, Id, SealedSession<A>> {
-  readonly schema: Schema.Schema<A, I>
+export interface SealedSessionTag<Self, Id extends string, A, I> extends Context.ServiceClass<Self, Id, SealedSession<A>> {
+  readonly schema: Schema.Codec<A, I>
   readonly initial: A
   /** The tag of the validated settings the middleware reads. */
-  readonly Settings: Context.Tag<Settings<Self>, unknown>
+  readonly Settings: Context.Service<Settings<Self>, unknown>
   /** The settings as a layer (the keys derived once); bad options or secrets fail it with `InvalidConfig`. */
   readonly layer: (options: SealedOptions) => Layer.Layer<Settings<Self>, InvalidConfig>
   /** {@link layer} with the options read through `Config` (`secrets: Config.array(Config.redacted(…))`). */
   readonly layerConfig: (
     config: Configured<SealedOptions>
-  ) => Layer.Layer<Settings<Self>, InvalidConfig | ConfigError.ConfigError>
+  ) => Layer.Layer<Settings<Self>, InvalidConfig | Config.ConfigError>
   /** Opens the request's session and arranges for it to be sealed into the response: what the middleware runs. */
   readonly forRequest: Effect.Effect<
     SealedSession<A>,
@@ -215,22 +217,16 @@ export interface SealedSessionTag<Self, Id extends string, A, I> extends Context
   >
   /** Wraps an app (or, through `HttpRouter.use`, a router) so that its handlers can `yield*` the tag. */
   readonly middleware: <E, R>(
-    app: HttpApp.Default<E, R>
-  ) => HttpApp.Default<
-    E | CsrfTokenInvalid | SessionUndecodable,
-    Exclude<R, Self> | Settings<Self> | HttpServerRequest.HttpServerRequest
-  >
+    app: App<E, R>
+  ) => App<E | CsrfTokenInvalid | SessionUndecodable, Exclude<R, Self> | Settings<Self>>
   /**
    * The session as an `HttpApiMiddleware`: `group.middleware(Session.Api)`; declares `SessionTooLarge` (413) and
    * `CsrfTokenInvalid` (403). Implemented by {@link apiLayer}.
    */
-  readonly Api: HttpApiMiddleware.TagClass<
+  readonly Api: HttpApiMiddleware.ServiceClass<
     SealedApiMiddleware<Self>,
     `${Id}/HttpApi`,
-    {
-      readonly provides: Context.Tag<Self, SealedSession<A>>
-      readonly failure: typeof SealedApiErrors
-    }
+    ApiConfig<Self, typeof SealedApiErrors>
   >
   /** The implementation of {@link Api}; needs only the settings layer. */
   readonly apiLayer: Layer.Layer<SealedApiMiddleware<Self>, never, Settings<Self>>
@@ -244,12 +240,8 @@ export interface SealedSessionTag<Self, Id extends string, A, I> extends Context
  * @since 0.3.0
  * @category models
  */
-export interface SealedApiMiddleware<Self> {
-  readonly [HttpApiMiddleware.TypeId]: {
-    readonly provides: Self
-    readonly failure: SessionTooLarge | SessionUndecodable | CsrfTokenInvalid
-    readonly failureContext: never
-  }
+export type SealedApiMiddleware<Self> = {
+  readonly [K in keyof HttpApiMiddleware.AnyId]: Omit<ApiConfig<Self, typeof SealedApiErrors>, "security">
 }
 
 /**
@@ -290,7 +282,7 @@ export const Tag = <Self>() =>
     ApiErrors,
     // One step per request: the settings, the store and the request, read from the context together.
     (settings, context) => {
-      const store = Context.unsafeGet(context, SessionStore.SessionStore)
+      const store = Context.getUnsafe(context, SessionStore.SessionStore)
       return (request) => requestSession(settings, store, request)
     }
   ) as unknown as SessionTag<Self, Id, A, I>
@@ -346,41 +338,42 @@ const assemble = <Self, Service, S, O, R, A = unknown, I = unknown>(
   id: string,
   definition: Definition<A, I>,
   configure: (options: O) => Effect.Effect<S, InvalidConfig>,
-  failure: Schema.Schema.All,
+  error: ReadonlyArray<Schema.Top>,
   bind: (
     settings: S,
     context: Context.Context<R>
-  ) => (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Service, unknown>
+  ) => (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Service, unknown, HttpServerRequest.HttpServerRequest>
 ) => {
-  const TagClass = Context.Tag(id)<Self, Service>()
-  const SettingsTag = Context.GenericTag<Settings<Self>, S>(`${id}/Settings`)
+  const TagClass = Context.Service<Self, Service>()(id)
+  const SettingsTag = Context.Service<Settings<Self>, S>(`${id}/Settings`)
   const layer = (options: O) => Layer.effect(SettingsTag, configure(options))
-  const bound = (context: Context.Context<R>) => bind(Context.unsafeGet(context as Context.Context<Settings<Self>>, SettingsTag), context)
-  const forRequest = Effect.contextWithEffect((context: Context.Context<R | HttpServerRequest.HttpServerRequest>) =>
-    bound(context as Context.Context<R>)(Context.unsafeGet(context, HttpServerRequest.HttpServerRequest))
+  const bound = (context: Context.Context<R>) => bind(Context.getUnsafe(context as Context.Context<Settings<Self>>, SettingsTag), context)
+  const forRequest = Effect.contextWith((context: Context.Context<R | HttpServerRequest.HttpServerRequest>) =>
+    bound(context as Context.Context<R>)(Context.getUnsafe(context, HttpServerRequest.HttpServerRequest))
   )
   // Built once with the layer: each request then reads only itself from the context.
   const perRequest = Effect.map(
     Effect.context<R>(),
     (context) => Effect.flatMap(HttpServerRequest.HttpServerRequest, bound(context))
   )
-  const Api = HttpApiMiddleware.Tag<unknown>()(`${id}/HttpApi`, { provides: TagClass, failure })
+  // The session around a handler: what every integration runs.
+  const around = (session: Effect.Effect<Service, unknown, HttpServerRequest.HttpServerRequest>) => (httpEffect: Effect.Effect<any, any, any>) =>
+    Effect.flatMap(session, (service) => Effect.provideService(httpEffect, TagClass, service))
+  const Api = HttpApiMiddleware.Service<unknown>()(`${id}/HttpApi`, { error })
   return Object.assign(TagClass, {
     schema: definition.schema,
     initial: definition.initial,
     Settings: SettingsTag,
     layer,
-    layerConfig: (config: Configured<O>) => Layer.unwrapEffect(Effect.map(unwrapConfig(config), layer)),
+    layerConfig: (config: Configured<O>) => Layer.unwrap(Effect.map(unwrapConfig(config), layer)),
     forRequest,
-    middleware: <E, R2>(app: HttpApp.Default<E, R2>) =>
+    middleware: <E, R2>(app: App<E, R2>) =>
       Effect.flatMap(forRequest, (session) => Effect.provideService(app, TagClass, session)),
     Api,
-    // The service type is a conditional type of the tag's options that TypeScript cannot resolve for a generic
-    // service; the tag's interface states the layer's type.
-    apiLayer: Layer.effect(Api, perRequest as Effect.Effect<never>),
-    routerMiddleware: HttpLayerRouter.middleware<{ provides: Self }>()(
-      Effect.map(perRequest, (session) => (httpEffect) =>
-        Effect.flatMap(session, (service) => Effect.provideService(httpEffect, TagClass, service)))
+    // An HttpApiMiddleware wraps the endpoint (its decoding and handler): the session is loaded around it.
+    apiLayer: Layer.effect(Api, Effect.map(perRequest, around) as Effect.Effect<never>),
+    routerMiddleware: HttpRouter.middleware<{ provides: Self }>()(
+      Effect.map(perRequest, around) as Effect.Effect<never>
     )
   })
 }

@@ -33,8 +33,8 @@
  *
  * @since 0.3.0
  */
-import { Cookies, HttpApp, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { Clock, type Context, DateTime, Deferred, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Cookies, HttpEffect, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Clock, type Context, DateTime, Deferred, Effect, Layer, Option, Redacted, Result } from "effect"
 import * as Envelope from "./internal/envelope.js"
 import type { Options } from "./internal/middlewareModel.js"
 import type { Resolved } from "./internal/middlewareSettings.js"
@@ -136,7 +136,7 @@ export const layerSealed = <Self, Id extends string, A, I>(
  */
 export const makeSealedClient = <Self, Id extends string, A, I, E, R>(
   tag: SessionMiddleware.SealedSessionTag<Self, Id, A, I>,
-  app: HttpApp.Default<E, R>
+  app: SessionMiddleware.App<E, R>
 ): Effect.Effect<SealedClient<A>, never, Exclude<R, Self> | SessionMiddleware.Settings<Self>> =>
   Effect.gen(function*() {
     const settings = (yield* tag.Settings) as SealedResolved<A>
@@ -146,18 +146,18 @@ export const makeSealedClient = <Self, Id extends string, A, I, E, R>(
     const seed: SealedClient<A>["seed"] = (data, options = {}) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const remember = options.remember === true
-        const encoded = Either.getOrThrowWith(settings.codec.encode(data), (reason) => new Error(`seeded data ${reason}`))
+        const encoded = Result.getOrThrowWith(settings.codec.encode(data), (reason) => new Error(`seeded data ${reason}`))
         const expiresAt = Renewal.expiresAt(Renewal.lifetime(settings.policy, remember), now, now)
-        take(Either.getOrThrow(sealed(settings, Envelope.make(encoded, {}, now, remember), expiresAt)))
+        take(Result.getOrThrow(sealed(settings, Envelope.make(encoded, {}, now, remember), expiresAt)))
       })
 
     const data: SealedClient<A>["data"] = Effect.map(Clock.currentTimeMillis, (now) => {
       const sent = current()
       if (sent === undefined) return Option.none()
-      return Option.getRight(Either.flatMap(opened(settings, sent, now), (payload) =>
-        Either.flatMap(Envelope.decode(payload.envelope), (envelope) =>
+      return Result.getSuccess(Result.flatMap(opened(settings, sent, now), (payload) =>
+        Result.flatMap(Envelope.decode(payload.envelope), (envelope) =>
           Renewal.outlived(Renewal.lifetime(settings.policy, envelope.r), envelope.c, now)
-            ? Either.left("outlived")
+            ? Result.fail("outlived")
             : settings.codec.decode(envelope.d))))
     })
 
@@ -192,7 +192,7 @@ const requestOf = (method: string, path: string, cookie: string | undefined, ini
 
 /** The in-process browser both clients share: it sends requests through `handled` and keeps the session cookie. */
 const browser = <R>(
-  handled: HttpApp.Default<unknown, R>,
+  handled: SessionMiddleware.App<unknown, R>,
   cookieName: string,
   context: Context.Context<R>
 ) => {
@@ -202,10 +202,9 @@ const browser = <R>(
       const done = yield* Deferred.make<HttpServerResponse.HttpServerResponse>()
       const sent = requestOf(method, path, cookie === undefined ? undefined : `${cookieName}=${cookie}`, init)
       // Each request starts with no pre-response handlers, as a server runs it: the save it arranges is its own.
-      yield* HttpApp.toHandled(handled, (_, response) => Deferred.succeed(done, response)).pipe(
+      yield* HttpEffect.toHandled(handled, (_, response) => Deferred.succeed(done, response)).pipe(
         Effect.provideService(HttpServerRequest.HttpServerRequest, sent),
-        Effect.provide(context),
-        Effect.locally(HttpApp.currentPreResponseHandlers, Option.none()),
+        Effect.provideContext(context),
         // A handler's error is answered (a Respondable's own response, else a 500) before it is re-raised.
         Effect.exit
       )
@@ -227,7 +226,7 @@ const browser = <R>(
     post: (path: string, init?: RequestInit) => request("POST", path, init),
     current: () => cookie,
     take: (value: string) => void (cookie = value),
-    cookie: Effect.sync(() => Option.fromNullable(cookie))
+    cookie: Effect.sync(() => Option.fromNullishOr(cookie))
   }
 }
 
@@ -240,7 +239,7 @@ const browser = <R>(
  */
 export const makeClient = <Self, Id extends string, A, I, E, R>(
   tag: SessionMiddleware.SessionTag<Self, Id, A, I>,
-  app: HttpApp.Default<E, R>
+  app: SessionMiddleware.App<E, R>
 ): Effect.Effect<
   Client<A>,
   never,
@@ -256,10 +255,10 @@ export const makeClient = <Self, Id extends string, A, I, E, R>(
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const remember = options.remember === true
-        const encoded = Either.getOrThrowWith(settings.codec.encode(data), (reason) => new Error(`seeded data ${reason}`))
+        const encoded = Result.getOrThrowWith(settings.codec.encode(data), (reason) => new Error(`seeded data ${reason}`))
         const expiresAt = Renewal.expiresAt(Renewal.lifetime(settings.policy, remember), now, now)
         const value = Envelope.encode(Envelope.make(encoded, {}, now, remember))
-        const key = yield* store.generate({ value, expiresAt: DateTime.unsafeMake(expiresAt), subject: options.subject ?? null })
+        const key = yield* store.generate({ value, expiresAt: DateTime.makeUnsafe(expiresAt), subject: options.subject ?? null })
         take(SessionCookie.value(key, settings.secrets))
       })
 
@@ -267,7 +266,7 @@ export const makeClient = <Self, Id extends string, A, I, E, R>(
       const sent = current()
       return sent === undefined ? Effect.succeedNone : store.get(sent.split(".")[0]!).pipe(
         Effect.map((stored) =>
-          Option.getRight(Either.flatMap(Envelope.decode(stored.value), (envelope) => settings.codec.decode(envelope.d)))
+          Result.getSuccess(Result.flatMap(Envelope.decode(stored.value), (envelope) => settings.codec.decode(envelope.d)))
         ),
         Effect.catchTags({ NotFound: () => Effect.succeedNone, Expired: () => Effect.succeedNone })
       )

@@ -2,7 +2,7 @@
  * The middleware's HTTP errors and how they render: `SessionUnavailable` (503) and `SessionConflict` (409), as text
  * or, for a request whose response was to be JSON (an HttpApi's), in their own JSON encoding.
  */
-import { HttpApiSchema, HttpServerRespondable, HttpServerResponse } from "effect/http"
+import { HttpServerRespondable, HttpServerResponse } from "effect/http"
 import { Effect, Schema } from "effect"
 import { CsrfTokenInvalid } from "../CsrfProtection.js"
 
@@ -20,8 +20,8 @@ const noStore = { "cache-control": "no-store" }
  * unavailable: the store failure behind it is kept in `cause`, which is never encoded.
  */
 export class SessionUnavailable extends Schema.TaggedError<SessionUnavailable>("effect-session/SessionUnavailable")("SessionUnavailable", {
-  message: Schema.optionalWith(Schema.Literal(unavailableMessage), { default: () => unavailableMessage })
-}, HttpApiSchema.annotations({ status: 503, description: "Sessions are temporarily unavailable; retry later" }))
+  message: Schema.Literal(unavailableMessage).pipe(Schema.withConstructorDefault(Effect.succeed(unavailableMessage)))
+}, { httpApiStatus: 503, description: "Sessions are temporarily unavailable; retry later" })
   implements HttpServerRespondable.Respondable
 {
   /** The error for a store failure, which it keeps as its (never encoded) `cause`. */
@@ -44,8 +44,8 @@ export class SessionUnavailable extends Schema.TaggedError<SessionUnavailable>("
  * Handlers can `catchTag` it; otherwise it renders as `409 Conflict`.
  */
 export class SessionConflict extends Schema.TaggedError<SessionConflict>("effect-session/SessionConflict")("SessionConflict", {
-  reason: Schema.Literal("Rotated", "Ended")
-}, HttpApiSchema.annotations({ status: 409, description: "The session changed under the request; nothing was stored" }))
+  reason: Schema.Literals(["Rotated", "Ended"])
+}, { httpApiStatus: 409, description: "The session changed under the request; nothing was stored" })
   implements HttpServerRespondable.Respondable
 {
   override get message() {
@@ -69,9 +69,9 @@ export class SessionTooLarge extends Schema.TaggedError<SessionTooLarge>("effect
     bytes: Schema.Number,
     maxBytes: Schema.Number,
     /** What was measured: the encoded data (server side) or the sealed cookie's `Set-Cookie` line. */
-    limit: Schema.optionalWith(Schema.Literal("data", "cookie"), { default: () => "data" as const })
+    limit: Schema.Literals(["data", "cookie"]).pipe(Schema.withConstructorDefault(Effect.succeed("data" as const)))
   },
-  HttpApiSchema.annotations({ status: 413, description: "The session data would exceed its size limit" })
+  { httpApiStatus: 413, description: "The session data would exceed its size limit" }
 ) implements HttpServerRespondable.Respondable {
   override get message() {
     return this.limit === "cookie"
@@ -90,7 +90,7 @@ export class SessionTooLarge extends Schema.TaggedError<SessionTooLarge>("effect
 export class SessionUndecodable extends Schema.TaggedError<SessionUndecodable>("effect-session/SessionUndecodable")(
   "SessionUndecodable",
   { reason: Schema.String },
-  HttpApiSchema.annotations({ status: 500, description: "The stored session does not decode with the current schema" })
+  { httpApiStatus: 500, description: "The stored session does not decode with the current schema" }
 ) implements HttpServerRespondable.Respondable {
   override get message() {
     return `the stored session does not decode with the current schema: ${this.reason}`
@@ -101,21 +101,21 @@ export class SessionUndecodable extends Schema.TaggedError<SessionUndecodable>("
 }
 
 /** What an HttpApi endpoint that uses the session can fail with. */
-export const ApiErrors = Schema.Union(
+export const ApiErrors = [
   SessionUnavailable,
   SessionConflict,
   SessionTooLarge,
   SessionUndecodable,
   CsrfTokenInvalid
-)
+] as const
 
 /** What an HttpApi endpoint that uses a sealed-cookie session can fail with: no store, so no 503 and no 409. */
-export const SealedApiErrors = Schema.Union(SessionTooLarge, SessionUndecodable, CsrfTokenInvalid)
+export const SealedApiErrors = [SessionTooLarge, SessionUndecodable, CsrfTokenInvalid] as const
 
 /** The 503, as text or in the error's own JSON encoding. */
 export const unavailableResponse = (json: boolean): HttpServerResponse.HttpServerResponse =>
   json
-    ? HttpServerResponse.unsafeJson({ _tag: "SessionUnavailable", message: unavailableMessage }, {
+    ? HttpServerResponse.jsonUnsafe({ _tag: "SessionUnavailable", message: unavailableMessage }, {
       status: 503,
       headers: retryAfter
     })
@@ -124,7 +124,7 @@ export const unavailableResponse = (json: boolean): HttpServerResponse.HttpServe
 /** The 409 of `conflict`, as text or in its own JSON encoding. */
 export const conflictResponse = (conflict: SessionConflict, json: boolean): HttpServerResponse.HttpServerResponse =>
   json
-    ? HttpServerResponse.unsafeJson({ _tag: conflict._tag, reason: conflict.reason }, { status: 409, headers: noStore })
+    ? HttpServerResponse.jsonUnsafe({ _tag: conflict._tag, reason: conflict.reason }, { status: 409, headers: noStore })
     : HttpServerResponse.text(`Conflict: ${conflict.message}`, { status: 409, headers: noStore })
 
 /** A 500 for what the app got wrong (a value the store refused) or a defect: the details go to the log. */

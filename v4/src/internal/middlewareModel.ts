@@ -86,7 +86,7 @@ export interface CurrentSession<A> {
 }
 
 /**
- * Options of the middleware, given to its layer. Every duration is a `Duration.DurationInput`.
+ * Options of the middleware, given to its layer. Every duration is a `Duration.Input`.
  */
 export interface Options {
   readonly cookie?: {
@@ -112,13 +112,13 @@ export interface Options {
     readonly secrets?: ReadonlyArray<Redacted.Redacted> | undefined
   } | undefined
   /** Session ends after this long without a request. Default 30 minutes. */
-  readonly idleTimeout?: Duration.DurationInput | undefined
+  readonly idleTimeout?: Duration.Input | undefined
   /** Session ends this long after it was created, however active. Default 1 day. */
-  readonly absoluteTimeout?: Duration.DurationInput | undefined
+  readonly absoluteTimeout?: Duration.Input | undefined
   /** Timeouts of remembered sessions (`rememberMe(true)`). Defaults 7 days idle, 30 days absolute. */
   readonly remember?: {
-    readonly idleTimeout?: Duration.DurationInput | undefined
-    readonly absoluteTimeout?: Duration.DurationInput | undefined
+    readonly idleTimeout?: Duration.Input | undefined
+    readonly absoluteTimeout?: Duration.Input | undefined
   } | undefined
   /**
    * A read-only request renews the idle timeout only once this fraction of it has passed since the last renewal,
@@ -126,7 +126,7 @@ export interface Options {
    */
   readonly renewalThreshold?: number | undefined
   /** How long a key replaced by `regenerate` stays readable (read-only). Default 10 seconds. */
-  readonly staleTimeout?: Duration.DurationInput | undefined
+  readonly staleTimeout?: Duration.Input | undefined
   /**
    * Where the absolute timeout counts from: the last `regenerate` (a login; default) or the session's creation.
    */
@@ -222,7 +222,7 @@ export interface SealedOptions extends Omit<Options, "cookie" | "staleTimeout" |
  * What a session holds: the schema of its data (whose encoded form must be JSON) and the data of a new session.
  */
 export interface Definition<A, I> {
-  readonly schema: Schema.Schema<A, I>
+  readonly schema: Schema.Codec<A, I>
   readonly initial: A
 }
 

@@ -2,7 +2,7 @@
  * A session's options, validated once when its layer is built (so nothing can fail later, inside a request) and
  * resolved into the settings every request reads.
  */
-import { Effect, Either, Redacted } from "effect"
+import { Effect, Redacted, Result } from "effect"
 import { InvalidConfig } from "../SessionError.js"
 import * as CsrfToken from "./csrfToken.js"
 import * as Envelope from "./envelope.js"
@@ -67,26 +67,26 @@ const policyOf = (options: Options) =>
 export const secretsOf = (
   secrets: ReadonlyArray<Redacted.Redacted> | undefined,
   option = "cookie.secrets"
-): Either.Either<Array<Buffer>, InvalidConfig> => {
+): Result.Result<Array<Buffer>, InvalidConfig> => {
   const list = secrets ?? []
   if (!Array.isArray(list) || !list.every(Redacted.isRedacted)) {
-    return Either.left(new InvalidConfig({ option, reason: "must be a list of Redacted secrets" }))
+    return Result.fail(new InvalidConfig({ option, reason: "must be a list of Redacted secrets" }))
   }
   const bytes = list.map((secret) => Buffer.from(String(Redacted.value(secret)), "utf8"))
   return bytes.some((secret) => secret.length < 32)
-    ? Either.left(new InvalidConfig({ option, reason: "each secret must be at least 32 bytes" }))
-    : Either.right(bytes)
+    ? Result.fail(new InvalidConfig({ option, reason: "each secret must be at least 32 bytes" }))
+    : Result.succeed(bytes)
 }
 
 /** Where the CSRF token is carried, when tokens are on. */
-const csrfOf = (option: Options["csrfTokens"]): Either.Either<CsrfToken.Carrier | undefined, InvalidConfig> => {
-  if (option === undefined || option === false) return Either.right(undefined)
+const csrfOf = (option: Options["csrfTokens"]): Result.Result<CsrfToken.Carrier | undefined, InvalidConfig> => {
+  if (option === undefined || option === false) return Result.succeed(undefined)
   const header = (option === true ? undefined : option.header) ?? "x-csrf-token"
   const field = (option === true ? undefined : option.field) ?? "_csrf"
   if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/i.test(header) || field === "") {
-    return Either.left(new InvalidConfig({ option: "csrfTokens", reason: "header must be a header name, field non-empty" }))
+    return Result.fail(new InvalidConfig({ option: "csrfTokens", reason: "header must be a header name, field non-empty" }))
   }
-  return Either.right({ header: header.toLowerCase(), field })
+  return Result.succeed({ header: header.toLowerCase(), field })
 }
 
 /** The data and decoding options: the size limit, the migration, and what an undecodable session becomes. */
@@ -112,17 +112,17 @@ export const configure = <A, I>(definition: Definition<A, I>, options: Options) 
       return yield* new InvalidConfig({ option: "absoluteTimeoutFrom", reason: `must be "regenerate" or "creation"` })
     }
     const codec = Envelope.dataCodec(definition.schema)
-    if (Either.isLeft(codec.encode(definition.initial))) {
+    if (Result.isFailure(codec.encode(definition.initial))) {
       return yield* new InvalidConfig({ option: "initial", reason: "does not encode with the schema" })
     }
     const resolved: Resolved<A> = {
       cookieName,
       attributes,
-      secrets: yield* secretsOf(options.cookie?.secrets),
+      secrets: yield* Effect.fromResult(secretsOf(options.cookie?.secrets)),
       policy: yield* policyOf(options),
       staleTimeout: yield* durationOption("staleTimeout", options.staleTimeout ?? "10 seconds", 0),
       restartOnRegenerate: from === "regenerate",
-      csrf: yield* csrfOf(options.csrfTokens),
+      csrf: yield* Effect.fromResult(csrfOf(options.csrfTokens)),
       codec,
       initial: definition.initial,
       ...yield* dataOptions(options),

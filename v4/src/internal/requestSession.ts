@@ -2,8 +2,8 @@
  * One request's session: loading it (no cookie costs nothing, a cookie one `get`), checking its CSRF token when
  * tokens are on, and the handlers' view of it, whose changes the save applies (see `sessionSave.ts`).
  */
-import { HttpApp, type HttpServerRequest } from "effect/http"
-import { Duration, Effect, Either, Option } from "effect"
+import { HttpEffect, type HttpServerRequest } from "effect/http"
+import { Duration, Effect, Option, Result } from "effect"
 import { CsrfTokenInvalid, isSafeMethod } from "../CsrfProtection.js"
 import type { InvalidSubject } from "../SessionError.js"
 import type * as SessionKey from "../SessionKey.js"
@@ -23,19 +23,19 @@ import { SessionView } from "./sessionView.js"
 
 /** The stored envelope and its data: decoded with the schema, or after `migrate`; else why not. */
 const decodeStored = <A>(settings: Resolved<A>, value: string) =>
-  Either.flatMap(Envelope.decode(value), (envelope) => {
+  Result.flatMap(Envelope.decode(value), (envelope) => {
     const decoded = settings.codec.decode(envelope.d)
-    if (Either.isRight(decoded) || settings.migrate === undefined) {
-      return Either.map(decoded, (data) => ({ envelope, data }))
+    if (Result.isSuccess(decoded) || settings.migrate === undefined) {
+      return Result.map(decoded, (data) => ({ envelope, data }))
     }
     // A migrated session is stored in its new form by the next write (the envelope carries the migrated data).
     let migrated: unknown
     try {
       migrated = settings.migrate(envelope.d)
     } catch {
-      return Either.left("migrate threw")
+      return Result.fail("migrate threw")
     }
-    return Either.map(settings.codec.decode(migrated), (data) => ({ envelope: { ...envelope, d: migrated }, data }))
+    return Result.map(settings.codec.decode(migrated), (data) => ({ envelope: { ...envelope, d: migrated }, data }))
   })
 
 /** How long one reason an undecodable session was ignored for is logged once (a deploy makes every request hit it). */
@@ -61,11 +61,11 @@ export const decodeEnvelope = <A>(
   now: number
 ): Effect.Effect<{ readonly envelope: Envelope.Envelope; readonly data: A } | undefined, SessionUndecodable> => {
   const parsed = decodeStored(settings, value)
-  if (Either.isRight(parsed)) return Effect.succeed(parsed.right)
-  const error = new SessionUndecodable({ reason: parsed.left })
+  if (Result.isSuccess(parsed)) return Effect.succeed(parsed.success)
+  const error = new SessionUndecodable({ reason: parsed.failure })
   return settings.onUndecodable === "fail"
-    ? Effect.zipRight(settings.logFailure("session load", error), Effect.fail(error))
-    : Effect.as(ignored(settings, parsed.left, now), undefined)
+    ? Effect.andThen(settings.logFailure("session load", error), Effect.fail(error))
+    : Effect.as(ignored(settings, parsed.failure, now), undefined)
 }
 
 /** Whether a session has outlived its absolute timeout at `now` (exactly at the limit is still valid). */
@@ -105,7 +105,7 @@ const load = <A>(
   key: Option.Option<SessionKey.SessionKey>
 ): Effect.Effect<RequestState.RequestState<A>, SessionUndecodable> =>
   Effect.clockWith((clock) => {
-    const now = clock.unsafeCurrentTimeMillis()
+    const now = clock.currentTimeMillisUnsafe()
     /** A request without a live session: the initial data. */
     const fresh = (origin: RequestState.Origin = { _tag: "None" }): RequestState.RequestState<A> => ({
       startedAt: now,
@@ -151,7 +151,7 @@ export const verifyToken = (
   Effect.flatMap(CsrfToken.carried(request, carrier), (token) => {
     if (Option.isSome(token) && secret !== undefined && CsrfToken.matches(token.value, secret)) return Effect.void
     const reason = Option.isNone(token) ? "Missing" : "Mismatch"
-    return Effect.zipRight(
+    return Effect.andThen(
       Observability.count(Observability.csrfRefused, 1, ["reason", `token ${reason}`]),
       Effect.fail(new CsrfTokenInvalid({ reason }))
     )
@@ -193,20 +193,24 @@ export const requestSession = <A>(
   settings: Resolved<A>,
   store: SessionStore.Service,
   request: HttpServerRequest.HttpServerRequest
-): Effect.Effect<CurrentSession<A>, CsrfTokenInvalid | SessionUnavailable | SessionUndecodable> => {
+): Effect.Effect<
+  CurrentSession<A>,
+  CsrfTokenInvalid | SessionUnavailable | SessionUndecodable,
+  HttpServerRequest.HttpServerRequest
+> => {
   const cookie = SessionCookie.inspect(request.headers, settings.cookieName, settings.secrets)
   const loading = Observability.middlewareSpan("load", load(settings, store, cookie.key), (state) => ({
     "session.origin": state.origin._tag,
     "session.cookie": cookie.rejected ?? (Option.isSome(cookie.key) ? "present" : "absent")
   }))
-  const checked = Effect.zipRight(warnIfInsecure(settings, request), loading)
+  const checked = Effect.andThen(warnIfInsecure(settings, request), loading)
   return Effect.flatMap(
     cookie.rejected === undefined
       ? checked
-      : Effect.zipRight(Observability.count(Observability.cookiesRejected, 1, ["reason", cookie.rejected]), checked),
+      : Effect.andThen(Observability.count(Observability.cookiesRejected, 1, ["reason", cookie.rejected]), checked),
     (state) =>
       checkToken(settings, request, state).pipe(
-        Effect.zipRight(HttpApp.appendPreResponseHandler((_, response) => save(settings, store, state, response))),
+        Effect.andThen(HttpEffect.appendPreResponseHandler((_, response) => save(settings, store, state, response))),
         Effect.as(new RequestSession(settings, store, state))
       )
   )
@@ -229,7 +233,7 @@ class RequestSession<A>
 
   /** A write through a rotated key: refused (and only then is the error, with its stack trace, made). */
   protected refused(): Effect.Effect<never, SessionConflict> {
-    return Effect.zipRight(
+    return Effect.andThen(
       Observability.count(Observability.writesRefused, 1, ["reason", "Rotated"]),
       Effect.failSync(() => new SessionConflict({ reason: "Rotated" }))
     )
@@ -257,7 +261,7 @@ class RequestSession<A>
       Effect.suspend((): Effect.Effect<X, SessionUnavailable | SessionConflict> =>
         this.current.origin._tag === "Stale"
           ? this.refused()
-          : Effect.catchAll(f(), (error) => Effect.fail(SessionUnavailable.because(error)))
+          : Effect.catch(f(), (error) => Effect.fail(SessionUnavailable.because(error)))
       )
   }
 
@@ -266,14 +270,14 @@ class RequestSession<A>
     return this.read(() => this.current.origin._tag === "Stale")
   }
   get subject() {
-    return this.read(() => Option.fromNullable(this.#currentSubject()))
+    return this.read(() => Option.fromNullishOr(this.#currentSubject()))
   }
   readonly setSubject = (
     subject: string | null,
     options: Omit<SessionStore.Owner, "subject"> = {}
   ): Effect.Effect<void, SessionUnavailable | SessionConflict | InvalidSubject> =>
     Effect.flatMap(
-      OwnerCheck.stored({ ...options, subject }),
+      Effect.fromResult(OwnerCheck.stored({ ...options, subject })),
       () => this.write(() => void (this.current.draft.owner = { ...options, subject }))
     )
   get sessions() {
@@ -283,7 +287,7 @@ class RequestSession<A>
       const currentId = this.#currentId()
       return this.#store.list(subject).pipe(
         Effect.map((sessions) => sessions.map((info) => ({ ...info, current: info.id === currentId }))),
-        Effect.catchAll((error) => Effect.fail(SessionUnavailable.because(error)))
+        Effect.catch((error) => Effect.fail(SessionUnavailable.because(error)))
       )
     })
   }

@@ -10,7 +10,7 @@
  * purpose (signing) still gives an unrelated key. The first key seals; every key opens, so secrets rotate by
  * putting a new one first.
  */
-import { Either } from "effect"
+import { Result } from "effect"
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject, randomBytes } from "node:crypto"
 
 /** The format's version, the first byte of every sealed value. */
@@ -66,18 +66,18 @@ const openWith = (key: KeyObject, aad: Buffer, bytes: Buffer): string | undefine
  * The plaintext of a sealed `value`, tried under every key (newest first); else why not. Only canonical base64url
  * is read: two spellings of the same bytes would make a changed cookie open.
  */
-export const open = (keys: Keys, cookieName: string, value: string): Either.Either<string, OpenFailure> => {
-  if (!/^[A-Za-z0-9_-]+$/.test(value)) return Either.left("malformed")
+export const open = (keys: Keys, cookieName: string, value: string): Result.Result<string, OpenFailure> => {
+  if (!/^[A-Za-z0-9_-]+$/.test(value)) return Result.fail("malformed")
   const bytes = Buffer.from(value, "base64url")
   if (bytes.length <= overheadBytes || bytes[0] !== version || bytes.toString("base64url") !== value) {
-    return Either.left("malformed")
+    return Result.fail("malformed")
   }
   const aad = associated(cookieName)
   for (const key of keys.all) {
     const plaintext = openWith(key, aad, bytes)
-    if (plaintext !== undefined) return Either.right(plaintext)
+    if (plaintext !== undefined) return Result.succeed(plaintext)
   }
-  return Either.left("forged")
+  return Result.fail("forged")
 }
 
 /** The length in characters of the sealed value of a plaintext of `plaintextBytes` UTF-8 bytes (GCM adds none). */

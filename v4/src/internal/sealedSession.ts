@@ -4,8 +4,8 @@
  * size limit is the cookie's) and the save (the shared plan, carried out as a new seal). There is no store: nothing
  * can be unavailable or conflict, and nothing on the server knows a session, so none can be listed or revoked.
  */
-import { Cookies, HttpApp, type Headers, type HttpServerRequest, type HttpServerResponse } from "effect/http"
-import { Effect, Either } from "effect"
+import { Cookies, type Headers, HttpEffect, type HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { Effect, Result } from "effect"
 import { type CsrfTokenInvalid, isSafeMethod } from "../CsrfProtection.js"
 import { InvalidConfig } from "../SessionError.js"
 import * as Envelope from "./envelope.js"
@@ -43,7 +43,7 @@ export const configure = <A, I>(definition: Definition<A, I>, options: SealedOpt
     if (!Array.isArray(secrets) || secrets.length === 0) {
       return yield* new InvalidConfig({ option: "secrets", reason: "at least one secret is required to seal cookies" })
     }
-    const keys = SealedCookie.deriveKeys(yield* MiddlewareSettings.secretsOf(secrets, "secrets"))
+    const keys = SealedCookie.deriveKeys(yield* Effect.fromResult(MiddlewareSettings.secretsOf(secrets, "secrets")))
     const { normal, remembered } = resolved.policy
     const longest = SessionCookie.make(resolved.cookieName, "", resolved.attributes, Math.max(normal.absolute, remembered.absolute))
     const cookieOverhead = Buffer.byteLength(Cookies.toSetCookieHeaders(Cookies.fromIterable([longest]))[0]!, "utf8")
@@ -76,12 +76,12 @@ export const opened = <A>(
   settings: SealedResolved<A>,
   value: string,
   now: number
-): Either.Either<SealedCookie.Payload, SessionCookie.Rejection> =>
-  Either.flatMap(SealedCookie.open(settings.keys, settings.cookieName, value), (plaintext) => {
+): Result.Result<SealedCookie.Payload, SessionCookie.Rejection> =>
+  Result.flatMap(SealedCookie.open(settings.keys, settings.cookieName, value), (plaintext) => {
     const payload = SealedCookie.parsePayload(plaintext)
-    if (payload === undefined) return Either.left("malformed")
+    if (payload === undefined) return Result.fail("malformed")
     // The cookie's own Max-Age is the browser's business: the sealed expiry decides.
-    return now > payload.expiresAt ? Either.left("expired") : Either.right(payload)
+    return now > payload.expiresAt ? Result.fail("expired") : Result.succeed(payload)
   })
 
 /** The request's session, from its cookie alone, and why a cookie that came was not one (if it was not). */
@@ -98,8 +98,8 @@ const load = <A>(
   if (sent.value === undefined) return Effect.succeed(none(sent.rejected))
   const key = sent.value
   const payload = opened(settings, key, now)
-  if (Either.isLeft(payload)) return Effect.succeed(none(payload.left))
-  const stored = payload.right
+  if (Result.isFailure(payload)) return Effect.succeed(none(payload.failure))
+  const stored = payload.success
   return Effect.map(decodeEnvelope(settings, stored.envelope, now), (decoded) => {
     if (decoded === undefined) return none()
     if (outlived(settings, decoded.envelope, now)) return none("expired")
@@ -128,7 +128,7 @@ class SealedRequestSession<A>
 
   /** Never called: a sealed session has no rotated key to write through. */
   protected refused(): Effect.Effect<never> {
-    return Effect.dieMessage("a sealed session has no rotated key")
+    return Effect.die(new Error("a sealed session has no rotated key"))
   }
   protected tooLarge(_: A, encoded: unknown): SessionTooLarge | undefined {
     const bytes = setCookieBytes(this.#sealed, this.current.draft, encoded)
@@ -149,12 +149,12 @@ class SealedRequestSession<A>
 }
 
 /** `envelope` sealed with `expiresAt` into a cookie value, if its `Set-Cookie` line fits. */
-export const sealed = <A>(settings: SealedResolved<A>, envelope: Envelope.Envelope, expiresAt: number): Either.Either<string, SessionTooLarge> => {
+export const sealed = <A>(settings: SealedResolved<A>, envelope: Envelope.Envelope, expiresAt: number): Result.Result<string, SessionTooLarge> => {
   const value = SealedCookie.seal(settings.keys, settings.cookieName, SealedCookie.payload(expiresAt, Envelope.encode(envelope)))
   const bytes = settings.cookieOverhead + value.length
   return bytes > maxSetCookieBytes
-    ? Either.left(new SessionTooLarge({ bytes, maxBytes: maxSetCookieBytes, limit: "cookie" }))
-    : Either.right(value)
+    ? Result.fail(new SessionTooLarge({ bytes, maxBytes: maxSetCookieBytes, limit: "cookie" }))
+    : Result.succeed(value)
 }
 
 /** Carries out the plan: every change, renewal or rotation is a new seal; `destroy` expires the cookie. */
@@ -167,18 +167,18 @@ const execute = <A>(
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
   const { draft, origin } = state
   const seal = (envelope: Envelope.Envelope, expiresAt: number) =>
-    Either.match(sealed(settings, envelope, expiresAt), {
-      onRight: (value) => Effect.succeed(setCookie(settings, response, value, maxAgeOf(draft, expiresAt, now))),
+    Result.match(sealed(settings, envelope, expiresAt), {
+      onSuccess: (value) => Effect.succeed(setCookie(settings, response, value, maxAgeOf(draft, expiresAt, now))),
       // Only data that `migrate` grew, or a longer cookie name since, gets here (handlers' changes were measured):
       // a cookie that browsers would drop is not sent; the one the request came with stays.
-      onLeft: (error) => Effect.as(settings.logFailure("session save", error), response)
+      onFailure: (error) => Effect.as(settings.logFailure("session save", error), response)
     })
   /** The draft onto what the cookie held: nothing is decoded again (the loaded value is the draft's). */
   const replayed = () =>
     origin._tag === "Live" ? RequestState.replay(draft, settings.codec)(origin.stored.envelope).envelope : RequestState.toEnvelope(draft, settings.codec)
   switch (plan._tag) {
     case "Create":
-      return Effect.zipRight(Observability.count(Observability.sessionsCreated), seal(RequestState.toEnvelope(draft, settings.codec), plan.expiresAt))
+      return Effect.andThen(Observability.count(Observability.sessionsCreated), seal(RequestState.toEnvelope(draft, settings.codec), plan.expiresAt))
     case "Clear":
       return Effect.as(Observability.count(Observability.sessionsDestroyed), setCookie(settings, response, "", 0))
     case "SetSubject": // never planned: the sealed view cannot set a subject
@@ -188,7 +188,7 @@ const execute = <A>(
     case "Write":
       return seal(replayed(), plan.expiresAt ?? (origin._tag === "Live" ? origin.expiresAt : now))
     case "Rotate":
-      return Effect.zipRight(Observability.count(Observability.sessionsRotated), seal(replayed(), plan.expiresAt))
+      return Effect.andThen(Observability.count(Observability.sessionsRotated), seal(replayed(), plan.expiresAt))
   }
 }
 
@@ -200,22 +200,22 @@ const execute = <A>(
 export const sealedSession = <A>(
   settings: SealedResolved<A>,
   request: HttpServerRequest.HttpServerRequest
-): Effect.Effect<SealedSession<A>, CsrfTokenInvalid | SessionUndecodable> =>
+): Effect.Effect<SealedSession<A>, CsrfTokenInvalid | SessionUndecodable, HttpServerRequest.HttpServerRequest> =>
   Effect.clockWith((clock) => {
-    const loading = Observability.middlewareSpan("load", load(settings, request.headers, clock.unsafeCurrentTimeMillis()), (loaded) => ({
+    const loading = Observability.middlewareSpan("load", load(settings, request.headers, clock.currentTimeMillisUnsafe()), (loaded) => ({
       "session.origin": loaded.state.origin._tag,
       "session.cookie": loaded.rejected ?? (loaded.state.origin._tag === "Live" ? "present" : "absent")
     }))
-    return Effect.flatMap(Effect.zipRight(warnIfInsecure(settings, request), loading), ({ rejected, state }) => {
+    return Effect.flatMap(Effect.andThen(warnIfInsecure(settings, request), loading), ({ rejected, state }) => {
       const carrier = settings.csrf
       const checked = carrier === undefined || isSafeMethod(request.method) || state.origin._tag === "None"
         ? Effect.void
         : verifyToken(carrier, request, state.draft.csrf)
-      return Effect.zipRight(
+      return Effect.andThen(
         rejected === undefined ? Effect.void : Observability.count(Observability.cookiesRejected, 1, ["reason", rejected]),
         checked
       ).pipe(
-        Effect.zipRight(HttpApp.appendPreResponseHandler((_, response) =>
+        Effect.andThen(HttpEffect.appendPreResponseHandler((_, response) =>
           frame(settings, state, response, (plan, current, now) => execute(settings, state, plan, current, now))
         )),
         Effect.as(new SealedRequestSession(settings, state))

@@ -3,7 +3,7 @@
  * well-formed, and signed when secrets are configured), and writing `Set-Cookie`.
  */
 import { Cookies, Headers } from "effect/http"
-import { Either, Option } from "effect"
+import { Option, Result } from "effect"
 import { createHmac, timingSafeEqual } from "node:crypto"
 import * as SessionKey from "../SessionKey.js"
 
@@ -117,7 +117,7 @@ export const make = (
   attributes: Attributes,
   maxAge: number | undefined
 ): Cookies.Cookie =>
-  Either.getOrThrow(Cookies.makeCookie(name, value, {
+  Result.getOrThrow(Cookies.makeCookie(name, value, {
     path: attributes.path,
     domain: attributes.domain,
     secure: attributes.secure,
@@ -148,7 +148,7 @@ const hostname = /^\.?(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?
  * request), and the rules of the `__Host-` and `__Secure-` prefixes; returns a reason when one is broken.
  */
 export const violation = (name: string, attributes: Attributes): string | undefined => {
-  if (typeof name !== "string" || Either.isLeft(Cookies.makeCookie(name, "x"))) {
+  if (typeof name !== "string" || Result.isFailure(Cookies.makeCookie(name, "x"))) {
     return `${JSON.stringify(name)} is not a valid cookie name`
   }
   if (!["lax", "strict", "none"].includes(attributes.sameSite)) return `sameSite must be "lax", "strict" or "none"`
@@ -168,10 +168,10 @@ export const violation = (name: string, attributes: Attributes): string | undefi
     httpOnly: attributes.httpOnly,
     sameSite: attributes.sameSite
   })
-  if (Either.isLeft(withAttributes)) {
-    const { reason } = withAttributes.left
-    if (reason === "InvalidDomain") return `domain ${JSON.stringify(attributes.domain)} is not a valid cookie domain`
-    if (reason === "InvalidPath") return `path ${JSON.stringify(attributes.path)} is not a valid cookie path`
+  if (Result.isFailure(withAttributes)) {
+    const reason = withAttributes.failure.reason._tag
+    if (reason === "InvalidCookieDomain") return `domain ${JSON.stringify(attributes.domain)} is not a valid cookie domain`
+    if (reason === "InvalidCookiePath") return `path ${JSON.stringify(attributes.path)} is not a valid cookie path`
     return `invalid cookie attributes (${reason})`
   }
   if (name.startsWith("__Host-")) {

@@ -100,17 +100,17 @@ const execute = <A>(save: Save<A>, plan: Exclude<RequestState.Plan, { readonly _
           yield* Observability.count(Observability.sessionsDestroyed)
         }
         const value = Envelope.encode(RequestState.toEnvelope(draft, settings.codec))
-        const key = yield* store.generate({ value, expiresAt: DateTime.unsafeMake(plan.expiresAt), ...draft.owner })
+        const key = yield* store.generate({ value, expiresAt: DateTime.makeUnsafe(plan.expiresAt), ...draft.owner })
         yield* Observability.count(Observability.sessionsCreated)
         return withCookie(save, response, key, maxAgeOf(draft, plan.expiresAt, save.now))
       })
     case "Clear":
       return store.clear(plan.key).pipe(
-        Effect.zipRight(Observability.count(Observability.sessionsDestroyed)),
+        Effect.andThen(Observability.count(Observability.sessionsDestroyed)),
         Effect.as(withCookie(save, response, "", 0))
       )
     case "Touch":
-      return store.touch(plan.key, { expiresAt: DateTime.unsafeMake(plan.expiresAt) }).pipe(
+      return store.touch(plan.key, { expiresAt: DateTime.makeUnsafe(plan.expiresAt) }).pipe(
         Effect.as(draft.remember ? withCookie(save, response, plan.key, maxAgeOf(draft, plan.expiresAt, save.now)) : response),
         // A renewal is not a write the handler asked for: a session gone or rotated meanwhile is simply not renewed.
         Effect.catchTags({
@@ -127,7 +127,7 @@ const execute = <A>(save: Save<A>, plan: Exclude<RequestState.Plan, { readonly _
     case "Write": {
       // A new owner is set in the same statement as the data: both land or neither does.
       const owner = draft.owner === undefined ? {} : { ...draft.owner, subject: draft.owner.subject ?? null }
-      const expiresAt = plan.expiresAt === undefined ? undefined : DateTime.unsafeMake(plan.expiresAt)
+      const expiresAt = plan.expiresAt === undefined ? undefined : DateTime.makeUnsafe(plan.expiresAt)
       // The cookie changes when the expiry of a remembered session moves, or remember-me was switched either way.
       const cookie = (plan.expiresAt !== undefined && draft.remember) || draft.rememberChanged
       return store.modify(plan.key, replay, { expiresAt, from, ...owner }).pipe(
@@ -142,7 +142,7 @@ const execute = <A>(save: Save<A>, plan: Exclude<RequestState.Plan, { readonly _
     case "Rotate":
       return Effect.gen(function*() {
         const rotation = yield* store.rotate(plan.key, replay, {
-          expiresAt: DateTime.unsafeMake(plan.expiresAt),
+          expiresAt: DateTime.makeUnsafe(plan.expiresAt),
           staleTimeout: plan.staleTimeout,
           from,
           ...draft.owner
@@ -220,7 +220,7 @@ export const frame = <A, K, S>(
       )
     }
     const saved = run(plan, response, now, isJson(handled)).pipe(
-      Effect.catchAllCause((cause) => Effect.as(settings.logFailure("session save (defect)", cause), withVary(internalError))),
+      Effect.catchCause((cause) => Effect.as(settings.logFailure("session save (defect)", cause), withVary(internalError))),
       Effect.map(privately)
     )
     return Observability.middlewareSpan("save", saved, (final) => ({

@@ -5,7 +5,7 @@
  * server-side mode (`requestSession.ts`) with `flash`, the subject and the subject's sessions; the sealed mode
  * (`sealedSession.ts`) with a `flash` that keeps within the cookie's size. What "too large" means is the mode's.
  */
-import { Effect, Either } from "effect"
+import { Effect, Result } from "effect"
 import * as ChangeLog from "./changeLog.js"
 import * as CsrfToken from "./csrfToken.js"
 import type { SessionTooLarge } from "./httpErrors.js"
@@ -60,7 +60,7 @@ export abstract class SessionView<A, K, S, U, C> {
   }
   /** Data encoded by the schema; data it cannot encode is a bug in the handler: it dies there, with the reason. */
   #encode(data: A): unknown {
-    return Either.getOrThrowWith(this.#settings.codec.encode(data), (reason) => new Error(`session data ${reason}`))
+    return Result.getOrThrowWith(this.#settings.codec.encode(data), (reason) => new Error(`session data ${reason}`))
   }
   /** Records new data and its encoding, unless that makes the session too large (then nothing changes). */
   #record(data: A, encoded: unknown, change: ChangeLog.Change<A>): Effect.Effect<void, SessionTooLarge> {
