@@ -1,5 +1,6 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { Chunk, DateTime, Duration, Effect, Either, Layer, Stream, TestClock } from "effect"
+import { DateTime, Duration, Effect, Result, Layer, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import { SessionKey, SessionStore } from "../../src/index.js"
 import type { InvalidConfig, SessionStoreError } from "../../src/SessionError.js"
 import { revocationCases } from "./revocationCases.js"
@@ -366,15 +367,15 @@ export const conformance = <R, E>(
         const increment = s.modify(old, (n) => String(Number(n) + 1))
         const outcomes = yield* Effect.forEach(
           Array.from({ length: 101 }, (_, i) => i),
-          (i) => Effect.either<unknown, { readonly _tag: string }, never>(i === 50 ? s.rotate(old, (v) => v) : increment),
+          (i) => Effect.result<unknown, { readonly _tag: string }, never>(i === 50 ? s.rotate(old, (v) => v) : increment),
           { concurrency: "unbounded" }
         )
-        const rotation = Either.getOrThrow(outcomes[50]!) as SessionStore.Rotation
+        const rotation = Result.getOrThrow(outcomes[50]!) as SessionStore.Rotation
         const increments = outcomes.filter((_, i) => i !== 50)
-        const written = increments.filter(Either.isRight).length
+        const written = increments.filter(Result.isSuccess).length
         expect(written).toBeGreaterThan(0) // both sides of the rotation are exercised
         expect(written).toBeLessThan(100)
-        for (const outcome of increments.filter(Either.isLeft)) expect(outcome.left._tag).toBe("Rotated")
+        for (const outcome of increments.filter(Result.isFailure)) expect(outcome.failure._tag).toBe("Rotated")
         expect((yield* s.get(rotation.key)).value).toBe(String(written))
         expect((yield* s.get(old)).value).toBe(String(written))
       }))
@@ -515,7 +516,7 @@ export const conformance = <R, E>(
           s.generate({ subject: `user-${i % 7}` }), { concurrency: 50 })
         yield* s.generate({ expiry: -1 }) // expired: not listed
         const rotated = yield* s.rotate(keys[0]!, (v) => v) // its stale copy: not listed
-        const all = Chunk.toReadonlyArray(yield* Stream.runCollect(s.all))
+        const all = yield* Stream.runCollect(s.all)
         expect((yield* s.get(rotated.key)).id).toBe(SessionKey.id(keys[0]!)) // a session keeps its id
         const expected = new Set(keys.map(SessionKey.id))
         expect(all).toHaveLength(expected.size)
@@ -562,10 +563,10 @@ export const conformance = <R, E>(
         concurrency: "unbounded",
         discard: true
       })
-      const after = yield* Effect.forEach(keys, (key) => Effect.either(s.get(key)), { concurrency: "unbounded" })
+      const after = yield* Effect.forEach(keys, (key) => Effect.result(s.get(key)), { concurrency: "unbounded" })
       after.forEach((result, i) => {
-        if (i % 2 === 0) expect(Either.isLeft(result) && result.left._tag).toBe("NotFound")
-        else expect(Either.getOrThrow(result).value).toBe(`w${i}`)
+        if (i % 2 === 0) expect(Result.isFailure(result) && result.failure._tag).toBe("NotFound")
+        else expect(Result.getOrThrow(result).value).toBe(`w${i}`)
       })
     }))
 
@@ -610,7 +611,7 @@ export const conformance = <R, E>(
           -Infinity,
           NaN,
           Duration.infinity,
-          "forever" as Duration.DurationInput,
+          "forever" as Duration.Input,
           1e16, // beyond what a timestamp column holds: refused up front on every backend
           -1e16,
           1e300,
@@ -632,10 +633,10 @@ export const conformance = <R, E>(
         ["cleanupBatchSize", { cleanupBatchSize: -1 }],
         ["cleanupInterval", { cleanupInterval: Infinity }],
         ["defaultPeriod", { defaultPeriod: -5 }],
-        ["defaultPeriod", { defaultPeriod: "a while" as Duration.DurationInput }],
+        ["defaultPeriod", { defaultPeriod: "a while" as Duration.Input }],
         ["defaultPeriod", { defaultPeriod: 1e16 }],
         ["timeout", { timeout: 0 }],
-        ["timeout", { timeout: "never" as Duration.DurationInput }]
+        ["timeout", { timeout: "never" as Duration.Input }]
       ] as const) {
         it.effect(`a bad ${option} option fails the layer with InvalidConfig`, () =>
           Effect.gen(function*() {

@@ -4,7 +4,8 @@
  * back. Part of the conformance suite, so every backend runs them.
  */
 import { describe, expect } from "@effect/vitest"
-import { Effect, Either, Random, TestClock } from "effect"
+import { Effect, Result, Random } from "effect"
+import { TestClock } from "effect/testing"
 import { SessionKey, SessionStore } from "../../src/index.js"
 
 type Test = (
@@ -16,7 +17,7 @@ type Test = (
 const store = SessionStore.SessionStore
 
 /** A few scheduler turns, a different number each trial, so the two racers interleave differently. */
-const jitter = Effect.flatMap(Random.nextIntBetween(0, 6), (turns) => Effect.repeatN(Effect.yieldNow(), turns))
+const jitter = Effect.flatMap(Random.nextIntBetween(0, 6), (turns) => Effect.repeat(Effect.yieldNow, { times: turns }))
 
 /** Trials of each race: hundreds of interleavings per backend. */
 const trials = 300
@@ -108,11 +109,11 @@ export const revocationCases = (test: Test) =>
         const key = yield* s.generate({ value: "v", subject: "u" })
         const id = SessionKey.id(key)
         const [rotation, revoked] = yield* Effect.all([
-          Effect.either(Effect.zipRight(jitter, s.rotate(key, (v) => v))),
-          Effect.either(Effect.zipRight(jitter, s.revoke(id, { subject: "u" })))
+          Effect.result(Effect.andThen(jitter, s.rotate(key, (v) => v))),
+          Effect.result(Effect.andThen(jitter, s.revoke(id, { subject: "u" })))
         ], { concurrency: 2 })
-        expect(Either.isRight(revoked)).toBe(true) // the session existed when the revocation began
-        const keys = Either.isRight(rotation) ? [key, rotation.right.key] : [key]
+        expect(Result.isSuccess(revoked)).toBe(true) // the session existed when the revocation began
+        const keys = Result.isSuccess(rotation) ? [key, rotation.success.key] : [key]
         for (const k of keys) expect((yield* Effect.flip(s.get(k)))._tag).toBe("NotFound")
       }
       expect(yield* s.list("u")).toEqual([])
@@ -123,11 +124,11 @@ export const revocationCases = (test: Test) =>
       for (let trial = 0; trial < trials; trial++) {
         const key = yield* s.generate({ value: "v", subject: "u" })
         const [rotation, ended] = yield* Effect.all([
-          Effect.either(Effect.zipRight(jitter, s.rotate(key, (v) => v))),
-          Effect.zipRight(jitter, s.revokeSubject("u"))
+          Effect.result(Effect.andThen(jitter, s.rotate(key, (v) => v))),
+          Effect.andThen(jitter, s.revokeSubject("u"))
         ], { concurrency: 2 })
         expect(ended).toBe(1)
-        const keys = Either.isRight(rotation) ? [key, rotation.right.key] : [key]
+        const keys = Result.isSuccess(rotation) ? [key, rotation.success.key] : [key]
         for (const k of keys) expect((yield* Effect.flip(s.get(k)))._tag).toBe("NotFound")
       }
       expect(yield* s.list("u")).toEqual([])
@@ -139,10 +140,10 @@ export const revocationCases = (test: Test) =>
         const key = yield* s.generate({ value: "0", subject: "u" })
         const read = yield* s.get(key)
         yield* Effect.all([
-          Effect.either(Effect.zipRight(jitter, s.modify(key, (n) => n + "1", { from: read }))),
-          Effect.either(Effect.zipRight(jitter, s.set(key, "set"))),
-          Effect.either(Effect.zipRight(jitter, s.touch(key))),
-          Effect.zipRight(jitter, s.revokeSubject("u"))
+          Effect.result(Effect.andThen(jitter, s.modify(key, (n) => n + "1", { from: read }))),
+          Effect.result(Effect.andThen(jitter, s.set(key, "set"))),
+          Effect.result(Effect.andThen(jitter, s.touch(key))),
+          Effect.andThen(jitter, s.revokeSubject("u"))
         ], { concurrency: "unbounded" })
         expect((yield* Effect.flip(s.get(key)))._tag).toBe("NotFound")
       }
