@@ -5,7 +5,7 @@
  * across shards.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Chunk, Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import { type Cluster, Redis } from "ioredis"
 import { createHash } from "node:crypto"
 import { RedisSessionStore, SessionKey, SessionStore } from "../../src/index.js"
@@ -13,12 +13,12 @@ import { conformance } from "../support/conformance.js"
 import { adminClient, deleteUnder, keysUnder, shared, storeLayer, uniquePrefix } from "../support/redis.js"
 import * as RedisCluster from "../support/redisCluster.js"
 
-class TestCluster extends Context.Tag("test/RedisCluster")<TestCluster, RedisCluster.TestCluster>() {}
+class TestCluster extends Context.Service<TestCluster, RedisCluster.TestCluster>()("test/RedisCluster") {}
 
-const ClusterLive = Layer.scoped(TestCluster, RedisCluster.cluster([7001, 7002, 7003, 7004, 7005, 7006]))
+const ClusterLive = Layer.effect(TestCluster, RedisCluster.cluster([7001, 7002, 7003, 7004, 7005, 7006]))
 
 const onCluster = (options?: SessionStore.Options) =>
-  Layer.unwrapEffect(Effect.map(TestCluster, ({ nodes }) => storeLayer({ cluster: nodes })(options)))
+  Layer.unwrap(Effect.map(TestCluster, ({ nodes }) => storeLayer({ cluster: nodes })(options)))
 
 conformance("RedisSessionStore on standalone Redis", Layer.empty, storeLayer(shared))
 conformance("RedisSessionStore on a Redis Cluster", ClusterLive, onCluster)
@@ -38,7 +38,7 @@ const clusterStore = (options: RedisSessionStore.Options = {}) =>
   })
 
 layer(ClusterLive, { timeout: 120_000 })("RedisSessionStore on a sharded Cluster", (it) => {
-  it.scoped("every key of a session shares one slot, through rotations; its subject index lies elsewhere", () =>
+  it.effect("every key of a session shares one slot, through rotations; its subject index lies elsewhere", () =>
     Effect.gen(function*() {
       const { admin, keyPrefix, slot, store } = yield* clusterStore()
       const first = yield* store.generate({ value: "v", subject: "ada" })
@@ -57,7 +57,7 @@ layer(ClusterLive, { timeout: 120_000 })("RedisSessionStore on a sharded Cluster
       expect((yield* store.list("ada")).map((info) => info.id)).toEqual([SessionKey.id(first)])
     }))
 
-  it.scoped("sessions spread over every master, and every master serves some", () =>
+  it.effect("sessions spread over every master, and every master serves some", () =>
     Effect.gen(function*() {
       const { admin, keyPrefix, store } = yield* clusterStore()
       yield* Effect.forEach(Array.from({ length: 300 }), () => store.generate(), { concurrency: 32, discard: true })
@@ -68,7 +68,7 @@ layer(ClusterLive, { timeout: 120_000 })("RedisSessionStore on a sharded Cluster
       for (const count of perMaster) expect(count).toBeGreaterThan(50) // about 100 each
     }))
 
-  it.scoped("the subject index is checked when read: stale entries are dropped, never listed or revoked", () =>
+  it.effect("the subject index is checked when read: stale entries are dropped, never listed or revoked", () =>
     Effect.gen(function*() {
       const { admin, keyPrefix, store } = yield* clusterStore()
       const mine = yield* store.generate({ subject: "ada" })
@@ -88,11 +88,11 @@ layer(ClusterLive, { timeout: 120_000 })("RedisSessionStore on a sharded Cluster
       expect(yield* Effect.promise(() => admin.exists(adaKey))).toBe(0)
     }))
 
-  it.scoped("all pages across shards in family order, the same order every time", () =>
+  it.effect("all pages across shards in family order, the same order every time", () =>
     Effect.gen(function*() {
       const { store } = yield* clusterStore()
       const keys = yield* Effect.forEach(Array.from({ length: 1_200 }), () => store.generate(), { concurrency: 32 })
-      const ids = (infos: Chunk.Chunk<SessionStore.SessionInfo>) => Chunk.toReadonlyArray(infos).map((info) => info.id)
+      const ids = (infos: ReadonlyArray<SessionStore.SessionInfo>) => infos.map((info) => info.id)
       const first = ids(yield* Stream.runCollect(store.all))
       const second = ids(yield* Stream.runCollect(store.all))
       expect(first).toEqual(second)

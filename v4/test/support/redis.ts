@@ -62,7 +62,7 @@ export const adminClient = (connection: { readonly cluster?: ReadonlyArray<strin
  * own). The options are the conformance suite's.
  */
 export const storeLayer = (connection: Store.Options) => (options: SessionStore.Options = {}) =>
-  Layer.scoped(
+  Layer.effect(
     SessionStore.SessionStore,
     Effect.gen(function*() {
       const keyPrefix = uniquePrefix()
