@@ -12,7 +12,7 @@ import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import type { SqlClient } from "effect/sql"
 import type { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Schema } from "effect"
+import { Cause, Effect, Layer, Schema } from "effect"
 import { createHash } from "node:crypto"
 import { readdir, readFile, rename, unlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -100,7 +100,7 @@ const inMemory = async (): Promise<PGlite> => {
  * @category errors
  */
 export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresError>("effect-session/EmbeddedPostgresError")("EmbeddedPostgresError", {
-  cause: Schema.Defect
+  cause: Schema.Defect()
 }) {
   override get message() {
     return `embedded PostgreSQL failed to start: ${this.cause instanceof Error ? this.cause.message : this.cause}`
@@ -126,7 +126,7 @@ export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresEr
 export const layer = (
   options: Options = {}
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, InvalidConfig | EmbeddedPostgresError> =>
-  Layer.unwrapScoped(Effect.gen(function*() {
+  Layer.unwrap(Effect.gen(function*() {
     const maxConnections = yield* positiveInteger("maxConnections", options.maxConnections ?? 4)
     const poolSize = yield* positiveInteger("poolSize", options.poolSize ?? maxConnections)
     if (poolSize > maxConnections) {
@@ -169,5 +169,5 @@ export const layer = (
       preparedStatements: false,
       // PGlite runs one statement at a time: pipelining gains nothing there.
       pipelinedReads: 0
-    }).pipe(Layer.mapError((cause) => new EmbeddedPostgresError({ cause })))
+    }).pipe(Layer.catchCause((cause) => Layer.effectContext(Effect.fail(new EmbeddedPostgresError({ cause: Cause.squash(cause) })))))
   }))

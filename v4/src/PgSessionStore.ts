@@ -8,13 +8,21 @@
  *
  * `layerPool` builds the connection pool itself (and provides the app a `PgClient` on it): the store then runs
  * named prepared statements on it, and a connection that outlives a deadline is discarded. `layer` runs on any
- * `PgClient` through `@effect/sql`.
+ * `PgClient` through `effect/sql`.
+ *
+ * On Effect 4 the pool of `layerPool` is still `pg`'s (the store's own code: prepared statements, deadlines,
+ * pipelined reads, batching, several hosts, PgBouncer), and the `PgClient` it provides is this library's, on the
+ * same pool's connections (`@effect/sql-pg` 4 has no `PgClient.fromPool`). On a `PgClient` of `@effect/sql-pg` 4
+ * itself (`layer`), leave `multiplex` off (its default): with `multiplex: true` the statements of different fibers
+ * share a connection in order, so a session write that waits for a row lock (another request's transaction holding
+ * the session's row) stalls every read queued behind it on that connection until the lock is released or the
+ * deadline passes. `layerPool` never pipelines a write: only its reads share connections.
  *
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "effect/sql"
-import { Cause, type ConfigError, type Context, Effect, Layer, Option, type Scope } from "effect"
+import { Cause, type Config, Context, Effect, Layer, Option, type Scope } from "effect"
 import * as Deadline from "./internal/deadline.js"
 import { type Configured, durationOption, oneOf, unwrapConfig } from "./internal/options.js"
 import * as PgBackend from "./internal/pgBackend.js"
@@ -74,24 +82,24 @@ export interface PoolOptions extends PgPool.PoolOptions, Options {}
 export const quoteTableName: (tableName: string) => Effect.Effect<PgSchema.Target, InvalidConfig> =
   PgSchema.quoteTableName
 
-/** Whether `fiber` runs inside an `@effect/sql` transaction (one context lookup: this is on every statement). */
-const inTransactionOf = (fiber: { readonly currentContext: Context.Context<never> }) =>
-  fiber.currentContext.unsafeMap.has(SqlClient.TransactionConnection.key)
+/** Whether `fiber` runs inside a transaction of `sql` (one context lookup: this is on every statement). */
+const inTransactionOf = (sql: SqlClient.SqlClient, fiber: { readonly context: Context.Context<never> }) =>
+  Context.getOrUndefined(fiber.context, sql.transactionService) !== undefined
 
-/** Whether the calling fiber runs inside an `@effect/sql` transaction. */
-const inTransaction = Effect.withFiberRuntime<boolean>((fiber) => Effect.succeed(inTransactionOf(fiber)))
+/** Whether the calling fiber runs inside a transaction of `sql`. */
+const inTransaction = (sql: SqlClient.SqlClient) => Effect.withFiber<boolean>((fiber) => Effect.succeed(inTransactionOf(sql, fiber)))
 
 /**
  * On a pool this library owns: named prepared statements (unless turned off), reads on the pipelined connections
  * and writes on the pool; inside the app's transaction, on the transaction's connection, so the statement joins it.
  */
-const onPool = (owned: PgPool.OwnedPool["Type"], q: Statements, viaClient: PgBackend.Run, timeout: number): PgBackend.Run => {
+const onPool = (owned: PgPool.OwnedPool["Service"], q: Statements, viaClient: PgBackend.Run, timeout: number): PgBackend.Run => {
   const names = new Map<string, string | undefined>()
   for (const text of Object.values(q)) names.set(text, owned.preparedStatements ? PgPool.statementName(text) : undefined)
   const { pipeline, pool } = owned
   return (statement, params, timeoutMs = timeout) =>
-    Effect.withFiberRuntime((fiber) => {
-      if (inTransactionOf(fiber)) return viaClient(statement, params)
+    Effect.withFiber((fiber) => {
+      if (inTransactionOf(owned.client, fiber)) return viaClient(statement, params)
       const name = names.get(statement)
       return pipeline !== undefined && (statement === q.find || statement === q.findMany)
         ? pipeline.query(name, statement, params, timeoutMs)
@@ -100,16 +108,15 @@ const onPool = (owned: PgPool.OwnedPool["Type"], q: Statements, viaClient: PgBac
 }
 
 /**
- * On any `PgClient`: through `@effect/sql`, with our column names kept as written whatever `transformResultNames`
- * the app uses. Never interrupted (an interrupted `@effect/sql-pg` query sends `pg_cancel_backend`, which can hit the
- * next statement on that connection, someone else's): past the deadline the caller stops waiting and the query
- * finishes on its own.
+ * On any `PgClient`: through `effect/sql`, with our column names kept as written whatever `transformResultNames`
+ * the app uses. Never interrupted (an interrupted query may cancel or drop what shares its connection): past the
+ * deadline the caller stops waiting and the query finishes on its own.
  */
 const onClient = (sql: PgClient.PgClient, timeout: number): PgBackend.Run => (statement, params) =>
   Deadline.detached(
     sql.unsafe<any>(statement, params as Array<never>).withoutTransform,
     timeout,
-    () => new Cause.TimeoutException(`no answer within ${timeout} ms`)
+    () => new Cause.TimeoutError(`no answer within ${timeout} ms`)
   )
 
 /**
@@ -135,11 +142,11 @@ export const make = (
     const timeout = yield* durationOption("timeout", options.timeout ?? SessionStore.defaults.timeout, 1)
     const viaClient = onClient(sql, timeout)
     const owned = Option.filter(yield* Effect.serviceOption(PgPool.OwnedPool), (pool) => pool.client === sql)
-    if (Option.isNone(owned)) return yield* SessionStore.make(PgBackend.make(q, viaClient, inTransaction), options)
+    if (Option.isNone(owned)) return yield* SessionStore.make(PgBackend.make(q, viaClient, inTransaction(sql)), options)
     const run = onPool(owned.value, q, viaClient, timeout)
     // On the owned pool, reads and compare-and-sets of different sessions share statements (internal/pgBatch.ts).
-    const lanes = PgBackend.lanes(q, run, yield* Effect.runtime<never>(), { ...owned.value.batching, timeout })
-    return yield* SessionStore.make(PgBackend.make(q, run, inTransaction, lanes), options)
+    const lanes = PgBackend.lanes(q, run, yield* Effect.context<never>(), { ...owned.value.batching, timeout })
+    return yield* SessionStore.make(PgBackend.make(q, run, inTransaction(sql), lanes), options)
   })
 
 /**
@@ -165,7 +172,7 @@ export const make = (
 export const layer = (
   options: Options = {}
 ): Layer.Layer<SessionStore.SessionStore, InvalidConfig | SessionStoreError, PgClient.PgClient> =>
-  Layer.scoped(SessionStore.SessionStore, make(options))
+  Layer.effect(SessionStore.SessionStore, make(options))
 
 /**
  * The store and a `PgClient` for the app, on one connection pool this library builds: TCP keepalive, a bounded
@@ -216,9 +223,9 @@ export const layerConfig = (
   config: Configured<Options>
 ): Layer.Layer<
   SessionStore.SessionStore,
-  InvalidConfig | SessionStoreError | ConfigError.ConfigError,
+  InvalidConfig | SessionStoreError | Config.ConfigError,
   PgClient.PgClient
-> => Layer.unwrapEffect(Effect.map(unwrapConfig(config), layer))
+> => Layer.unwrap(Effect.map(unwrapConfig(config), layer))
 
 /**
  * {@link layerPool} with its options read through `Config`.
@@ -241,8 +248,8 @@ export const layerPoolConfig = (
   config: Configured<PoolOptions>
 ): Layer.Layer<
   SessionStore.SessionStore | PgClient.PgClient | SqlClient.SqlClient,
-  InvalidConfig | SessionStoreError | ConfigError.ConfigError
-> => Layer.unwrapEffect(Effect.map(unwrapConfig(config), layerPool))
+  InvalidConfig | SessionStoreError | Config.ConfigError
+> => Layer.unwrap(Effect.map(unwrapConfig(config), layerPool))
 
 /**
  * The DDL the layer would run, for teams that manage their schema themselves (`createTable: false`).

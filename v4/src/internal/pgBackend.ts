@@ -4,7 +4,7 @@
  * share statements ({@link lanes}, see pgBatch), except inside an app's transaction. Revocation runs its statement
  * again when a rotation committed under it (see `revokeFamily`), so no key made by a concurrent rotation survives.
  */
-import { Effect, type Runtime } from "effect"
+import { type Context, Effect } from "effect"
 import * as PgBatch from "./pgBatch.js"
 import type { Statements } from "./pgStatements.js"
 import type { Backend, InfoRow, Refusal, Row, StoredOwner } from "./storeModel.js"
@@ -206,8 +206,8 @@ export interface LaneSettings {
   readonly timeout: number
 }
 
-/** Lanes for reads, compare-and-sets and upserts on `run` (the owned pool), their batches run by `runtime`. */
-export const lanes = (q: Statements, run: Run, runtime: Runtime.Runtime<never>, settings: LaneSettings): Lanes => {
+/** Lanes for reads, compare-and-sets and upserts on `run` (the owned pool), their batches run with `context`. */
+export const lanes = (q: Statements, run: Run, context: Context.Context<never>, settings: LaneSettings): Lanes => {
   const lane = <I, O>(kind: string, maxInFlight: number, ops: Pick<PgBatch.Options<I, O>, "key" | "one" | "many">) =>
     PgBatch.make({
       kind,
@@ -216,7 +216,7 @@ export const lanes = (q: Statements, run: Run, runtime: Runtime.Runtime<never>, 
       timeout: settings.timeout,
       rolledBack: PgBatch.isServerError,
       ...ops
-    }, runtime)
+    }, context)
   const byId = (input: { readonly id: Uint8Array }) => hex(input.id)
   return {
     find: lane("read", settings.readsInFlight, {

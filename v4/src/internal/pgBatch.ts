@@ -16,18 +16,17 @@
  * with a server error (deadlock detected, say) was rolled back whole: its inputs then run one by one, so one row
  * never fails the others.
  */
-import { Cause, Effect, Exit, type Fiber, FiberId, Metric, MetricBoundaries, MetricLabel, Runtime } from "effect"
+import { Cause, type Context, Effect, Exit, type Fiber, Metric } from "effect"
 import * as Deadline from "./deadline.js"
 
 /**
  * Inputs per statement of the owned pool's lanes (`kind`: `read` or `write`): a batch of one is a caller that sent
  * its statement alone.
  */
-export const batchSize = Metric.histogram(
-  "effect_session_pg_batch_size",
-  MetricBoundaries.fromIterable([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]),
-  "Sessions per statement sent by the PostgreSQL store's batching (owned pool)"
-)
+export const batchSize = Metric.histogram("effect_session_pg_batch_size", {
+  boundaries: Metric.boundariesFromIterable([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]),
+  description: "Sessions per statement sent by the PostgreSQL store's batching (owned pool)"
+})
 
 /** Inputs run alone after a statement of many: it skipped them (busy) or failed with a server error. */
 export const ranAlone = Metric.counter("effect_session_pg_batch_ran_alone_total", {
@@ -66,7 +65,7 @@ export interface Lane<I, O> {
 /** A running statement: how many of its callers still wait for it, and its fiber. */
 interface Running {
   listening: number
-  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  fiber: Fiber.Fiber<unknown, unknown> | undefined
 }
 
 interface Entry<I, O> {
@@ -81,7 +80,7 @@ interface Entry<I, O> {
 /** The placeholder failure of a skipped input whose caller left (never seen by anyone). */
 const skipped = new Error("skipped by its batch; its caller left")
 
-const timedOut = (millis: number) => () => new Cause.TimeoutException(`no answer within ${millis} ms`)
+const timedOut = (millis: number) => () => new Cause.TimeoutError(`no answer within ${millis} ms`)
 
 /** A server's error (it has an SQLSTATE): the statement was rolled back; a lost connection says nothing of that. */
 export const isServerError = (error: unknown): boolean =>
@@ -90,14 +89,16 @@ export const isServerError = (error: unknown): boolean =>
 
 /** A lane's state: the callers waiting, its statements in flight. */
 class LaneState<I, O> implements Lane<I, O> {
-  private readonly labels: ReadonlyArray<MetricLabel.MetricLabel>
-  private readonly fork: ReturnType<typeof Runtime.runFork<never>>
+  private readonly batchSize: Metric.Histogram<number>
+  private readonly ranAlone: Metric.Counter<number>
+  private readonly fork: ReturnType<typeof Effect.runForkWith<never>>
   private readonly waiting: Array<Entry<I, O>> = []
   private inFlight = 0
 
-  constructor(private readonly options: Options<I, O>, runtime: Runtime.Runtime<never>) {
-    this.labels = [MetricLabel.make("kind", options.kind)]
-    this.fork = Runtime.runFork(runtime)
+  constructor(private readonly options: Options<I, O>, private readonly context: Context.Context<never>) {
+    this.batchSize = Metric.withAttributes(batchSize, { kind: options.kind })
+    this.ranAlone = Metric.withAttributes(ranAlone, { kind: options.kind })
+    this.fork = Effect.runForkWith(context)
   }
 
   readonly submit = (input: I): Effect.Effect<O, unknown> =>
@@ -105,7 +106,7 @@ class LaneState<I, O> implements Lane<I, O> {
       if (this.inFlight >= this.options.maxInFlight || this.waiting.length > 0) return this.wait(input)
       // A free slot and nobody waiting: this caller's own statement, at once, in its own fiber.
       this.inFlight++
-      batchSize.unsafeUpdate(1, this.labels)
+      this.batchSize.updateUnsafe(1, this.context)
       return Effect.ensuring(this.options.one(input, this.options.timeout), Effect.sync(this.done))
     })
 
@@ -124,7 +125,7 @@ class LaneState<I, O> implements Lane<I, O> {
   private leave(entry: Entry<I, O>) {
     entry.gone = true
     const running = entry.running
-    if (running !== undefined && --running.listening === 0) running.fiber?.unsafeInterruptAsFork(FiberId.none)
+    if (running !== undefined && --running.listening === 0) running.fiber?.interruptUnsafe()
   }
 
   private readonly done = () => {
@@ -163,7 +164,7 @@ class LaneState<I, O> implements Lane<I, O> {
   /** Sends `entries` as one statement, in a fiber of its own; its slot is given back once (`release`). */
   private send(entries: ReadonlyArray<Entry<I, O>>) {
     this.inFlight++
-    batchSize.unsafeUpdate(entries.length, this.labels)
+    this.batchSize.updateUnsafe(entries.length, this.context)
     const running: Running = { listening: entries.length, fiber: undefined }
     let latest = 0
     for (const entry of entries) {
@@ -216,11 +217,11 @@ class LaneState<I, O> implements Lane<I, O> {
   /** `entry` run alone, within what is left of its deadline (a failure placeholder when its caller left). */
   private alone(entry: Entry<I, O>, error: unknown): Effect.Effect<Exit.Exit<O, unknown>> {
     if (entry.gone) return Effect.succeed(Exit.fail(error))
-    ranAlone.unsafeUpdate(1, this.labels)
+    this.ranAlone.updateUnsafe(1, this.context)
     return Effect.exit(this.options.one(entry.input, Math.max(1, Math.ceil(entry.deadline - performance.now()))))
   }
 }
 
-/** A lane of `options`, its batches run as fibers of `runtime`. */
-export const make = <I, O>(options: Options<I, O>, runtime: Runtime.Runtime<never>): Lane<I, O> =>
-  new LaneState(options, runtime)
+/** A lane of `options`, its batches run as fibers with the services of `context`. */
+export const make = <I, O>(options: Options<I, O>, context: Context.Context<never>): Lane<I, O> =>
+  new LaneState(options, context)

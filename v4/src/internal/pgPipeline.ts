@@ -116,7 +116,7 @@ export const make = (
     ) =>
       Deadline.callback<ReadonlyArray<Row>, Error>(
         timeoutMs,
-        () => new Cause.TimeoutException(`no answer within ${timeoutMs} ms`),
+        () => new Cause.TimeoutError(`no answer within ${timeoutMs} ms`),
         (settle) => {
           const slot = slots[next++ % size]!
           let ended = false

@@ -1,5 +1,6 @@
 /**
- * The `pg.Pool` this library builds and owns, behind a real `@effect/sql-pg` `PgClient` (`PgClient.fromPool`).
+ * The `pg.Pool` this library builds and owns, behind a `PgClient` on it (pgPoolClient: `@effect/sql-pg` 4 has no
+ * `PgClient.fromPool`).
  *
  * Owning the pool is what makes deadlines safe: a connection whose query outlived its deadline is discarded,
  * never handed to the next request (a lost reply would otherwise leave every later query on that connection
@@ -7,7 +8,7 @@
  * and `lock_timeout`, and lets the session store run its few hot statements as named prepared statements. Its
  * connections go where pgTargets sends them (several hosts: the primary), and pgPooler adapts it to PgBouncer.
  */
-import * as Reactivity from "@effect/experimental/Reactivity"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Cause, Context, Duration, Effect, Layer, Redacted } from "effect"
@@ -18,6 +19,7 @@ import { InvalidConfig, SessionStoreError } from "../SessionError.js"
 import { durationOption, positiveInteger } from "./options.js"
 import * as Deadline from "./deadline.js"
 import * as PgPipeline from "./pgPipeline.js"
+import * as PgPoolClient from "./pgPoolClient.js"
 import * as PgPooler from "./pgPooler.js"
 import * as PgTargets from "./pgTargets.js"
 import type * as PgUrl from "./pgUrl.js"
@@ -51,20 +53,20 @@ export interface PoolOptions {
   readonly maxConnections?: number | undefined
   readonly minConnections?: number | undefined
   /** An idle connection is closed after this long. Default 30 seconds. */
-  readonly idleTimeout?: Duration.DurationInput | undefined
+  readonly idleTimeout?: Duration.Input | undefined
   /** Bounds both opening a connection and waiting for a free one in the pool. Default 3 seconds. */
-  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly connectTimeout?: Duration.Input | undefined
   /** A connection is replaced after this long. Default: never. */
-  readonly connectionTTL?: Duration.DurationInput | undefined
+  readonly connectionTTL?: Duration.Input | undefined
   /**
    * Server-side `statement_timeout` of the pool's connections (every query on them, the app's included). Zero
    * disables it. Default 3 seconds.
    */
-  readonly statementTimeout?: Duration.DurationInput | undefined
+  readonly statementTimeout?: Duration.Input | undefined
   /** Server-side `lock_timeout` of the pool's connections. Zero disables it. Default 3 seconds. */
-  readonly lockTimeout?: Duration.DurationInput | undefined
+  readonly lockTimeout?: Duration.Input | undefined
   /** TCP keepalive on every connection, first probe after this idle time. Zero disables it. Default 10 seconds. */
-  readonly keepAlive?: Duration.DurationInput | undefined
+  readonly keepAlive?: Duration.Input | undefined
   /**
    * Run the store's statements as named prepared statements (parsed once per connection). Turn it off behind a
    * pooler that does not keep a connection's prepared statements (PgBouncer in transaction mode before 1.21).
@@ -88,7 +90,7 @@ export interface PoolOptions {
  * A pool this library built, beside the `PgClient` on it (provided with that client, though no layer's type says
  * so): `PgSessionStore` reads it from its context to take the fast path when its client is `client`.
  */
-export class OwnedPool extends Context.Tag("effect-session/OwnedPool")<OwnedPool, {
+export class OwnedPool extends Context.Service<OwnedPool, {
   /** The client this pool serves. */
   readonly client: PgClient.PgClient
   readonly pool: Pg.Pool
@@ -98,7 +100,7 @@ export class OwnedPool extends Context.Tag("effect-session/OwnedPool")<OwnedPool
   readonly pipeline: PgPipeline.Pipeline | undefined
   /** How the store batches its statements across sessions on this pool (see pgBatch). */
   readonly batching: Batching
-}>() {}
+}>()("effect-session/OwnedPool") {}
 
 /** Statements in flight per batching lane (reads, writes), and callers per statement, at most. */
 export interface Batching {
@@ -198,7 +200,7 @@ const discardWhenBusy = (client: Pg.PoolClient): Pg.PoolClient => {
   return client
 }
 
-const optionalMillis = (option: string, input: Duration.DurationInput | undefined, fallback: number) =>
+const optionalMillis = (option: string, input: Duration.Input | undefined, fallback: number) =>
   input === undefined ? Effect.succeed(fallback) : durationOption(option, input, 0)
 
 /** The pool's settings, validated. */
@@ -226,7 +228,7 @@ const settings = (options: PoolOptions) =>
 export const layerClient = (
   options: PoolOptions
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, InvalidConfig | SessionStoreError> =>
-  Layer.scopedContext(Effect.gen(function*() {
+  Layer.effectContext(Effect.gen(function*() {
     const s = yield* settings(options)
     const targets = yield* PgTargets.make(options, s.connect)
     const connection = {
@@ -264,15 +266,14 @@ export const layerClient = (
       try: () => pool.connect().then((client: Pg.PoolClient) => client.release()),
       catch: (cause) => PgPooler.refusedStartup(cause) ?? new SessionStoreError({ operation: "connect", cause })
     })
-    const client = yield* PgClient.fromPool({
-      acquire: Effect.succeed(pool),
-      applicationName: options.applicationName ?? "effect-session",
+    const client = yield* PgPoolClient.make(pool, {
+      config: PgPoolClient.configOf(options, targets.candidates[0]!.config),
       spanAttributes: options.spanAttributes,
       transformResultNames: options.transformResultNames,
       transformQueryNames: options.transformQueryNames,
       transformJson: options.transformJson,
-      types: options.types
-    }).pipe(Effect.mapError((cause) => new SessionStoreError({ operation: "connect", cause })))
+      open: () => PgTargets.open(targets, connection)
+    })
     const pipeline = s.pipelined > 0 && PgPipeline.supported()
       ? namedOn(pool.named, yield* PgPipeline.make(connection, s.pipelined, (config) => PgTargets.open(targets, config)))
       : undefined
@@ -322,7 +323,7 @@ const statement = <Row>(
     readonly timeoutMs: number
   }
 ): Effect.Effect<ReadonlyArray<Row>, Error> =>
-  Deadline.callback<ReadonlyArray<Row>, Error>(timeoutMs, () => new Cause.TimeoutException(`no answer within ${timeoutMs} ms`), (settle) => {
+  Deadline.callback<ReadonlyArray<Row>, Error>(timeoutMs, () => new Cause.TimeoutError(`no answer within ${timeoutMs} ms`), (settle) => {
     let abandoned: Deadline.Abort | undefined
     let release: ((error?: Error) => void) | undefined
     pool.connect((error, client, done) => {

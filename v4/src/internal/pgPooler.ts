@@ -48,7 +48,7 @@ export const named = <A>(
   name === undefined || !state.on
     ? run(undefined)
     : Effect.catchIf(run(name), isLost, (error) =>
-      Effect.zipRight(
+      Effect.andThen(
         state.switchOff()
           ? Effect.logWarning(
             `prepared statements turned off: the server lost one between transactions (SQLSTATE ${

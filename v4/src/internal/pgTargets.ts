@@ -265,8 +265,8 @@ export const make = (options: TargetOptions, connectTimeout: number): Effect.Eff
       return yield* invalid("url", "must be Redacted (Redacted.make(url), or Config.redacted(...) in layerPoolConfig)")
     }
     const parsed = options.url === undefined ? undefined : PgUrl.parse(Redacted.value(options.url))
-    if (parsed?._tag === "Left") return yield* invalid("url", parsed.left)
-    const url = parsed?.right
+    if (parsed?._tag === "Failure") return yield* invalid("url", parsed.failure)
+    const url = parsed?.success
     if (options.hosts !== undefined && options.host !== undefined) {
       return yield* invalid("hosts", "give either host (and port) or hosts, not both")
     }

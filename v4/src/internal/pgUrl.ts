@@ -6,7 +6,7 @@
  * Everything else (user, password, database, `sslmode`, `application_name`, `options`, …) stays in a single-host URL
  * that pg parses as it always does, one per host. The password stays inside `Redacted` values.
  */
-import { Either, Redacted } from "effect"
+import { Redacted, Result } from "effect"
 
 /** One server: a host name, an address (IPv6 without brackets) or a socket directory, and a port. */
 export interface Host {
@@ -47,22 +47,22 @@ export interface ParsedUrl {
 const ours = new Set(["target_session_attrs", "load_balance_hosts"])
 
 /** `host[:port]` or `[v6][:port]` of a URL's host list, decoded; or why not. */
-const hostOf = (text: string): Either.Either<Host, string> => {
+const hostOf = (text: string): Result.Result<Host, string> => {
   const bracketed = /^\[([0-9A-Fa-f:.%]+)\](?::(.*))?$/.exec(text)
   const [raw, port] = bracketed !== null
     ? [bracketed[1]!, bracketed[2]]
     : text.includes(":")
     ? [text.slice(0, text.indexOf(":")), text.slice(text.indexOf(":") + 1)]
     : [text, undefined]
-  if (raw === "") return Either.left("a host of the list is empty")
-  if (bracketed === null && /[[\]@/?#]/.test(raw)) return Either.left("a host of the list is not a host name or address")
-  if (port !== undefined && !/^\d{1,5}$/.test(port)) return Either.left("a port of the host list is not a number")
+  if (raw === "") return Result.fail("a host of the list is empty")
+  if (bracketed === null && /[[\]@/?#]/.test(raw)) return Result.fail("a host of the list is not a host name or address")
+  if (port !== undefined && !/^\d{1,5}$/.test(port)) return Result.fail("a port of the host list is not a number")
   const number = port === undefined ? undefined : Number(port)
-  if (number !== undefined && (number < 1 || number > 65535)) return Either.left("a port of the host list is out of range")
+  if (number !== undefined && (number < 1 || number > 65535)) return Result.fail("a port of the host list is out of range")
   try {
-    return Either.right({ host: decodeURIComponent(raw), port: number })
+    return Result.succeed({ host: decodeURIComponent(raw), port: number })
   } catch {
-    return Either.left("a host of the list has a malformed percent-encoding")
+    return Result.fail("a host of the list has a malformed percent-encoding")
   }
 }
 
@@ -75,27 +75,27 @@ const parameter = <A extends string>(
   params: URLSearchParams,
   name: string,
   allowed: ReadonlyArray<A>
-): Either.Either<A | undefined, string> => {
+): Result.Result<A | undefined, string> => {
   const values = params.getAll(name)
-  if (values.length === 0) return Either.right(undefined)
+  if (values.length === 0) return Result.succeed(undefined)
   const [value] = values
-  if (values.some((v) => v !== value)) return Either.left(`${name} is given twice with different values`)
+  if (values.some((v) => v !== value)) return Result.fail(`${name} is given twice with different values`)
   return (allowed as ReadonlyArray<string>).includes(value!)
-    ? Either.right(value as A)
-    : Either.left(`${name} must be one of ${allowed.join(", ")}, got ${JSON.stringify(value!.slice(0, 40))}`)
+    ? Result.succeed(value as A)
+    : Result.fail(`${name} must be one of ${allowed.join(", ")}, got ${JSON.stringify(value!.slice(0, 40))}`)
 }
 
 /**
  * Takes a `postgres://` or `postgresql://` URL apart; any other form (a socket path, `socket:`) is left to pg whole.
  * The reason of a refusal never quotes the URL (it may hold a password).
  */
-export const parse = (url: string): Either.Either<ParsedUrl, string> => {
+export const parse = (url: string): Result.Result<ParsedUrl, string> => {
   const match = /^(postgres(?:ql)?:\/\/)([^/?#]*)([^?#]*)(?:\?([^#]*))?(#.*)?$/i.exec(url)
   if (match === null && !/^(?:socket:|\/)/.test(url)) {
-    return Either.left("is not a postgres:// (or postgresql://) URL, a socket path or socket: URL")
+    return Result.fail("is not a postgres:// (or postgresql://) URL, a socket path or socket: URL")
   }
   if (match === null) {
-    return Either.right({
+    return Result.succeed({
       hosts: undefined,
       hostList: "",
       targetSessionAttrs: undefined,
@@ -114,13 +114,13 @@ export const parse = (url: string): Either.Either<ParsedUrl, string> => {
   const rest = segments.filter((segment) => !isOurs(segment))
   const suffix = path + (rest.length > 0 ? `?${rest.join("&")}` : "") + (fragment ?? "")
   const rebuild = (hostPart: string) => `${scheme}${userinfo}${hostPart}${suffix}`
-  return Either.gen(function*() {
+  return Result.gen(function*() {
     const targetSessionAttrs = yield* parameter(params, "target_session_attrs", sessionAttrs)
     const loadBalanceHosts = yield* parameter(params, "load_balance_hosts", loadBalanceModes)
-    const hosts = hostList.includes(",") ? yield* Either.all(hostList.split(",").map(hostOf)) : undefined
+    const hosts = hostList.includes(",") ? yield* Result.all(hostList.split(",").map(hostOf)) : undefined
     const withHost = (host: Host) => Redacted.make(rebuild(formatHost(host)))
     for (const host of hosts ?? []) {
-      if (!URL.canParse(Redacted.value(withHost(host)))) return yield* Either.left("the URL is not valid for one of its hosts")
+      if (!URL.canParse(Redacted.value(withHost(host)))) return yield* Result.fail("the URL is not valid for one of its hosts")
     }
     // One host (or none): pg parses the URL as it always has, and reports what it cannot take when it connects.
     return { hosts, hostList, targetSessionAttrs, loadBalanceHosts, url: Redacted.make(rebuild(hostList)), withHost }

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either, Redacted } from "effect"
+import { Redacted, Result } from "effect"
 import Pg from "pg"
 import * as PgUrl from "../../src/internal/pgUrl.js"
 
-const parsed = (url: string) => Either.getOrThrow(PgUrl.parse(url))
-const refusal = (url: string) => Either.flip(PgUrl.parse(url)).pipe(Either.getOrThrow)
+const parsed = (url: string) => Result.getOrThrow(PgUrl.parse(url))
+const refusal = (url: string) => Result.flip(PgUrl.parse(url)).pipe(Result.getOrThrow)
 
 /** What pg itself makes of a URL: the parameters it connects with. */
 const pgReads = (url: Redacted.Redacted<string>) => {
