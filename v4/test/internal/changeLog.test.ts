@@ -27,7 +27,7 @@ describe("ChangeLog", () => {
   })
 
   it("a schema that renames fields gets a replacement, never a patch that misses them", () => {
-    const Renamed = Schema.Struct({ userName: Schema.propertySignature(Schema.NullOr(Schema.String)).pipe(Schema.fromKey("user_name")) })
+    const Renamed = Schema.Struct({ userName: Schema.NullOr(Schema.String) }).pipe(Schema.encodeKeys({ userName: "user_name" }))
     const encode = (data: typeof Renamed.Type) => Schema.encodeSync(Renamed)(data)
     const change = ChangeLog.diff<typeof Renamed.Type>({ userName: null }, { userName: "ada" }, encode)
     expect(change).toEqual({ _tag: "Replace", data: { userName: "ada" } })

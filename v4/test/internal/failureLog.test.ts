@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, HashMap, Logger, LogLevel, TestClock } from "effect"
+import { Effect, Logger, References } from "effect"
+import { TestClock } from "effect/testing"
 import * as FailureLog from "../../src/internal/failureLog.js"
 import { SessionStoreError } from "../../src/SessionError.js"
 
@@ -17,14 +18,14 @@ describe("FailureLog", () => {
         yield* log("session load", error)
         yield* log("session save", error)
       }).pipe(
-        Effect.provide(Logger.replace(
-          Logger.defaultLogger,
-          Logger.make(({ annotations, logLevel, message }) => {
-            if (logLevel._tag !== "Debug") lines.push(`${logLevel.label} ${message} ${HashMap.size(annotations)}`)
+        Effect.provide(Logger.layer([
+          Logger.make(({ fiber, logLevel, message }) => {
+            const annotations = fiber.getRef(References.CurrentLogAnnotations)
+            if (logLevel !== "Debug") lines.push(`${logLevel.toUpperCase()} ${message} ${Object.keys(annotations).length}`)
             else debug.push(`${message}`)
           })
-        )),
-        Logger.withMinimumLogLevel(LogLevel.Debug)
+        ])),
+        Effect.provideService(References.MinimumLogLevel, "Debug")
       )
       expect(lines).toEqual([
         "ERROR session load failed: SessionStoreError(get) ← Error 23505 1",

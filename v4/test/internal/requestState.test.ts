@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Either, Schema } from "effect"
+import { Duration, Result, Schema } from "effect"
 import * as Envelope from "../../src/internal/envelope.js"
 import type * as Renewal from "../../src/internal/renewal.js"
 import * as RequestState from "../../src/internal/requestState.js"
@@ -93,7 +93,7 @@ describe("RequestState.replay", () => {
     const storedValue = Envelope.encode(Envelope.make({ user: "ada", n: 41 }, { notice: "read", other: "kept" }, 7, true))
     const { envelope, value } = RequestState.replay(draft, codec)(storedValue)
     expect(envelope).toEqual(Envelope.make({ user: "ada", n: 42 }, { other: "kept", next: "added" }, 7, true))
-    expect(Either.getOrThrow(Envelope.decode(value))).toEqual(envelope)
+    expect(Result.getOrThrow(Envelope.decode(value))).toEqual(envelope)
   })
 
   it("a stored value that no longer decodes is replaced by the draft", () => {

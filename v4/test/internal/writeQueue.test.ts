@@ -11,9 +11,9 @@ const counting = (backend: SessionStore.Backend<never>) => {
   const calls = { find: 0, compareAndSet: 0, rotate: 0 }
   const counted: SessionStore.Backend<never> = {
     ...backend,
-    find: (id) => Effect.zipRight(Effect.sync(() => calls.find++), backend.find(id)),
-    compareAndSet: (...args) => Effect.zipRight(Effect.sync(() => calls.compareAndSet++), backend.compareAndSet(...args)),
-    rotate: (...args) => Effect.zipRight(Effect.sync(() => calls.rotate++), backend.rotate(...args))
+    find: (id) => Effect.andThen(Effect.sync(() => calls.find++), backend.find(id)),
+    compareAndSet: (...args) => Effect.andThen(Effect.sync(() => calls.compareAndSet++), backend.compareAndSet(...args)),
+    rotate: (...args) => Effect.andThen(Effect.sync(() => calls.rotate++), backend.rotate(...args))
   }
   return { calls, counted }
 }
@@ -21,7 +21,7 @@ const counting = (backend: SessionStore.Backend<never>) => {
 const increment = (n: string) => String(Number(n) + 1)
 
 describe("the write queue", () => {
-  it.scoped("64 concurrent modifies of one session are merged: none lost, a few statements in all", () =>
+  it.effect("64 concurrent modifies of one session are merged: none lost, a few statements in all", () =>
     Effect.gen(function*() {
       const { calls, counted } = counting(MemorySessionStore.backend())
       const store = yield* SessionStore.make(counted, { cleanupInterval: 0 })
@@ -42,7 +42,7 @@ describe("the write queue", () => {
       const second = yield* SessionStore.make(counted, { cleanupInterval: 0 })
       const key = yield* first.generate({ value: "0" })
       const writers = Array.from({ length: 128 }, (_, i) => i % 2 === 0 ? first : second)
-      yield* Effect.forEach(writers, (store) => Effect.zipRight(Effect.sleep(Math.random() * 5), store.modify(key, increment)), {
+      yield* Effect.forEach(writers, (store) => Effect.andThen(Effect.sleep(Math.random() * 5), store.modify(key, increment)), {
         concurrency: "unbounded",
         discard: true
       })
@@ -50,7 +50,7 @@ describe("the write queue", () => {
       expect((calls.find - 1 + calls.compareAndSet) / 128).toBeLessThanOrEqual(3)
     }).pipe(Effect.scoped))
 
-  it.scoped("a function that throws fails its own caller only; the writes merged with it are stored", () =>
+  it.effect("a function that throws fails its own caller only; the writes merged with it are stored", () =>
     Effect.gen(function*() {
       const store = yield* SessionStore.make(MemorySessionStore.backend(), { cleanupInterval: 0 })
       const key = yield* store.generate({ value: "a" })
@@ -62,20 +62,20 @@ describe("the write queue", () => {
         { concurrency: "unbounded" }
       )
       expect(Exit.isSuccess(outcomes[0]!) && Exit.isSuccess(outcomes[2]!)).toBe(true)
-      expect(Exit.isFailure(outcomes[1]!) && Cause.isDie(outcomes[1].cause)).toBe(true)
+      expect(Exit.isFailure(outcomes[1]!) && Cause.hasDies(outcomes[1].cause)).toBe(true)
       expect((yield* store.get(key)).value).toBe("abc")
     }))
 
-  it.scoped("writes merged with a value that is too large keep theirs; only that one fails", () =>
+  it.effect("writes merged with a value that is too large keep theirs; only that one fails", () =>
     Effect.gen(function*() {
       const store = yield* SessionStore.make(MemorySessionStore.backend(), { cleanupInterval: 0, maxValueBytes: 10 })
       const key = yield* store.generate({ value: "a" })
       const outcomes = yield* Effect.forEach(
         [(v: string) => v + "b", () => "x".repeat(11), (v: string) => v + "c"],
-        (f) => Effect.either(store.modify(key, f)),
+        (f) => Effect.result(store.modify(key, f)),
         { concurrency: "unbounded" }
       )
-      expect(outcomes.map((o) => o._tag)).toEqual(["Right", "Left", "Right"])
+      expect(outcomes.map((o) => o._tag)).toEqual(["Success", "Failure", "Success"])
       expect((yield* store.get(key)).value).toBe("abc")
     }))
 
@@ -94,11 +94,11 @@ describe("the write queue", () => {
       const started = Date.now()
       const exit = yield* Effect.exit(store.modify(key, increment))
       expect(Date.now() - started).toBeLessThan(1_000)
-      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(Exit.isFailure(exit) && Cause.hasDies(exit.cause)).toBe(true)
       expect(logged).toEqual([expect.stringMatching(/^write queue \(defect\) failed: /)])
       expect(yield* store.modify(key, increment)).toBe("1")
     }).pipe(
-      Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(`${message}`)))),
+      Effect.provide(Logger.layer([Logger.make(({ message }) => logged.push(`${message}`))])),
       Effect.scoped
     ))
 })
