@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
-import { Config, Duration, Effect, Either, Layer } from "effect"
+import { Config, Duration, Effect, Layer, Result } from "effect"
 import { statSync, writeFileSync } from "node:fs"
 import { SessionKey, SessionStore, SqliteSessionStore } from "../../src/index.js"
 import { conformance } from "../support/conformance.js"
@@ -22,7 +22,7 @@ const names = (db: Database.Database, pragma: string, table: string) =>
   (db.prepare(`SELECT name FROM ${pragma}(?)`).all(table) as Array<{ name: string }>).map((row) => row.name).sort()
 
 describe("SqliteSessionStore: SQLite only", () => {
-  it.scoped("the table: every column and index, created once; the raw key is in no column; rows outlive the layer", () =>
+  it.effect("the table: every column and index, created once; the raw key is in no column; rows outlive the layer", () =>
     Effect.gen(function*() {
       const tableName = Sqlite.table()
       const keys = yield* Effect.scoped(Effect.flatMap(build({ tableName }), (s) =>
@@ -48,7 +48,7 @@ describe("SqliteSessionStore: SQLite only", () => {
       expect(yield* again.list("u")).toHaveLength(3)
     }))
 
-  it.scoped("createTable: false fails on a missing table; schemaSql's DDL, run by hand, is a complete table", () =>
+  it.effect("createTable: false fails on a missing table; schemaSql's DDL, run by hand, is a complete table", () =>
     Effect.gen(function*() {
       const tableName = Sqlite.table()
       const missing = yield* Effect.flip(Effect.scoped(build({ tableName, createTable: false })))
@@ -61,7 +61,7 @@ describe("SqliteSessionStore: SQLite only", () => {
       expect(yield* s.modify(yield* s.generate({ value: "a" }), (v) => v + "b")).toBe("ab")
     }))
 
-  it.scoped("a table of an earlier version is upgraded in place at start-up, keeping its sessions", () =>
+  it.effect("a table of an earlier version is upgraded in place at start-up, keeping its sessions", () =>
     Effect.gen(function*() {
       const tableName = Sqlite.table()
       const db = yield* inspect
@@ -82,7 +82,7 @@ describe("SqliteSessionStore: SQLite only", () => {
       yield* Effect.scoped(build({ tableName, createTable: false })) // now complete
     }))
 
-  it.scoped("a table that is not a session table is InvalidConfig, and is left alone", () =>
+  it.effect("a table that is not a session table is InvalidConfig, and is left alone", () =>
     Effect.gen(function*() {
       const tableName = Sqlite.table()
       const db = yield* inspect
@@ -121,7 +121,7 @@ describe("SqliteSessionStore: SQLite only", () => {
     }
   })
 
-  it.scoped("synchronous full and normal both serve; layerConfig reads the options through Config", () =>
+  it.effect("synchronous full and normal both serve; layerConfig reads the options through Config", () =>
     Effect.gen(function*() {
       for (const synchronous of ["full", "normal"] as const) {
         const s = yield* build({ tableName: Sqlite.table(), synchronous })
@@ -138,7 +138,7 @@ describe("SqliteSessionStore: SQLite only", () => {
       expect(Duration.toMillis(value.expiresIn)).toBe(60_000)
     }))
 
-  it.scopedLive("the WAL is checkpointed into the file by a thread of its own", () =>
+  it.live("the WAL is checkpointed into the file by a thread of its own", () =>
     Effect.gen(function*() {
       const filename = Sqlite.path("checkpointed.db")
       const s = yield* build({ filename })
@@ -152,7 +152,7 @@ describe("SqliteSessionStore: SQLite only", () => {
       expect(after).toBeGreaterThan(before + 250_000)
     }))
 
-  it.scoped("rotation is atomic: when the new row cannot be written, the old session is exactly as it was", () =>
+  it.effect("rotation is atomic: when the new row cannot be written, the old session is exactly as it was", () =>
     Effect.gen(function*() {
       const tableName = Sqlite.table()
       const s = yield* build({ tableName })
@@ -171,7 +171,7 @@ describe("SqliteSessionStore: SQLite only", () => {
 const timed = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.suspend(() => {
     const started = performance.now()
-    return Effect.map(Effect.either(effect), (outcome) => ({ outcome, ms: performance.now() - started }))
+    return Effect.map(Effect.result(effect), (outcome) => ({ outcome, ms: performance.now() - started }))
   })
 
 const increment = (n: string) => String(Number(n) + 1)
@@ -183,7 +183,7 @@ describe("SqliteSessionStore: deadlines under a lock, several processes on one f
   afterAll(() => workers.forEach((worker) => worker.stop()))
   const [first, second, third] = workers as [Sqlite.Worker, Sqlite.Worker, Sqlite.Worker]
 
-  it.scopedLive("another process holds the write lock for 2 s: every write fails at its 100 ms deadline, reads go on, the loop never stalls", () =>
+  it.live("another process holds the write lock for 2 s: every write fails at its 100 ms deadline, reads go on, the loop never stalls", () =>
     Effect.gen(function*() {
       const tableName = Sqlite.table()
       const s = yield* build({ tableName, timeout: 100 })
@@ -204,7 +204,7 @@ describe("SqliteSessionStore: deadlines under a lock, several processes on one f
       // Each path once before the lock: a path's first run compiles code, which is not what this test measures.
       const succeeded = (writes: ReturnType<typeof writesOn>) =>
         Effect.forEach(Object.entries(writes), ([name, write]) =>
-          Effect.map(Effect.either(write), (outcome) => expect([name, Either.isRight(outcome)]).toEqual([name, true])))
+          Effect.map(Effect.result(write), (outcome) => expect([name, Result.isSuccess(outcome)]).toEqual([name, true])))
       yield* succeeded(writesOn(...yield* fresh))
       const [key, spare] = yield* fresh
       const writes = writesOn(key, spare)
@@ -221,7 +221,7 @@ describe("SqliteSessionStore: deadlines under a lock, several processes on one f
           s.list("u")
         ], { concurrency: "unbounded" })
         for (const { ms, outcome } of outcomes) {
-          expect(Either.isLeft(outcome) && outcome.left._tag).toBe("SessionStoreError")
+          expect(Result.isFailure(outcome) && outcome.failure._tag).toBe("SessionStoreError")
           failed.push(ms)
         }
         expect(read.value).toBe("v") // WAL: readers never wait for the writer
@@ -243,7 +243,7 @@ describe("SqliteSessionStore: deadlines under a lock, several processes on one f
       yield* succeeded(writes) // refused under the lock, they changed nothing: they all go through now
     }))
 
-  it.scopedLive("a lock shorter than the deadline: writes wait for it on timers, then succeed", () =>
+  it.live("a lock shorter than the deadline: writes wait for it on timers, then succeed", () =>
     Effect.gen(function*() {
       const tableName = Sqlite.table()
       const s = yield* build({ tableName, timeout: 3_000 })
@@ -253,7 +253,7 @@ describe("SqliteSessionStore: deadlines under a lock, several processes on one f
       const lag = Sqlite.loopLag()
       const results = yield* Effect.forEach(keys, (key) => timed(s.modify(key, increment)), { concurrency: "unbounded" })
       const { worst } = lag.stop()
-      for (const { outcome } of results) expect(Either.getOrThrow(outcome)).toBe("1")
+      for (const { outcome } of results) expect(Result.getOrThrow(outcome)).toBe("1")
       const waited = results.map((r) => r.ms)
       expect(Math.min(...waited)).toBeGreaterThan(200) // they did wait for the lock
       expect(Math.max(...waited)).toBeLessThan(1_500)
@@ -261,7 +261,7 @@ describe("SqliteSessionStore: deadlines under a lock, several processes on one f
       yield* Effect.promise(() => lock.result)
     }))
 
-  it.scopedLive("four processes incrementing the same sessions at once lose no acknowledged increment", () =>
+  it.live("four processes incrementing the same sessions at once lose no acknowledged increment", () =>
     Effect.gen(function*() {
       const tableName = Sqlite.table()
       const s = yield* build({ tableName, timeout: "20 seconds" })
@@ -284,7 +284,7 @@ describe("SqliteSessionStore: deadlines under a lock, several processes on one f
         results.map((result) => result.conflicts).join(", ")}`)
     }))
 
-  it.scopedLive("revocations in one process racing rotations in another: no key survives, every session is counted", () =>
+  it.live("revocations in one process racing rotations in another: no key survives, every session is counted", () =>
     Effect.gen(function*() {
       const tableName = Sqlite.table()
       const s = yield* build({ tableName })

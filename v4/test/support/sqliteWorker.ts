@@ -11,7 +11,7 @@
  *   `input.everyone`.
  */
 import Database from "better-sqlite3"
-import { Effect, Either, Metric } from "effect"
+import { Effect, Metric, Result } from "effect"
 import { createInterface } from "node:readline"
 import * as Observability from "../../src/internal/observability.js"
 import * as SessionStore from "../../src/SessionStore.js"
@@ -38,11 +38,11 @@ const jobs: Record<string, (job: Job) => Effect.Effect<unknown, unknown, Session
       const work = keys.flatMap((key) => Array.from({ length: input.each as number }, () => key))
       const before = (yield* Metric.value(Observability.writeConflicts)).count
       yield* until(at)
-      const outcomes = yield* Effect.forEach(work, (key) => Effect.either(store.modify(key, increment)), { concurrency: 8 })
+      const outcomes = yield* Effect.forEach(work, (key) => Effect.result(store.modify(key, increment)), { concurrency: 8 })
       const acknowledged = Object.fromEntries(keys.map((key) => [key, 0]))
-      for (const [i, outcome] of outcomes.entries()) if (Either.isRight(outcome)) acknowledged[work[i]!]!++
+      for (const [i, outcome] of outcomes.entries()) if (Result.isSuccess(outcome)) acknowledged[work[i]!]!++
       const conflicts = (yield* Metric.value(Observability.writeConflicts)).count - before
-      return { acknowledged, failures: outcomes.filter(Either.isLeft).map((o) => o.left._tag), conflicts }
+      return { acknowledged, failures: outcomes.filter(Result.isFailure).map((o) => o.failure._tag), conflicts }
     }),
   rotate: ({ at, input }) =>
     Effect.gen(function*() {
@@ -52,9 +52,9 @@ const jobs: Record<string, (job: Job) => Effect.Effect<unknown, unknown, Session
           yield* until(at + i * input.pace)
           const made: Array<string> = []
           for (let current = key; made.length < 2;) {
-            const rotated = yield* Effect.either(store.rotate(current, (v) => v))
-            if (Either.isLeft(rotated)) return { made, stopped: rotated.left._tag }
-            made.push(current = rotated.right.key)
+            const rotated = yield* Effect.result(store.rotate(current, (v) => v))
+            if (Result.isFailure(rotated)) return { made, stopped: rotated.failure._tag }
+            made.push(current = rotated.success.key)
           }
           return { made, stopped: null }
         }), { concurrency: "unbounded" })
@@ -64,11 +64,11 @@ const jobs: Record<string, (job: Job) => Effect.Effect<unknown, unknown, Session
     Effect.gen(function*() {
       const store = yield* SessionStore.SessionStore
       const revoked = yield* Effect.forEach((input.ids as Array<string>).entries(), ([i, id]) =>
-        Effect.zipRight(until(at + i * input.pace + (i % 4)), Effect.either(store.revoke(id, { subject: input.subject }))), {
+        Effect.andThen(until(at + i * input.pace + (i % 4)), Effect.result(store.revoke(id, { subject: input.subject }))), {
         concurrency: "unbounded"
       })
       const everyone = yield* store.revokeSubject(input.everyone)
-      return { failures: revoked.filter(Either.isLeft).map((o) => o.left._tag), everyone }
+      return { failures: revoked.filter(Result.isFailure).map((o) => o.failure._tag), everyone }
     })
 }
 
