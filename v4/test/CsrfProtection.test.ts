@@ -20,7 +20,7 @@ import {
 } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Layer, Metric, Option, Ref, Schema } from "effect"
+import { Effect, Layer, Metric, Option, Ref, Result, Schema } from "effect"
 import * as Observability from "../src/internal/observability.js"
 import { CsrfProtection, SessionError } from "../src/index.js"
 import { Barrier, CountingMemoryStore, makeApp, StoreCalls, TestSession } from "./support/testApp.js"
@@ -29,7 +29,7 @@ const options: CsrfProtection.Options = {
   trustedOrigins: ["https://admin.example"],
   exemptPaths: ["/hooks/stripe", "/public/*"]
 }
-const settings = Either.getOrThrow(CsrfProtection.validate(options))
+const settings = Result.getOrThrow(CsrfProtection.validate(options))
 
 /** The rule's verdict on a request to https://app.example:8443. */
 const verdict = (headers: Record<string, string>, request: { method?: string; url?: string } = {}) =>
@@ -127,11 +127,11 @@ describe("the rule", () => {
 
 describe("options", () => {
   const refusal = (options: CsrfProtection.Options) =>
-    Option.getOrThrow(Either.getLeft(CsrfProtection.validate(options)))
+    Option.getOrThrow(Result.getFailure(CsrfProtection.validate(options)))
 
   it("a trusted origin must be written as a browser sends it: scheme://host[:port]", () => {
     for (const origin of ["https://admin.example", "http://localhost:3000", "http://[::1]:8080", "app://desktop"]) {
-      expect(Either.isRight(CsrfProtection.validate({ trustedOrigins: [origin] })), origin).toBe(true)
+      expect(Result.isSuccess(CsrfProtection.validate({ trustedOrigins: [origin] })), origin).toBe(true)
     }
     for (
       const origin of [
@@ -158,7 +158,7 @@ describe("options", () => {
 
   it("an exempt path starts with / and has * only as a final /*", () => {
     for (const path of ["/", "/*", "/hooks/stripe", "/hooks/*"]) {
-      expect(Either.isRight(CsrfProtection.validate({ exemptPaths: [path] })), path).toBe(true)
+      expect(Result.isSuccess(CsrfProtection.validate({ exemptPaths: [path] })), path).toBe(true)
     }
     for (const path of ["", "hooks", "/hooks*", "/*/x", "/a?b", "/a#b"]) {
       expect(refusal({ exemptPaths: [path] }), path).toMatchObject({ _tag: "InvalidConfig", option: "exemptPaths" })

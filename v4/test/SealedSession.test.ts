@@ -112,7 +112,7 @@ describe("sealed-cookie sessions over HTTP", () => {
   it.effect("secrets rotate: after a new one is prepended the old still opens; dropping it ends its sessions", () =>
     Effect.gen(function*() {
       const browser = yield* makeBrowser
-      yield* Effect.scoped(Effect.zipRight(serveSealed({ secrets: [secret("o")] }), browser.get("/")))
+      yield* Effect.scoped(Effect.andThen(serveSealed({ secrets: [secret("o")] }), browser.get("/")))
       const sealedUnderOld = browser.jar.get(cookieName)!
       yield* Effect.scoped(Effect.gen(function*() {
         yield* serveSealed({ secrets: [secret("n"), secret("o")] })
@@ -162,7 +162,7 @@ describe("sealed-cookie sessions over HTTP", () => {
       }))
       // A cookie sealed to expire in a day; a deploy shortens the absolute timeout to an hour: it ends at the hour.
       const browser = yield* makeBrowser
-      yield* Effect.scoped(Effect.zipRight(serveSealed({ idleTimeout: "1 day", absoluteTimeout: "1 day" }), browser.get("/")))
+      yield* Effect.scoped(Effect.andThen(serveSealed({ idleTimeout: "1 day", absoluteTimeout: "1 day" }), browser.get("/")))
       yield* serveSealed({ idleTimeout: "1 day", absoluteTimeout: "1 hour" })
       yield* TestClock.adjust("59 minutes")
       expect(json(yield* browser.get("/peek")).isNew).toBe(false)

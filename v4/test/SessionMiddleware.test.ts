@@ -1,6 +1,7 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Ref, TestClock } from "effect"
+import { Effect, Layer, Logger, Ref } from "effect"
+import { TestClock } from "effect/testing"
 import { HttpServer, HttpServerResponse } from "effect/http"
 import { inspect } from "node:util"
 import { SessionKey, SessionStore } from "../src/index.js"
@@ -192,7 +193,7 @@ describe("SessionMiddleware over HTTP", () => {
     Effect.gen(function*() {
       const logged: Array<string> = []
       yield* serve().pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(`${message}`))))
+        Effect.provide(Logger.layer([Logger.make(({ message }) => logged.push(`${message}`))]))
       )
       const browser = yield* makeBrowser
       const failed = yield* browser.get("/fail")
@@ -254,7 +255,7 @@ describe("SessionMiddleware over HTTP", () => {
       })
       yield* HttpServer.serveEffect(TestSession.middleware(app)).pipe(
         Effect.provide(TestSession.layer()),
-        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => shown.push(inspect(message, { depth: 10 })))))
+        Effect.provide(Logger.layer([Logger.make(({ message }) => shown.push(inspect(message, { depth: 10 })))]))
       )
       const browser = yield* makeBrowser
       expect((yield* browser.get("/")).body).toBe("1")
@@ -287,7 +288,7 @@ describe("SessionMiddleware over HTTP", () => {
       })
       yield* HttpServer.serveEffect(TestSession.middleware(app)).pipe(
         Effect.provide(TestSession.layer()),
-        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(`${message}`))))
+        Effect.provide(Logger.layer([Logger.make(({ message }) => logged.push(`${message}`))]))
       )
       const browser = yield* makeBrowser
       replaying = false
@@ -326,7 +327,7 @@ describe("SessionMiddleware over HTTP", () => {
     Effect.gen(function*() {
       const logged: Array<string> = []
       yield* serve().pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(String(message)))))
+        Effect.provide(Logger.layer([Logger.make(({ message }) => logged.push(String(message)))]))
       )
       const store = yield* SessionStore.SessionStore
       const browser = yield* makeBrowser

@@ -53,14 +53,14 @@ it.effect("a write request: one decode, one encode, one clock reading in the mid
   }).pipe(Effect.provide(SessionTesting.layer(CountedSession))))
 
 /** A memory store whose compare-and-set takes `delay` (of TestClock time) before it writes: a slow database. */
-const slowWrites = (delay: Duration.DurationInput) =>
+const slowWrites = (delay: Duration.Input) =>
   Layer.scoped(
     SessionStore.SessionStore,
     Effect.suspend(() => {
       const backend = MemorySessionStore.backend()
       return SessionStore.make({
         ...backend,
-        compareAndSet: (write) => Effect.zipRight(TestClock.adjust(delay), backend.compareAndSet(write))
+        compareAndSet: (write) => Effect.andThen(TestClock.adjust(delay), backend.compareAndSet(write))
       }, { cleanupInterval: 0 })
     })
   )

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either } from "effect"
+import { Result } from "effect"
 import { inspect } from "node:util"
 import * as SealedCookie from "../../src/internal/sealedCookie.js"
 
@@ -20,8 +20,8 @@ describe("SealedCookie", () => {
   it("a sealed value opens to its plaintext, under the cookie's name only", () => {
     const sealed = SealedCookie.seal(keys, name, plaintext)
     expect(sealed).toMatch(/^[A-Za-z0-9_-]+$/)
-    expect(opens(sealed)).toEqual(Either.right(plaintext))
-    expect(opens(sealed, keys, "session")).toEqual(Either.left("forged")) // sealed for another cookie
+    expect(opens(sealed)).toEqual(Result.succeed(plaintext))
+    expect(opens(sealed, keys, "session")).toEqual(Result.fail("forged")) // sealed for another cookie
   })
 
   it("a fresh nonce per seal: 1,000 seals of one plaintext, 1,000 nonces and values", () => {
@@ -38,27 +38,27 @@ describe("SealedCookie", () => {
       for (let bit = 0; bit < 8; bit++) {
         const flipped = Buffer.from(bytes)
         flipped[i]! ^= 1 << bit
-        expect(Either.isLeft(opens(flipped.toString("base64url"))), `byte ${i} bit ${bit}`).toBe(true)
+        expect(Result.isFailure(opens(flipped.toString("base64url"))), `byte ${i} bit ${bit}`).toBe(true)
       }
     }
     for (let i = 0; i < sealed.length; i++) {
-      expect(Either.isLeft(opens(changedAt(sealed, i))), `character ${i}`).toBe(true)
+      expect(Result.isFailure(opens(changedAt(sealed, i))), `character ${i}`).toBe(true)
     }
   })
 
   it("every truncation, an extension, and what is not a sealed value never open", () => {
     const sealed = SealedCookie.seal(keys, name, plaintext)
     for (let length = 0; length < sealed.length; length++) {
-      expect(Either.isLeft(opens(sealed.slice(0, length))), `length ${length}`).toBe(true)
+      expect(Result.isFailure(opens(sealed.slice(0, length))), `length ${length}`).toBe(true)
     }
-    expect(Either.isLeft(opens(sealed + "A"))).toBe(true)
+    expect(Result.isFailure(opens(sealed + "A"))).toBe(true)
     for (const junk of ["", "x", "not base64!", `${sealed}=`, "A".repeat(100), `${sealed.slice(0, 10)} ${sealed.slice(10)}`]) {
-      expect(opens(junk)).toEqual(Either.left("malformed"))
+      expect(opens(junk)).toEqual(Result.fail("malformed"))
     }
     // Another version byte: malformed before any key is tried.
     const bytes = Buffer.from(sealed, "base64url")
     bytes[0] = 2
-    expect(opens(bytes.toString("base64url"))).toEqual(Either.left("malformed"))
+    expect(opens(bytes.toString("base64url"))).toEqual(Result.fail("malformed"))
   })
 
   it("only canonical base64url: another spelling of the same bytes is refused", () => {
@@ -69,23 +69,23 @@ describe("SealedCookie", () => {
     const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     const sameBytes = odd.slice(0, -1) + alphabet[alphabet.indexOf(last) ^ 1]!
     expect(Buffer.from(sameBytes, "base64url").equals(Buffer.from(odd, "base64url"))).toBe(true)
-    expect(opens(sameBytes)).toEqual(Either.left("malformed"))
-    expect(Either.isRight(opens(odd))).toBe(true)
+    expect(opens(sameBytes)).toEqual(Result.fail("malformed"))
+    expect(Result.isSuccess(opens(odd))).toBe(true)
   })
 
   it("a value sealed under another secret is forged; rotation: the first secret seals, every one opens", () => {
     const old = SealedCookie.seal(keys, name, plaintext)
-    expect(opens(old, SealedCookie.deriveKeys([secret("b")]))).toEqual(Either.left("forged"))
+    expect(opens(old, SealedCookie.deriveKeys([secret("b")]))).toEqual(Result.fail("forged"))
     const rotated = SealedCookie.deriveKeys([secret("b"), secret("a")])
-    expect(opens(old, rotated)).toEqual(Either.right(plaintext))
+    expect(opens(old, rotated)).toEqual(Result.succeed(plaintext))
     const fresh = SealedCookie.seal(rotated, name, plaintext)
-    expect(opens(fresh, SealedCookie.deriveKeys([secret("b")]))).toEqual(Either.right(plaintext))
-    expect(opens(fresh, keys)).toEqual(Either.left("forged")) // the old secret alone cannot open the new seal
+    expect(opens(fresh, SealedCookie.deriveKeys([secret("b")]))).toEqual(Result.succeed(plaintext))
+    expect(opens(fresh, keys)).toEqual(Result.fail("forged")) // the old secret alone cannot open the new seal
   })
 
   it("keys come from HKDF: one secret always gives the same key, and a key shows nothing when inspected", () => {
     const again = SealedCookie.deriveKeys([secret("a")])
-    expect(opens(SealedCookie.seal(keys, name, plaintext), again)).toEqual(Either.right(plaintext))
+    expect(opens(SealedCookie.seal(keys, name, plaintext), again)).toEqual(Result.succeed(plaintext))
     const shown = inspect(keys, { depth: 10, showHidden: true }) + JSON.stringify(keys)
     expect(shown).not.toContain("aaaa")
     expect(shown).not.toContain(keys.all[0]!.export().toString("hex").slice(0, 16))
@@ -96,7 +96,7 @@ describe("SealedCookie", () => {
   it("the format is stable: a value sealed by this version still opens (salt, info, associated data unchanged)", () => {
     const fixed = "AYfNioWgrmTuhew8_-hIkj8EUBnJk1-t2mcvUOA0Y914bVS-zwBVYF7HpWrKFYshjImv2BC0MtoYKifAKydKAUdJE8Z_2XDeEbyk6HuLZuBeKpDDVseN6T1uVi0_LdR7HtUOv3q1ps0"
     const opened = opens(fixed, SealedCookie.deriveKeys([secret("k")]))
-    expect(opened).toEqual(Either.right(`1767225600000:{"v":1,"d":{"user":"ada"},"f":{},"c":1767222000000,"r":false}`))
+    expect(opened).toEqual(Result.succeed(`1767225600000:{"v":1,"d":{"user":"ada"},"f":{},"c":1767222000000,"r":false}`))
   })
 
   it("the sealed length follows from the plaintext's (GCM adds no padding)", () => {

@@ -20,7 +20,7 @@ export class SealedTestSession extends SessionMiddleware.SealedTag<SealedTestSes
 export const secret = (fill: string) => Redacted.make(fill.repeat(32))
 
 const query = (name: string) =>
-  Effect.map(HttpServerRequest.ParsedSearchParams, (params) => Option.fromNullable(params[name] as string | undefined))
+  Effect.map(HttpServerRequest.ParsedSearchParams, (params) => Option.fromNullishOr(params[name] as string | undefined))
 
 const show = Effect.gen(function*() {
   const s = yield* SealedTestSession
@@ -40,7 +40,7 @@ const setNote = Effect.gen(function*() {
 /** The routes the sealed HTTP tests drive. */
 export const makeSealedApp = () =>
   HttpRouter.empty.pipe(
-    HttpRouter.get("/", Effect.flatMap(SealedTestSession, (s) => s.update((d) => ({ ...d, visits: d.visits + 1 }))).pipe(Effect.zipRight(show))),
+    HttpRouter.get("/", Effect.flatMap(SealedTestSession, (s) => s.update((d) => ({ ...d, visits: d.visits + 1 }))).pipe(Effect.andThen(show))),
     HttpRouter.get("/peek", show),
     HttpRouter.post("/login", Effect.gen(function*() {
       const s = yield* SealedTestSession
