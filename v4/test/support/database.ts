@@ -40,26 +40,26 @@ export const serverUrl = Effect.promise(async (): Promise<string | undefined> =>
 type Client = Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, unknown>
 
 /** A `PgClient` of `@effect/sql-pg`'s own (the store's general path) on the test server. */
-export const ServerPgClient: Client = Layer.unwrapEffect(Effect.map(serverUrl, (url): Client =>
+export const ServerPgClient: Client = Layer.unwrap(Effect.map(serverUrl, (url): Client =>
   url === undefined ? EmbeddedPostgres.layer() : PgClient.layer({ url: Redacted.make(url), maxConnections: 10 })
 ))
 
 /** A `PgClient` on the pool this library builds (the store's fast path) on the test server. */
 export const ServerOwnedPool = (options: PgPool.PoolOptions = {}): Client =>
-  Layer.unwrapEffect(Effect.map(serverUrl, (url): Client =>
+  Layer.unwrap(Effect.map(serverUrl, (url): Client =>
     url === undefined
       ? EmbeddedPostgres.layer()
       : PgPool.layerClient({ url: Redacted.make(url), maxConnections: 10, ...options })
   ))
 
 /** A schema of the test file's own, dropped (with its tables) when the suite ends. */
-export class TestSchema extends Context.Tag("test/TestSchema")<TestSchema, {
+export class TestSchema extends Context.Service<TestSchema, {
   readonly name: string
   /** A fresh, unused table name inside the schema. */
   readonly table: () => string
-}>() {}
+}>()("test/TestSchema") {}
 
-export const TestSchemaLive = Layer.scoped(
+export const TestSchemaLive = Layer.effect(
   TestSchema,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient

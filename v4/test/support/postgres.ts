@@ -1,7 +1,8 @@
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, layer } from "@effect/vitest"
-import { Duration, Effect, Exit, Layer, Logger, Scope, String, TestClock } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Logger, Scope, String } from "effect"
+import { TestClock } from "effect/testing"
 import { PgSessionStore, SessionKey, SessionStore } from "../../src/index.js"
 import { conformance, eventuallyFailsWith } from "./conformance.js"
 import { TestSchema } from "./database.js"
@@ -10,10 +11,10 @@ type Shared = PgClient.PgClient | SqlClient.SqlClient | TestSchema
 
 /** A fresh table in the file's schema for each store. */
 const freshStore = (options: PgSessionStore.Options = {}) =>
-  Layer.unwrapEffect(Effect.map(TestSchema, (schema) => PgSessionStore.layer({ tableName: schema.table(), ...options })))
+  Layer.unwrap(Effect.map(TestSchema, (schema) => PgSessionStore.layer({ tableName: schema.table(), ...options })))
 
 const build = (options: PgSessionStore.Options) =>
-  Effect.flatMap(Layer.build(PgSessionStore.layer(options)), (context) => Effect.succeed(context.unsafeMap.values().next().value as SessionStore.Service))
+  Effect.map(Layer.build(PgSessionStore.layer(options)), (context) => Context.get(context, SessionStore.SessionStore))
 
 /** The conformance suite with `durability: "relaxed"` and `"unlogged"` (npm run test:backends). */
 export const durabilitySuites = <E>(name: string, shared: Layer.Layer<Shared, E>) => {
@@ -54,7 +55,7 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
       Effect.gen(function*() {
         const tableName = (yield* TestSchema).table()
         const scope = yield* Scope.make()
-        const first = yield* build({ tableName, cleanupInterval: "1 minute" }).pipe(Scope.extend(scope))
+        const first = yield* build({ tableName, cleanupInterval: "1 minute" }).pipe(Scope.provide(scope))
         const key = yield* first.generate({ expiry: "10 seconds" })
         yield* Scope.close(scope, Exit.void)
         yield* TestClock.adjust("1 hour")
@@ -130,7 +131,7 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
           )
           expect(inTransaction).toEqual(["on", "off"])
           const full = yield* build({ tableName, durability: "full" })
-          const unchanged = yield* sql.withTransaction(Effect.zipRight(full.set(key, "y"), setting()))
+          const unchanged = yield* sql.withTransaction(Effect.andThen(full.set(key, "y"), setting()))
           expect(unchanged).toBe("on")
         }))
       }))
@@ -152,7 +153,7 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
         const before = yield* relfilenode
         const logged: Array<string> = []
         const value = yield* Effect.scoped(Effect.flatMap(build({ tableName }), (s) => s.get(key))).pipe(
-          Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(`${message}`))))
+          Effect.provide(Logger.layer([Logger.make(({ message }) => logged.push(`${message}`))]))
         )
         expect(value.value).toBe("kept")
         expect(yield* persistence).toBe("u") // not switched
