@@ -2,9 +2,8 @@
  * The errors' identities: `_tag`s as the store's contract promises (`NotFound | Expired`, ...), schema identifiers
  * namespaced, so an HttpApi that declares `HttpApiError.NotFound` beside a session error never confuses the two.
  */
-import { HttpApiSchema } from "effect/http"
 import { describe, expect, it } from "@effect/vitest"
-import { Option, SchemaAST } from "effect"
+import { SchemaAST } from "effect"
 import { CsrfProtection, SessionError, SessionMiddleware } from "../src/index.js"
 
 describe("error identities", () => {
@@ -24,9 +23,9 @@ describe("error identities", () => {
       [CsrfProtection.CsrfTokenInvalid, "CsrfTokenInvalid"]
     ] as const
     for (const [error, tag] of errors) {
-      expect(error._tag).toBe(tag)
-      expect(SchemaAST.getIdentifierAnnotation(SchemaAST.typeAST(error.ast))).toEqual(Option.some(`effect-session/${tag}`))
+      expect(error.fields._tag.ast.literal).toBe(tag)
+      expect(SchemaAST.resolveIdentifier(error.ast)).toEqual(`effect-session/${tag}`)
     }
-    expect(HttpApiSchema.getStatus(SessionMiddleware.SessionConflict.ast, 0)).toBe(409)
+    expect(SchemaAST.resolveAt<number>("httpApiStatus")(SessionMiddleware.SessionConflict.ast)).toBe(409)
   })
 })
