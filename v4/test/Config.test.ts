@@ -3,7 +3,7 @@
  * layer (a `ConfigError` when it cannot be read, an `InvalidConfig` when it is read but wrong), never a request.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Config, ConfigError, ConfigProvider, Duration, Effect, Layer, Redacted, Schema } from "effect"
+import { Config, ConfigProvider, Context, Duration, Effect, Layer, Redacted, Schema } from "effect"
 import { MemorySessionStore, PgSessionStore, SessionMiddleware, SessionStore } from "../src/index.js"
 import { serverUrl, TestSchema, withSchema, ServerPgClient } from "./support/database.js"
 
@@ -12,77 +12,77 @@ class ConfiguredSession extends SessionMiddleware.Tag<ConfiguredSession>()("test
   initial: { n: 0 }
 }) {}
 
-const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+const withEnv = (env: Record<string, string>) => Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
 
 const storeOptions = {
-  defaultPeriod: Config.duration("SESSION_PERIOD").pipe(Config.withDefault(Duration.weeks(1))),
-  timeout: Config.duration("SESSION_TIMEOUT").pipe(Config.withDefault(Duration.seconds(3)))
+  defaultPeriod: Config.Duration("SESSION_PERIOD").pipe(Config.withDefault(Duration.weeks(1))),
+  timeout: Config.Duration("SESSION_TIMEOUT").pipe(Config.withDefault(Duration.seconds(3)))
 }
 
 describe("Config", () => {
-  it.scoped("MemorySessionStore.layerConfig reads its options", () =>
+  it.effect("MemorySessionStore.layerConfig reads its options", () =>
     Effect.gen(function*() {
       const context = yield* Layer.build(MemorySessionStore.layerConfig(storeOptions)).pipe(withEnv({ SESSION_PERIOD: "2 hours" }))
-      const store = context.unsafeMap.get(SessionStore.SessionStore.key) as SessionStore.Service
+      const store = Context.get(context, SessionStore.SessionStore)
       expect(Duration.toMillis(yield* store.defaultPeriod)).toBe(7_200_000)
     }))
 
-  it.scoped("…Config layers take plain values beside Configs, nested too; a plain string never overflows the stack", () =>
+  it.effect("…Config layers take plain values beside Configs, nested too; a plain string never overflows the stack", () =>
     Effect.gen(function*() {
       const mixed = yield* Layer.build(MemorySessionStore.layerConfig({ defaultPeriod: "3 hours", timeout: Config.succeed(5_000) }))
-      const store = mixed.unsafeMap.get(SessionStore.SessionStore.key) as SessionStore.Service
+      const store = Context.get(mixed, SessionStore.SessionStore)
       expect(Duration.toMillis(yield* store.defaultPeriod)).toBe(10_800_000)
       yield* Layer.build(ConfiguredSession.layerConfig({
         cookie: { secure: false, secrets: [Redacted.make("s".repeat(32))] },
         idleTimeout: Config.succeed("5 minutes")
       }))
-      const bad = yield* Effect.flip(Layer.build(ConfiguredSession.layerConfig({ idleTimeout: "never" as Duration.DurationInput })))
+      const bad = yield* Effect.flip(Layer.build(ConfiguredSession.layerConfig({ idleTimeout: "never" as Duration.Input })))
       expect(bad).toMatchObject({ _tag: "InvalidConfig", option: "idleTimeout" })
     }))
 
-  it.scoped("unreadable values are a ConfigError; readable but invalid ones an InvalidConfig", () =>
+  it.effect("unreadable values are a ConfigError; readable but invalid ones an InvalidConfig", () =>
     Effect.gen(function*() {
       const unreadable = yield* Effect.flip(Layer.build(MemorySessionStore.layerConfig(storeOptions)).pipe(withEnv({ SESSION_PERIOD: "soon" })))
-      expect(ConfigError.isConfigError(unreadable)).toBe(true)
+      expect(unreadable instanceof Config.ConfigError).toBe(true)
       const invalid = yield* Effect.flip(Layer.build(MemorySessionStore.layerConfig(storeOptions)).pipe(withEnv({ SESSION_TIMEOUT: "0 millis" })))
       expect(invalid).toMatchObject({ _tag: "InvalidConfig", option: "timeout" })
     }))
 
-  it.scoped("a session tag's layerConfig: options from the environment, bad ones fail the layer", () =>
+  it.effect("a session tag's layerConfig: options from the environment, bad ones fail the layer", () =>
     Effect.gen(function*() {
       const settings = ConfiguredSession.layerConfig({
-        idleTimeout: Config.duration("SESSION_IDLE"),
-        cookie: { name: Config.string("SESSION_COOKIE"), domain: Config.option(Config.string("SESSION_DOMAIN")).pipe(Config.map((o) => o._tag === "Some" ? o.value : undefined)) }
+        idleTimeout: Config.Duration("SESSION_IDLE"),
+        cookie: { name: Config.String("SESSION_COOKIE"), domain: Config.option(Config.String("SESSION_DOMAIN")).pipe(Config.map((o) => o._tag === "Some" ? o.value : undefined)) }
       })
       yield* Layer.build(settings).pipe(withEnv({ SESSION_IDLE: "15 minutes", SESSION_COOKIE: "__Host-sid" }))
       const badCookie = yield* Effect.flip(Layer.build(settings).pipe(withEnv({ SESSION_IDLE: "15 minutes", SESSION_COOKIE: "__Host-sid", SESSION_DOMAIN: "example.com" })))
       expect(badCookie).toMatchObject({ _tag: "InvalidConfig", option: "cookie" })
       const missing = yield* Effect.flip(Layer.build(settings).pipe(withEnv({ SESSION_COOKIE: "sid" })))
-      expect(ConfigError.isConfigError(missing)).toBe(true) // SESSION_IDLE is missing
+      expect(missing instanceof Config.ConfigError).toBe(true) // SESSION_IDLE is missing
     }))
 })
 
 layer(withSchema(ServerPgClient))("Config on PostgreSQL", (it) => {
-  it.scoped("PgSessionStore.layerConfig reads the table name; layerPoolConfig the connection too", () =>
+  it.effect("PgSessionStore.layerConfig reads the table name; layerPoolConfig the connection too", () =>
     Effect.gen(function*() {
       const tableName = (yield* TestSchema).table()
-      const onClient = yield* Layer.build(PgSessionStore.layerConfig({ tableName: Config.string("SESSION_TABLE") })).pipe(
+      const onClient = yield* Layer.build(PgSessionStore.layerConfig({ tableName: Config.String("SESSION_TABLE") })).pipe(
         withEnv({ SESSION_TABLE: tableName })
       )
-      const store = onClient.unsafeMap.get(SessionStore.SessionStore.key) as SessionStore.Service
+      const store = Context.get(onClient, SessionStore.SessionStore)
       const key = yield* store.generate({ value: "from config" })
       const url = yield* serverUrl
       if (url === undefined) return // the embedded engine has no URL to configure: the client path above covers it
       const pooled = yield* Layer.build(PgSessionStore.layerPoolConfig({
-        url: Config.redacted("DATABASE_URL"),
-        tableName: Config.string("SESSION_TABLE"),
-        maxConnections: Config.integer("DATABASE_POOL").pipe(Config.withDefault(2))
+        url: Config.Redacted("DATABASE_URL"),
+        tableName: Config.String("SESSION_TABLE"),
+        maxConnections: Config.Int("DATABASE_POOL").pipe(Config.withDefault(2))
       })).pipe(withEnv({ DATABASE_URL: url, SESSION_TABLE: tableName }))
-      const second = pooled.unsafeMap.get(SessionStore.SessionStore.key) as SessionStore.Service
+      const second = Context.get(pooled, SessionStore.SessionStore)
       expect((yield* second.get(key)).value).toBe("from config")
       const wrong = yield* Effect.flip(Layer.build(PgSessionStore.layerPoolConfig({
         url: Config.succeed(Redacted.make(url)),
-        tableName: Config.string("SESSION_TABLE")
+        tableName: Config.String("SESSION_TABLE")
       })).pipe(withEnv({ SESSION_TABLE: "a.b.c" })))
       expect(wrong).toMatchObject({ _tag: "InvalidConfig", option: "tableName" })
     }))
