@@ -7,7 +7,8 @@
  */
 import { SqlClient } from "effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, Either, Layer, MetricLabel, Redacted, TestServices } from "effect"
+import { Context, Effect, Layer, Metric, Redacted, Result } from "effect"
+import { TestClock } from "effect/testing"
 import pg from "pg"
 import { PgSessionStore, SessionKey, SessionStore } from "../src/index.js"
 import * as PgBatch from "../src/internal/pgBatch.js"
@@ -17,7 +18,7 @@ import * as TcpProxy from "./support/tcpProxy.js"
 
 /** Statements of more than one session sent so far by the lane `kind` (this worker's metric). */
 const sharedStatements = (kind: "read" | "write" | "set") => {
-  const state = PgBatch.batchSize.unsafeValue([MetricLabel.make("kind", kind)])
+  const state = Metric.withAttributes(PgBatch.batchSize, { kind }).valueUnsafe(Context.empty())
   const alone = state.buckets.find(([boundary]) => boundary === 1)?.[1] ?? 0
   return state.count - alone
 }
@@ -59,22 +60,22 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("PgSessionStore on th
           concurrency: 16
         })
         const before = sharedStatements("read")
-        const reads = yield* Effect.forEach(cases, (c) => Effect.either(store.get(c.key)), { concurrency: "unbounded" })
+        const reads = yield* Effect.forEach(cases, (c) => Effect.result(store.get(c.key)), { concurrency: "unbounded" })
         expect(sharedStatements("read")).toBeGreaterThan(before)
         cases.forEach(({ i, kind }, n) => {
           const read = reads[n]!
-          if (kind === "missing" || kind === "ended") expect(Either.getLeft(read).pipe((e) => e._tag === "Some" && e.value._tag)).toBe("NotFound")
-          else if (kind === "expired") expect(Either.isLeft(read) && read.left._tag).toBe("Expired")
+          if (kind === "missing" || kind === "ended") expect(Result.getFailure(read).pipe((e) => e._tag === "Some" && e.value._tag)).toBe("NotFound")
+          else if (kind === "expired") expect(Result.isFailure(read) && read.failure._tag).toBe("Expired")
           else {
-            expect(Either.isRight(read)).toBe(true)
-            const session = (read as Either.Right<never, SessionStore.StoredSession>).right
+            expect(Result.isSuccess(read)).toBe(true)
+            const session = (read as Result.Success<SessionStore.StoredSession, never>).success
             expect(session.value).toBe(`v${i}`)
             expect(session.rotated).toBe(kind === "rotated")
             expect(session.subject).toBe(kind === "owned" ? `user-${i}` : null)
           }
         })
       }
-    }).pipe(Effect.scoped, TestServices.provideLive))
+    }).pipe(Effect.scoped, TestClock.withLive))
 
   it.effect("hundreds of concurrent writes share statements: each written, refused or retried on its own", () =>
     Effect.gen(function*() {
@@ -104,7 +105,7 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("PgSessionStore on th
         }, { concurrency: 16, discard: true })
         const before = sharedStatements("write")
         const writes = yield* Effect.forEach(keys, (key, i) =>
-          Effect.either(store.modify(key, (v) => `${v}+`, {
+          Effect.result(store.modify(key, (v) => `${v}+`, {
             from: loaded[i]!,
             ...(kindOf(i) === "owned" ? { subject: `user-${i}` } : {})
           })), { concurrency: "unbounded" })
@@ -113,18 +114,18 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("PgSessionStore on th
         for (const [i, write] of writes.entries()) {
           const kind = kindOf(i)
           if (kind === "expired" || kind === "rotated" || kind === "ended") {
-            expect(Either.isLeft(write) && write.left._tag).toBe(expected[kind])
+            expect(Result.isFailure(write) && write.failure._tag).toBe(expected[kind])
             continue
           }
           // The conflict was seen: the write was applied to the value stored since, not to the one loaded.
           const value = kind === "conflict" ? `v${i}*+` : `v${i}+`
-          expect(write).toEqual(Either.right(value))
+          expect(write).toEqual(Result.succeed(value))
           const stored = yield* store.get(keys[i]!)
           expect(stored.value).toBe(value)
           expect(stored.subject).toBe(kind === "owned" ? `user-${i}` : null)
         }
       }
-    }).pipe(Effect.scoped, TestServices.provideLive))
+    }).pipe(Effect.scoped, TestClock.withLive))
 
   it.effect("hundreds of concurrent sets share statements: each created, replaced or refused on its own", () =>
     Effect.gen(function*() {
@@ -136,7 +137,7 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("PgSessionStore on th
           concurrency: 16
         })
         const before = sharedStatements("set")
-        const sets = yield* Effect.forEach(cases, ({ i, key }) => Effect.either(store.set(key, `set ${i}`)), {
+        const sets = yield* Effect.forEach(cases, ({ i, key }) => Effect.result(store.set(key, `set ${i}`)), {
           concurrency: "unbounded"
         })
         expect(sharedStatements("set")).toBeGreaterThan(before)
@@ -144,17 +145,17 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("PgSessionStore on th
         for (const [n, { i, key, kind }] of cases.entries()) {
           const set = sets[n]!
           if (kind === "expired" || kind === "rotated" || kind === "ended") {
-            expect(Either.isLeft(set) && set.left._tag).toBe(refusal[kind])
+            expect(Result.isFailure(set) && set.failure._tag).toBe(refusal[kind])
             continue
           }
           // A key the store did not know is created; a live one replaced (its owner kept).
-          expect(Either.isRight(set)).toBe(true)
+          expect(Result.isSuccess(set)).toBe(true)
           const stored = yield* store.get(key)
           expect(stored.value).toBe(`set ${i}`)
           expect(stored.subject).toBe(kind === "owned" ? `user-${i}` : null)
         }
       }
-    }).pipe(Effect.scoped, TestServices.provideLive))
+    }).pipe(Effect.scoped, TestClock.withLive))
 
   it.effect("a row locked by another transaction holds up only its own write", () =>
     Effect.gen(function*() {
@@ -169,20 +170,20 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("PgSessionStore on th
       yield* Effect.promise(() => locker.query("BEGIN"))
       yield* Effect.promise(() => locker.query(`SELECT 1 FROM ${tableName} WHERE id = $1 FOR UPDATE`, [hashOf(keys[0]!)]))
       const before = sharedStatements("write")
-      const writes = yield* Effect.forEach(keys, (key, i) => Effect.either(store.modify(key, (v) => `${v}+`, { from: loaded[i]! })), {
+      const writes = yield* Effect.forEach(keys, (key, i) => Effect.result(store.modify(key, (v) => `${v}+`, { from: loaded[i]! })), {
         concurrency: "unbounded"
       })
       yield* Effect.promise(() => locker.query("ROLLBACK"))
       expect(sharedStatements("write")).toBeGreaterThan(before)
       // The locked row's caller gave up at its deadline; every other write went through.
-      expect(Either.isLeft(writes[0]!) && writes[0].left._tag).toBe("SessionStoreError")
-      writes.slice(1).forEach((write, n) => expect(write).toEqual(Either.right(`v${n + 1}+`)))
+      expect(Result.isFailure(writes[0]!) && writes[0].failure._tag).toBe("SessionStoreError")
+      writes.slice(1).forEach((write, n) => expect(write).toEqual(Result.succeed(`v${n + 1}+`)))
       // Written and acknowledged to nobody (the abandoned statement may still commit once the lock is gone), or not
       // written: either way a later write applies to what is stored, and is what is stored once acknowledged.
       const later = yield* store.modify(keys[0]!, (v) => `${v}!`)
       expect(["v0!", "v0+!"]).toContain(later)
       expect((yield* store.get(keys[0]!)).value).toBe(later)
-    }).pipe(Effect.scoped, TestServices.provideLive))
+    }).pipe(Effect.scoped, TestClock.withLive))
 
   it.effect("batches, rotations and revocations at the same time: no deadlock, no failure, revoked sessions stay ended", () =>
     Effect.gen(function*() {
@@ -210,10 +211,10 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("PgSessionStore on th
         for (const subject of revoked) expect(yield* store.list(subject)).toEqual([])
         for (const [i, key] of keys.entries()) {
           if (!revoked.has(subjects[i % 6]!)) continue
-          expect(Either.isLeft(yield* Effect.either(store.get(key)))).toBe(true)
+          expect(Result.isFailure(yield* Effect.result(store.get(key)))).toBe(true)
         }
       }
-    }).pipe(Effect.scoped, TestServices.provideLive))
+    }).pipe(Effect.scoped, TestClock.withLive))
 
   it.effect("a deadline passing while batches are on the wire: every caller fails, nothing acknowledged is lost", () =>
     Effect.gen(function*() {
@@ -235,13 +236,13 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("PgSessionStore on th
       const loaded = yield* Effect.forEach(keys, (key) => store.get(key), { concurrency: 8 })
       proxy.setMode({ _tag: "blackhole" })
       const [reads, writes] = yield* Effect.all([
-        Effect.forEach(keys, (key) => Effect.either(store.get(key)), { concurrency: "unbounded" }),
-        Effect.forEach(keys, (key, i) => Effect.either(store.modify(key, (v) => `${v}+`, { from: loaded[i]! })), {
+        Effect.forEach(keys, (key) => Effect.result(store.get(key)), { concurrency: "unbounded" }),
+        Effect.forEach(keys, (key, i) => Effect.result(store.modify(key, (v) => `${v}+`, { from: loaded[i]! })), {
           concurrency: "unbounded"
         })
       ], { concurrency: "unbounded" })
-      for (const result of [...reads, ...writes] as ReadonlyArray<Either.Either<unknown, { readonly _tag: string }>>) {
-        expect(Either.isLeft(result) && result.left._tag).toBe("SessionStoreError")
+      for (const result of [...reads, ...writes] as ReadonlyArray<Result.Result<unknown, { readonly _tag: string }>>) {
+        expect(Result.isFailure(result) && result.failure._tag).toBe("SessionStoreError")
       }
       proxy.setMode({ _tag: "forward" })
       proxy.cut()
@@ -250,5 +251,5 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("PgSessionStore on th
         concurrency: "unbounded"
       })
       after.forEach((value, i) => expect([`v${i}!`, `v${i}+!`]).toContain(value))
-    }).pipe(Effect.scoped, TestServices.provideLive))
+    }).pipe(Effect.scoped, TestClock.withLive))
 })

@@ -27,7 +27,7 @@ export interface TcpProxy {
 /** Starts a proxy to `host:port` in the current scope. */
 export const make = (initial: { readonly host: string; readonly port: number }) =>
   Effect.acquireRelease(
-    Effect.async<{ proxy: TcpProxy; close: () => void }>((resume) => {
+    Effect.callback<{ proxy: TcpProxy; close: () => void }>((resume) => {
       let mode: Mode = { _tag: "forward" }
       let target = initial
       let accepted = 0
