@@ -34,7 +34,7 @@
  * @since 0.3.0
  */
 import { Cookies, HttpEffect, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { Clock, type Context, DateTime, Deferred, Effect, Layer, Option, Redacted, Result } from "effect"
+import { Clock, Context, DateTime, Deferred, Effect, Layer, Option, Redacted, Result } from "effect"
 import * as Envelope from "./internal/envelope.js"
 import type { Options } from "./internal/middlewareModel.js"
 import type { Resolved } from "./internal/middlewareSettings.js"
@@ -204,7 +204,8 @@ const browser = <R>(
       // Each request starts with no pre-response handlers, as a server runs it: the save it arranges is its own.
       yield* HttpEffect.toHandled(handled, (_, response) => Deferred.succeed(done, response)).pipe(
         Effect.provideService(HttpServerRequest.HttpServerRequest, sent),
-        Effect.provideContext(context),
+        // What the caller provides around a request (a clock, say) comes before what the client captured.
+        Effect.updateContext((current: Context.Context<never>) => Context.merge(context, current)),
         // A handler's error is answered (a Respondable's own response, else a 500) before it is re-raised.
         Effect.exit
       )

@@ -1,7 +1,8 @@
 import { Headers, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Option, Schema, TestClock } from "effect"
+import { Duration, Effect, Layer, Option, Schema } from "effect"
+import { TestClock } from "effect/testing"
 import { HttpSession, MemorySessionStore, SessionKey, SessionMiddleware, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
 
@@ -218,9 +219,9 @@ describe("SessionMiddleware with data the schema rejects", () => {
 
 class RenamedSession extends SessionMiddleware.Tag<RenamedSession>()("test/RenamedSession", {
   schema: Schema.Struct({
-    userName: Schema.propertySignature(Schema.NullOr(Schema.String)).pipe(Schema.fromKey("user_name")),
+    userName: Schema.NullOr(Schema.String),
     visits: Schema.Number
-  }),
+  }).pipe(Schema.encodeKeys({ userName: "user_name" })),
   initial: { userName: null, visits: 0 }
 }) {}
 
