@@ -3,9 +3,36 @@
  * store side by side, under one TestClock; every outcome (value, remaining period, or error tag) must agree.
  */
 import { expect, layer } from "@effect/vitest"
-import { Duration, Effect, Either, FastCheck as fc, Layer, TestClock } from "effect"
+import { Arbitrary, Context, Duration, Effect, Layer, Result, Schema } from "effect"
+import { TestClock } from "effect/testing"
 import { MemorySessionStore, PgSessionStore, SessionKey, SessionStore } from "../src/index.js"
 import { ServerPgClient, TestSchema, withSchema } from "./support/database.js"
+
+type Choice<A> = Arbitrary.Arbitrary<A> | { readonly weight: number; readonly arbitrary: Arbitrary.Arbitrary<A> }
+type ChoiceOf<C> = C extends Arbitrary.Arbitrary<infer A> ? A : C extends { readonly arbitrary: Arbitrary.Arbitrary<infer A> } ? A : never
+/** The few fast-check combinators this test uses, on Effect 4's `Arbitrary` (Effect 4 ships no fast-check). */
+const fc = {
+  integer: (range: { readonly min: number; readonly max: number }) =>
+    Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: range.min, maximum: range.max }))),
+  string: (options: { readonly maxLength: number }) => Arbitrary.schema(Schema.String.check(Schema.isMaxLength(options.maxLength))),
+  constant: Arbitrary.Constant,
+  constantFrom: <const A extends ReadonlyArray<unknown>>(...values: A): Arbitrary.Arbitrary<A[number]> =>
+    Arbitrary.map(fc.integer({ min: 0, max: values.length - 1 }), (i) => values[i]),
+  oneof: <const C extends ReadonlyArray<Choice<any>>>(...choices: C): Arbitrary.Arbitrary<ChoiceOf<C[number]>> => {
+    const weighted = choices.map((c): { weight: number; arbitrary: Arbitrary.Arbitrary<any> } =>
+      Arbitrary.isArbitrary(c) ? { weight: 1, arbitrary: c } : c as { weight: number; arbitrary: Arbitrary.Arbitrary<any> }
+    )
+    const total = weighted.reduce((sum, c) => sum + c.weight, 0)
+    return Arbitrary.flatMap(fc.integer({ min: 0, max: total - 1 }), (n) => {
+      for (const c of weighted) if ((n -= c.weight) < 0) return c.arbitrary
+      return weighted[0]!.arbitrary
+    })
+  },
+  option: <A, N>(arbitrary: Arbitrary.Arbitrary<A>, options: { readonly nil: N }) =>
+    fc.oneof({ weight: 1, arbitrary: Arbitrary.Constant(options.nil) }, { weight: 4, arbitrary }) as Arbitrary.Arbitrary<A | N>,
+  record: Arbitrary.all,
+  array: <A>(item: Arbitrary.Arbitrary<A>, options: Arbitrary.ArrayOptions) => Arbitrary.array(item, options)
+}
 
 const SLOTS = 4
 const value = fc.oneof(
@@ -38,12 +65,12 @@ const command = fc.oneof(
   fc.record({ op: fc.constant("revoke" as const), slot, scoped: fc.option(subject, { nil: undefined }) }),
   fc.record({ op: fc.constant("revokeSubject" as const), subject, except: fc.option(slot, { nil: undefined }) })
 )
-type Command = typeof command extends fc.Arbitrary<infer C> ? C : never
+type Command = typeof command extends Arbitrary.Arbitrary<infer C> ? C : never
 
 /** Runs one command on one store; the key of each slot may differ between stores (keys are random). */
 const run = (store: SessionStore.Service, keys: Array<string>, c: Command) => {
   const outcome = <A>(effect: Effect.Effect<A, { readonly _tag: string }>) =>
-    Effect.map(Effect.either(effect), Either.match({ onLeft: (e) => `error ${e._tag}`, onRight: (a) => a as unknown }))
+    Effect.map(Effect.result(effect), Result.match({ onFailure: (e) => `error ${e._tag}`, onSuccess: (a) => a as unknown }))
   switch (c.op) {
     case "generate":
       return outcome(Effect.map(store.generate({ value: c.value, expiry: c.expiry }), (key) => {
@@ -101,7 +128,7 @@ layer(withSchema(ServerPgClient), { timeout: 120_000 })("memory store and Postgr
         const stores = yield* Effect.all([
           Layer.build(MemorySessionStore.layer(options)),
           Layer.build(PgSessionStore.layer({ ...options, tableName }))
-        ]).pipe(Effect.map((contexts) => contexts.map((c) => c.unsafeMap.get(SessionStore.SessionStore.key) as SessionStore.Service)))
+        ]).pipe(Effect.map((contexts) => contexts.map((c) => Context.get(c, SessionStore.SessionStore))))
         // Slots start with well-formed keys nobody generated, the same in both stores.
         const initial = Array.from({ length: SLOTS }, () => SessionKey.generate())
         const keys = stores.map(() => [...initial])
@@ -111,6 +138,6 @@ layer(withSchema(ServerPgClient), { timeout: 120_000 })("memory store and Postgr
           else yield* TestClock.adjust(0)
         }
       }).pipe(Effect.scoped),
-    { fastCheck: { numRuns: 100 } }
+    { arbitrary: { runs: 100 } }
   )
 })
