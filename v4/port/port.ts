@@ -7,6 +7,7 @@
  *   tsx port/port.ts --check   fail if any Effect 4 file differs from what the Effect 3 file and its patch give (CI)
  *   tsx port/port.ts --save    record hand edits: rewrite each patch as the diff from the renamed Effect 3 file to
  *                              the Effect 4 file as it is now
+ *   tsx port/port.ts --add     write only the Effect 4 files that do not exist yet (a new Effect 3 file or tree)
  *
  * Effect 4 files with no Effect 3 counterpart are the v4 line's own and are left alone (listed by --check).
  */
@@ -112,6 +113,7 @@ const main = (): number => {
       failures++
       continue
     }
+    if (mode === "--add" && fs.existsSync(target)) continue
     if (mode === "--check") {
       const current = fs.existsSync(target) ? fs.readFileSync(target, "utf8") : undefined
       if (current !== derived) {

@@ -20,5 +20,6 @@ export const skipped: ReadonlyArray<string> = []
 /** The trees ported: the Effect 3 line's directory → the Effect 4 line's directory (relative to the repository root). */
 export const trees: ReadonlyArray<readonly [string, string]> = [
   ["src", "v4/src"],
-  ["test", "v4/test"]
+  ["test", "v4/test"],
+  ["examples", "v4/examples"]
 ]
