@@ -6,38 +6,52 @@
  * the cookie's size budget), and what it cannot do, asserted as documented (a copied cookie outlives logout, the
  * last overlapping response wins). The store conformance suite does not apply: there is no store.
  */
-import {
-  HttpApi,
-  HttpApiBuilder,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  HttpClient,
-  HttpClientRequest,
-  HttpLayerRouter,
-  HttpRouter,
-  HttpServer,
-  HttpServerResponse,
-  OpenApi
-} from "effect/http"
+import { HttpClient, HttpClientRequest, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Config, ConfigProvider, Context, Effect, Layer, Logger, Metric, Redacted, Schema, TestClock } from "effect"
-import { app as cartApp, CartLive as CartSettings } from "../examples/sealed.js"
+import { Clock, Config, ConfigProvider, Context, Effect, Layer, Logger, Metric, Redacted, Schema } from "effect"
+import { TestClock } from "effect/testing"
+import { CsrfProtection } from "../src/index.js"
 import * as Observability from "../src/internal/observability.js"
 import * as SealedCookie from "../src/internal/sealedCookie.js"
 import { SessionMiddleware, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
 import { makeSealedApp, SealedTestSession, secret, serveSealed } from "./support/sealedApp.js"
-import { Barrier } from "./support/testApp.js"
+import { Barrier, layerTestServer, toApp } from "./support/testApp.js"
+
+/** examples/sealed.ts on Effect 4: a cart sealed into its cookie, behind the cross-origin guard. */
+class CartSession extends SessionMiddleware.SealedTag<CartSession>()("Cart", {
+  schema: Schema.Struct({ items: Schema.Array(Schema.String) }),
+  initial: { items: [] }
+}) {}
+
+const cartApp = toApp([
+  HttpRouter.route("GET", "/", Effect.map(Effect.flatMap(CartSession, (cart) => cart.get), ({ items }) =>
+    HttpServerResponse.text(`${items.length} items: ${items.join(", ")}\n`))),
+  HttpRouter.route("POST", "/add/:item", Effect.gen(function*() {
+    const cart = yield* CartSession
+    const { item } = yield* HttpRouter.schemaPathParams(Schema.Struct({ item: Schema.String }))
+    yield* cart.update(({ items }) => ({ items: [...items, item] }))
+    return HttpServerResponse.text("added\n")
+  }).pipe(
+    // The cookie holds about 2.8 KB of data: past it, the change is refused here and nothing changes.
+    Effect.catchTag("SessionTooLarge", () => Effect.succeed(HttpServerResponse.text("your cart is full\n", { status: 413 })))
+  )),
+  HttpRouter.route("POST", "/empty", Effect.as(Effect.flatMap(CartSession, (cart) => cart.destroy), HttpServerResponse.text("emptied\n")))
+]).pipe(Effect.map((app) => app.pipe(CartSession.middleware, CsrfProtection.middleware())))
+
+/** The secrets, read through Config: `SESSION_SECRETS`, comma-separated, each at least 32 bytes. */
+const CartSettings = CartSession.layerConfig({ secrets: Config.Array(Schema.Redacted(Schema.String), "SESSION_SECRETS") })
 
 const cookieName = "__Host-session"
 const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  effect.pipe(Effect.provide(Layer.merge(NodeHttpServer.layerTest, Barrier.Default)), Effect.scoped)
+  effect.pipe(Effect.provide(Layer.merge(layerTestServer, Barrier.Default)), Effect.scoped)
 const json = (reply: { readonly body: string }) => JSON.parse(reply.body)
 const line = (reply: { readonly setCookie: ReadonlyArray<string> }) => reply.setCookie.find((l) => l.startsWith(`${cookieName}=`))
-const counter = (metric: Metric.Metric.Counter<number>, ...tags: ReadonlyArray<readonly [string, string]>) => {
+const counter = (metric: Metric.Counter<number>, ...tags: ReadonlyArray<readonly [string, string]>) => {
   let tagged = metric
-  for (const [key, value] of tags) tagged = Metric.tagged(tagged, key, value)
+  for (const [key, value] of tags) tagged = Metric.withAttributes(tagged, { [key]: value })
   return Effect.map(Metric.value(tagged), (state) => state.count)
 }
 const rejected = (reason: string) => counter(Observability.cookiesRejected, ["reason", reason])
@@ -357,7 +371,7 @@ describe("sealed-cookie sessions over HTTP", () => {
     Effect.gen(function*() {
       const logged: Array<string> = []
       yield* serveSealed().pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(String(message)))))
+        Effect.provide(Logger.layer([Logger.make(({ message }) => logged.push(String(message)))]))
       )
       const now = yield* Clock.currentTimeMillis
       const browser = yield* makeBrowser
@@ -371,13 +385,14 @@ describe("sealed-cookie sessions over HTTP", () => {
 
   it.effect("no store anywhere: the layer is the settings alone, and nothing a handler can reach is a store", () =>
     Effect.gen(function*() {
-      type Needs = Effect.Effect.Context<ReturnType<typeof serveSealed>>
-      const noStore: [Extract<Needs | Layer.Layer.Context<typeof SealedTestSession.apiLayer>, SessionStore.SessionStore>] extends [never] ? true
+      type Needs = Effect.Services<ReturnType<typeof serveSealed>>
+      const noStore: [Extract<Needs | Layer.Services<typeof SealedTestSession.apiLayer>, SessionStore.SessionStore>] extends [never] ? true
         : false = true
       expect(noStore).toBe(true)
       const context = yield* Layer.build(SealedTestSession.layer({ secrets: [secret("s")] }))
       expect(Context.getOption(context, SessionStore.SessionStore)._tag).toBe("None")
-      expect([...context.unsafeMap.keys()]).toEqual(["test/SealedSession/Settings"])
+      // Effect 4 adds its own memo map to every context a layer builds: not a service of the layer's.
+      expect([...Context.omit(Layer.CurrentMemoMap)(context).mapUnsafe.keys()]).toEqual(["test/SealedSession/Settings"])
       yield* serveSealed()
       expect((yield* (yield* makeBrowser).get("/store")).body).toBe("no store")
     }).pipe(provide))
@@ -406,16 +421,15 @@ describe("sealed-cookie sessions over HTTP", () => {
 
   it.effect("layerConfig reads the options, secrets included, through Config", () =>
     Effect.gen(function*() {
-      const provider = ConfigProvider.fromMap(new Map([["SESSION_SECRETS", `${"n".repeat(32)},${"s".repeat(32)}`]]))
+      const provider = ConfigProvider.fromEnv({ env: { SESSION_SECRETS: `${"n".repeat(32)},${"s".repeat(32)}` } })
       const settings = SealedTestSession.layerConfig({
-        secrets: Config.array(Config.redacted("SESSION_SECRETS")),
+        secrets: Config.Array(Schema.Redacted(Schema.String), "SESSION_SECRETS"),
         idleTimeout: "5 minutes"
       })
-      yield* makeSealedApp().pipe(
-        HttpRouter.use(SealedTestSession.middleware),
-        HttpServer.serveEffect(),
+      yield* toApp(makeSealedApp()).pipe(
+        Effect.flatMap((app) => app.pipe(SealedTestSession.middleware, HttpServer.serveEffect())),
         Effect.provide(settings),
-        Effect.withConfigProvider(provider)
+        Effect.provideService(ConfigProvider.ConfigProvider, provider)
       )
       const browser = yield* makeBrowser
       const sealedUnderSecond = sealedBy("s".repeat(32), { v: 1, d: { user: "ada", visits: 1 }, f: {}, c: 0, r: false }, 60_000)
@@ -445,8 +459,8 @@ describe("sealed-cookie sessions over HTTP", () => {
 
 describe("sealed-cookie sessions in the integrations", () => {
   class Cart extends HttpApiGroup.make("cart")
-    .add(HttpApiEndpoint.post("count", "/count").addSuccess(Schema.Number))
-    .add(HttpApiEndpoint.post("fill", "/fill").addSuccess(Schema.Number))
+    .add(HttpApiEndpoint.post("count", "/count", { success: Schema.Number }))
+    .add(HttpApiEndpoint.post("fill", "/fill", { success: Schema.Number }))
     .middleware(SealedTestSession.Api)
   {}
   class Api extends HttpApi.make("sealed").add(Cart) {}
@@ -463,10 +477,10 @@ describe("sealed-cookie sessions in the integrations", () => {
 
   it.effect("HttpApi: the group's handlers get the session; SessionTooLarge is a declared 413, and no 503 or 409 is", () =>
     Effect.gen(function*() {
-      yield* Layer.build(HttpApiBuilder.serve().pipe(
-        Layer.provide(HttpApiBuilder.api(Api).pipe(Layer.provide(CartLive), Layer.provide(SealedTestSession.apiLayer))),
-        Layer.provide(SealedTestSession.layer({ secrets: [secret("s")] }))
-      ))
+      yield* Layer.build(HttpRouter.serve(
+        HttpApiBuilder.layer(Api).pipe(Layer.provide(CartLive), Layer.provide(SealedTestSession.apiLayer)),
+        { disableLogger: true, disableListenLog: true }
+      ).pipe(Layer.provide(SealedTestSession.layer({ secrets: [secret("s")] }))))
       const browser = yield* makeBrowser
       expect((yield* browser.post("/count")).body).toBe("1")
       expect((yield* browser.post("/count")).body).toBe("2")
@@ -482,17 +496,17 @@ describe("sealed-cookie sessions in the integrations", () => {
 
   it.effect("HttpLayerRouter: routes given the router middleware reach the session; it is kept and destroyed", () =>
     Effect.gen(function*() {
-      const Routes = HttpLayerRouter.addAll([
-        HttpLayerRouter.route("GET", "/", Effect.gen(function*() {
+      const Routes = HttpRouter.addAll([
+        HttpRouter.route("GET", "/", Effect.gen(function*() {
           const session = yield* SealedTestSession
           yield* session.update((s) => ({ ...s, visits: s.visits + 1 }))
           return HttpServerResponse.text(`visits: ${(yield* session.get).visits}`)
         })),
-        HttpLayerRouter.route("POST", "/logout", Effect.flatMap(SealedTestSession, (s) => s.destroy).pipe(
+        HttpRouter.route("POST", "/logout", Effect.flatMap(SealedTestSession, (s) => s.destroy).pipe(
           Effect.as(HttpServerResponse.text("bye"))
         ))
       ]).pipe(Layer.provide(SealedTestSession.routerMiddleware.layer))
-      yield* Layer.build(HttpLayerRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
+      yield* Layer.build(HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
         Layer.provide(SealedTestSession.layer({ secrets: [secret("s")] }))
       ))
       const browser = yield* makeBrowser
@@ -505,9 +519,10 @@ describe("sealed-cookie sessions in the integrations", () => {
 
   it.effect("the example (examples/sealed.ts): a cart in the cookie, refused when full, emptied", () =>
     Effect.gen(function*() {
-      yield* HttpServer.serveEffect(cartApp).pipe(
+      yield* cartApp.pipe(
+        Effect.flatMap(HttpServer.serveEffect()),
         Effect.provide(CartSettings),
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SESSION_SECRETS", "e".repeat(32)]])))
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { SESSION_SECRETS: "e".repeat(32) } }))
       )
       const browser = yield* makeBrowser
       yield* browser.post("/add/book")

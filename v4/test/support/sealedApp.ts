@@ -1,7 +1,7 @@
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Effect, Option, Redacted, Schema } from "effect"
 import { SessionMiddleware, SessionStore } from "../../src/index.js"
-import { Barrier } from "./testApp.js"
+import { Barrier, toApp } from "./testApp.js"
 
 export const Data = Schema.Struct({
   user: Schema.NullOr(Schema.String),
@@ -39,10 +39,10 @@ const setNote = Effect.gen(function*() {
 
 /** The routes the sealed HTTP tests drive. */
 export const makeSealedApp = () =>
-  HttpRouter.empty.pipe(
-    HttpRouter.get("/", Effect.flatMap(SealedTestSession, (s) => s.update((d) => ({ ...d, visits: d.visits + 1 }))).pipe(Effect.andThen(show))),
-    HttpRouter.get("/peek", show),
-    HttpRouter.post("/login", Effect.gen(function*() {
+  [
+    HttpRouter.route("GET", "/", Effect.flatMap(SealedTestSession, (s) => s.update((d) => ({ ...d, visits: d.visits + 1 }))).pipe(Effect.andThen(show))),
+    HttpRouter.route("GET", "/peek", show),
+    HttpRouter.route("POST", "/login", Effect.gen(function*() {
       const s = yield* SealedTestSession
       const name = Option.getOrElse(yield* query("name"), () => "ada")
       yield* s.regenerate
@@ -51,47 +51,47 @@ export const makeSealedApp = () =>
       if (Option.isSome(yield* query("remember"))) yield* s.rememberMe(true)
       return yield* show
     })),
-    HttpRouter.post("/logout", Effect.gen(function*() {
+    HttpRouter.route("POST", "/logout", Effect.gen(function*() {
       const s = yield* SealedTestSession
       yield* s.dropPrivileges
       yield* s.set({ ...(yield* s.get), user: null })
       yield* s.flash("notice", "Logged out")
       return HttpServerResponse.text("bye")
     })),
-    HttpRouter.post("/destroy", Effect.flatMap(SealedTestSession, (s) => s.destroy).pipe(Effect.as(HttpServerResponse.text("gone")))),
-    HttpRouter.post("/destroy-then-flash", Effect.gen(function*() {
+    HttpRouter.route("POST", "/destroy", Effect.flatMap(SealedTestSession, (s) => s.destroy).pipe(Effect.as(HttpServerResponse.text("gone")))),
+    HttpRouter.route("POST", "/destroy-then-flash", Effect.gen(function*() {
       const s = yield* SealedTestSession
       yield* s.destroy
       yield* s.flash("notice", "Start again")
       return HttpServerResponse.text("restarted")
     })),
-    HttpRouter.post("/remember", Effect.gen(function*() {
+    HttpRouter.route("POST", "/remember", Effect.gen(function*() {
       const s = yield* SealedTestSession
       yield* s.rememberMe(Option.getOrElse(yield* query("on"), () => "1") === "1")
       return yield* show
     })),
-    HttpRouter.get("/token", Effect.flatMap(SealedTestSession, (s) => s.csrfToken).pipe(Effect.map((t) => HttpServerResponse.text(t)))),
+    HttpRouter.route("GET", "/token", Effect.flatMap(SealedTestSession, (s) => s.csrfToken).pipe(Effect.map((t) => HttpServerResponse.text(t)))),
     // Sets a note of `bytes` characters: /note answers a SessionTooLarge itself (413 with its fields), /note-uncaught
     // leaves it to the error's own response.
-    HttpRouter.post("/note", Effect.catchTag(setNote, "SessionTooLarge", tooLarge)),
-    HttpRouter.post("/note-uncaught", setNote),
-    HttpRouter.post("/flash", Effect.gen(function*() {
+    HttpRouter.route("POST", "/note", Effect.catchTag(setNote, "SessionTooLarge", tooLarge)),
+    HttpRouter.route("POST", "/note-uncaught", setNote),
+    HttpRouter.route("POST", "/flash", Effect.gen(function*() {
       const s = yield* SealedTestSession
       const bytes = Number(Option.getOrElse(yield* query("bytes"), () => "10"))
       yield* s.flash("big", "y".repeat(bytes))
       return HttpServerResponse.text("flashed")
     }).pipe(Effect.catchTag("SessionTooLarge", tooLarge))),
-    HttpRouter.get("/fail", Effect.gen(function*() {
+    HttpRouter.route("GET", "/fail", Effect.gen(function*() {
       const s = yield* SealedTestSession
       yield* s.set({ ...(yield* s.get), user: "written before the failure" })
       return yield* Effect.fail(new Error("handler failed"))
     })),
-    HttpRouter.post("/bad-request", Effect.gen(function*() {
+    HttpRouter.route("POST", "/bad-request", Effect.gen(function*() {
       const s = yield* SealedTestSession
       yield* s.flash("error", "wrong password")
       return HttpServerResponse.text("no", { status: 400 })
     })),
-    HttpRouter.get("/overlap", Effect.gen(function*() {
+    HttpRouter.route("GET", "/overlap", Effect.gen(function*() {
       const s = yield* SealedTestSession
       const barrier = yield* Barrier
       const field = Option.getOrElse(yield* query("field"), () => "a") as "a" | "b"
@@ -101,15 +101,14 @@ export const makeSealedApp = () =>
       return HttpServerResponse.text(field)
     })),
     // Whether anything in the handler's context is a session store.
-    HttpRouter.get("/store", Effect.serviceOption(SessionStore.SessionStore).pipe(
+    HttpRouter.route("GET", "/store", Effect.serviceOption(SessionStore.SessionStore).pipe(
       Effect.map((store) => HttpServerResponse.text(Option.isSome(store) ? "a store" : "no store"))
     ))
-  )
+  ] as const
 
 /** Serves the sealed test app behind the sealed middleware configured with `options`, in the current scope. */
 export const serveSealed = (options: Partial<SessionMiddleware.SealedOptions> = {}) =>
-  makeSealedApp().pipe(
-    HttpRouter.use(SealedTestSession.middleware),
-    HttpServer.serveEffect(),
+  toApp(makeSealedApp()).pipe(
+    Effect.flatMap((app) => app.pipe(SealedTestSession.middleware, HttpServer.serveEffect())),
     Effect.provide(SealedTestSession.layer({ ...options, secrets: options.secrets ?? [secret("s")] }))
   )

@@ -1,5 +1,7 @@
-import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { FetchHttpClient, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Context, Deferred, Effect, Layer, Option, Ref, Schema } from "effect"
+import { createServer } from "node:http"
 import { MemorySessionStore, SessionMiddleware, SessionStore } from "../../src/index.js"
 
 export const Data = Schema.Struct({
@@ -34,6 +36,18 @@ export class Barrier extends Context.Service<Barrier>()("test/Barrier", {
 }) {
   static readonly Default = Layer.effect(this, this.make)
 }
+
+/**
+ * `NodeHttpServer.layerTest` but for one thing: an app served in a scope of its own stops being served when that
+ * scope ends, and the server stays up for the next one (on Effect 4 the server shuts down by default; on Effect 3 it
+ * never did), so a test can serve one app after another.
+ */
+export const layerTestServer = HttpServer.layerTestClient.pipe(
+  Layer.provide(
+    Layer.fresh(FetchHttpClient.layer).pipe(Layer.provide(Layer.succeed(FetchHttpClient.RequestInit)({ keepalive: false })))
+  ),
+  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, disablePreemptiveShutdown: true }))
+)
 
 /** The routes as an HTTP app (v3's `HttpRouter` was one), in the current scope. */
 export const toApp = <const Routes extends ReadonlyArray<HttpRouter.Route<any, any>>>(routes: Routes) =>
