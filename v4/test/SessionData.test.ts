@@ -4,20 +4,32 @@
  * and a Secure cookie served over plain HTTP to a real host is warned about, once.
  */
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
-import { NodeHttpServer } from "@effect/platform-node"
+import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer, Logger, Schema } from "effect"
 import { MemorySessionStore, SessionMiddleware, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
+import { toApp } from "./support/testApp.js"
+import { createServer } from "node:http"
 
 const cookieName = "__Host-session"
+
+/**
+ * Effect 3's `NodeHttpServer.layerTest`: a server that outlives each app served on it (Effect 4 closes the server
+ * when an app's scope ends, unless `disablePreemptiveShutdown`), so a "deploy" serves a new app on it; and an undici
+ * client, which sends the `Host` header a request sets (Effect 4's test client is `fetch`, which replaces it).
+ */
+const testServer = HttpServer.layerTestClient.pipe(
+  Layer.provide(Layer.fresh(NodeHttpClient.layerUndici)),
+  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, disablePreemptiveShutdown: true }))
+)
 
 /** A cart, then (after a "deploy") a cart with a currency that has a default, then one whose items changed shape. */
 const V1 = Schema.Struct({ user: Schema.NullOr(Schema.String), items: Schema.Array(Schema.String) })
 const V2 = Schema.Struct({
   user: Schema.NullOr(Schema.String),
   items: Schema.Array(Schema.String),
-  currency: Schema.optionalWith(Schema.String, { default: () => "EUR" })
+  currency: Schema.String.pipe(Schema.withDecodingDefault(Effect.succeed("EUR")))
 })
 const Item = Schema.Struct({ sku: Schema.String, quantity: Schema.Number })
 const V3 = Schema.Struct({ user: Schema.NullOr(Schema.String), items: Schema.Array(Item) })
@@ -37,22 +49,22 @@ const serve = <Self, Id extends string, A extends Cart>(
   options: SessionMiddleware.Options = {},
   fill: ReadonlyArray<unknown> = ["apple"]
 ) =>
-  HttpRouter.empty.pipe(
-    HttpRouter.get("/", Effect.flatMap(tag, (s) => s.get).pipe(Effect.flatMap((data) => HttpServerResponse.json(data)))),
-    HttpRouter.post("/fill", Effect.flatMap(tag, (s) => s.update((d) => ({ ...d, user: "ada", items: fill }) as A)).pipe(
+  toApp([
+    HttpRouter.route("GET", "/", Effect.flatMap(tag, (s) => s.get).pipe(Effect.flatMap((data) => HttpServerResponse.json(data)))),
+    HttpRouter.route("POST", "/fill", Effect.flatMap(tag, (s) => s.update((d) => ({ ...d, user: "ada", items: fill }) as A)).pipe(
       Effect.as(HttpServerResponse.text("ok"))
     )),
-    HttpRouter.post("/huge", Effect.flatMap(tag, (s) => s.update((d) => ({ ...d, items: Array(2000).fill("x".repeat(100)) }) as A)).pipe(
+    HttpRouter.route("POST", "/huge", Effect.flatMap(tag, (s) => s.update((d) => ({ ...d, items: Array(2000).fill("x".repeat(100)) }) as A)).pipe(
       Effect.as(HttpServerResponse.text("stored?!")),
-      Effect.catchTag("SessionTooLarge", (e) => HttpServerResponse.text(`too large: ${e.bytes} > ${e.maxBytes}`, { status: 413 }))
-    )),
-    HttpRouter.use(tag.middleware),
-    HttpServer.serveEffect(),
+      Effect.catchTag("SessionTooLarge", (e) => Effect.succeed(HttpServerResponse.text(`too large: ${e.bytes} > ${e.maxBytes}`, { status: 413 })))
+    ))
+  ]).pipe(
+    Effect.flatMap((app) => app.pipe(tag.middleware, HttpServer.serveEffect())),
     Effect.provide(tag.layer(options))
   )
 
-layer(Layer.merge(NodeHttpServer.layerTest, MemorySessionStore.layer({ cleanupInterval: 0 })))("session data", (it) => {
-  it.scoped("data over maxBytes fails in the handler with SessionTooLarge, which it can catch; nothing is stored", () =>
+layer(Layer.merge(testServer, MemorySessionStore.layer({ cleanupInterval: 0 })))("session data", (it) => {
+  it.effect("data over maxBytes fails in the handler with SessionTooLarge, which it can catch; nothing is stored", () =>
     Effect.gen(function*() {
       yield* serve(Cart1, { maxBytes: 64 * 1024 })
       const browser = yield* makeBrowser
@@ -66,20 +78,20 @@ layer(Layer.merge(NodeHttpServer.layerTest, MemorySessionStore.layer({ cleanupIn
     }))
 
   describe("a schema changed by a deploy, over live sessions", () => {
-    it.scoped("a field added with a default keeps every session: the user stays logged in, the cart stays", () =>
+    it.effect("a field added with a default keeps every session: the user stays logged in, the cart stays", () =>
       Effect.gen(function*() {
         const browser = yield* makeBrowser
-        yield* Effect.scoped(Effect.zipRight(serve(Cart1), browser.post("/fill")))
+        yield* Effect.scoped(Effect.andThen(serve(Cart1), browser.post("/fill")))
         yield* serve(Cart2) // the new deploy
         expect(JSON.parse((yield* browser.get("/")).body)).toEqual({ user: "ada", items: ["apple"], currency: "EUR" })
       }))
 
-    it.scoped("without a migration, an undecodable session resets (logged, rate-limited) or fails the request, by choice", () =>
+    it.effect("without a migration, an undecodable session resets (logged, rate-limited) or fails the request, by choice", () =>
       Effect.gen(function*() {
         const logged: Array<string> = []
-        const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logged.push(String(message))))
+        const logger = Logger.layer([Logger.make(({ message }) => void logged.push(String(message)))])
         const browser = yield* makeBrowser
-        yield* Effect.scoped(Effect.zipRight(serve(Cart1), browser.post("/fill")))
+        yield* Effect.scoped(Effect.andThen(serve(Cart1), browser.post("/fill")))
         yield* Effect.scoped(Effect.gen(function*() {
           yield* serve(Cart3, { onUndecodable: "fail" })
           const failed = yield* browser.get("/")
@@ -91,10 +103,10 @@ layer(Layer.merge(NodeHttpServer.layerTest, MemorySessionStore.layer({ cleanupIn
         expect(logged.filter((line) => line.startsWith("ignoring a stored session"))).toHaveLength(1) // not one per request
       }))
 
-    it.scoped("a migrate function turns the old shape into the new one: nobody is logged out", () =>
+    it.effect("a migrate function turns the old shape into the new one: nobody is logged out", () =>
       Effect.gen(function*() {
         const browser = yield* makeBrowser
-        yield* Effect.scoped(Effect.zipRight(serve(Cart1), browser.post("/fill")))
+        yield* Effect.scoped(Effect.andThen(serve(Cart1), browser.post("/fill")))
         const migrate = (stored: unknown) => {
           const old = stored as { user: string | null; items: ReadonlyArray<string> }
           return { ...old, items: old.items.map((sku) => ({ sku, quantity: 1 })) }
@@ -104,10 +116,10 @@ layer(Layer.merge(NodeHttpServer.layerTest, MemorySessionStore.layer({ cleanupIn
       }))
   })
 
-  it.scoped("a Secure cookie over plain HTTP to a host other than localhost: one warning saying what to configure", () =>
+  it.effect("a Secure cookie over plain HTTP to a host other than localhost: one warning saying what to configure", () =>
     Effect.gen(function*() {
       const logged: Array<string> = []
-      const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logged.push(String(message))))
+      const logger = Logger.layer([Logger.make(({ message }) => void logged.push(String(message)))])
       yield* serve(Cart1).pipe(Effect.provide(logger))
       const browser = yield* makeBrowser
       for (let i = 0; i < 3; i++) yield* browser.post("/fill", undefined, { headers: { host: "myapp.test:3000" } })
