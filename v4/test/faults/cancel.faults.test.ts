@@ -50,8 +50,8 @@ const hammer = (sql: SqlClient.SqlClient, store: SessionStore.Service, interrupt
       Effect.gen(function*() {
         for (let k = 0; k < n; k++) {
           const target: Effect.Effect<void, unknown> = interrupted === "store" ? store.get(pick()) : sql`SELECT pg_sleep(0.001)`
-          const outcome = yield* target.pipe(Effect.timeoutOption(Duration.millis(Math.random() * 3)), Effect.either)
-          if (outcome._tag === "Right" && outcome.right._tag === "None") counts.interrupted++
+          const outcome = yield* target.pipe(Effect.timeoutOption(Duration.millis(Math.random() * 3)), Effect.result)
+          if (outcome._tag === "Success" && outcome.success._tag === "None") counts.interrupted++
         }
       })
     const victim = (kind: "store" | "sql") =>
@@ -60,10 +60,10 @@ const hammer = (sql: SqlClient.SqlClient, store: SessionStore.Service, interrupt
           const statement: Effect.Effect<void, unknown> = kind === "store"
             ? store.modify(pick(), (v) => v)
             : sql`SELECT pg_sleep(0.003)`
-          const outcome = yield* Effect.either(statement)
+          const outcome = yield* Effect.result(statement)
           counts.victimStatements++
-          if (outcome._tag === "Left") {
-            if (codeOf(outcome.left) === "57014") counts.foreignCancels[kind]++
+          if (outcome._tag === "Failure") {
+            if (codeOf(outcome.failure) === "57014") counts.foreignCancels[kind]++
             else counts.otherFailures++
           }
         }

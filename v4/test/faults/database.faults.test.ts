@@ -270,11 +270,11 @@ describe("deadlines in the store", () => {
       const proxy = yield* TcpProxy.make(target)
       const context = yield* Layer.build(PgPool.layerClient({ url: throughProxy(proxy), maxConnections: 2 }))
       const { pool } = Context.get(context as unknown as Context.Context<PgPool.OwnedPool>, PgPool.OwnedPool) // provided beside the client
-      const sleeping = yield* Effect.fork(Effect.either(PgPool.query(pool, undefined, "SELECT pg_sleep(5)", [], 10_000)))
+      const sleeping = yield* Effect.forkChild(Effect.result(PgPool.query(pool, undefined, "SELECT pg_sleep(5)", [], 10_000)))
       yield* Effect.sleep("300 millis") // the query is on the wire
       proxy.cut() // the socket is reset under a checked-out client
       const outcome = yield* Fiber.join(sleeping)
-      expect(outcome._tag).toBe("Left")
+      expect(outcome._tag).toBe("Failure")
       const rows = yield* PgPool.query<{ ok: number }>(pool, undefined, "SELECT 1 AS ok", [], 10_000)
       expect(rows).toEqual([{ ok: 1 }])
       yield* Effect.sleep("200 millis")
@@ -284,13 +284,13 @@ describe("deadlines in the store", () => {
   it.live("a pipelined read past its deadline closes its connection: the reads behind it fail at once, the next works", () =>
     Effect.gen(function*() {
       const pipeline = yield* PgPipeline.make({ connectionString: databaseUrl }, 1)
-      const stuck = yield* Effect.fork(Effect.either(pipeline.query(undefined, "SELECT pg_sleep(3)", [], 300)))
+      const stuck = yield* Effect.forkChild(Effect.result(pipeline.query(undefined, "SELECT pg_sleep(3)", [], 300)))
       yield* Effect.sleep("50 millis")
       const started = Date.now()
-      const behind = yield* Effect.either(pipeline.query(undefined, "SELECT 1 AS ok", [], 5_000))
+      const behind = yield* Effect.result(pipeline.query(undefined, "SELECT 1 AS ok", [], 5_000))
       const waited = Date.now() - started
-      expect((yield* Fiber.join(stuck))._tag).toBe("Left")
-      expect(behind._tag).toBe("Left") // it was on the same stuck connection
+      expect((yield* Fiber.join(stuck))._tag).toBe("Failure")
+      expect(behind._tag).toBe("Failure") // it was on the same stuck connection
       expect(waited).toBeLessThan(1_000) // failed when the connection closed, not after the 3 s sleep
       expect(yield* pipeline.query<{ ok: number }>(undefined, "SELECT 1 AS ok", [], 5_000)).toEqual([{ ok: 1 }])
     }).pipe(Effect.scoped), { timeout: 30_000 })

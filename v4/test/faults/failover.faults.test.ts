@@ -179,7 +179,7 @@ const scenario = (options: {
   })
 
 describe("failover: the primary crashes, the standby is promoted, traffic goes on", () => {
-  const nothingLost = (figures: Effect.Effect.Success<ReturnType<typeof scenario>>) => {
+  const nothingLost = (figures: Effect.Success<ReturnType<typeof scenario>>) => {
     expect(figures.acknowledgedLost).toBe(0)
     expect(figures.usersLoggedOut).toBe(0)
     expect(figures.revocationsLost).toBe(0)

@@ -47,7 +47,7 @@ describe("behind PgBouncer in transaction mode", () => {
       const { pool } = Context.get(context as unknown as Context.Context<PgPool.OwnedPool>, PgPool.OwnedPool)
       const name = `es_probe_${Math.random().toString(36).slice(2, 10)}`
       const logged = <A, E>(effect: Effect.Effect<A, E>) =>
-        Effect.provide(effect, Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(`${message}`))))
+        Effect.provide(effect, Logger.layer([Logger.make(({ message }) => lines.push(`${message}`))]))
       const run = logged(PgPool.query<{ pid: number }>(pool, name, "SELECT pg_backend_pid() AS pid", [], 5_000))
       const first = yield* run // parsed on the server connection this transaction got
       // Another client holds that server connection in a transaction: the pool's next one runs on another.

@@ -26,10 +26,10 @@ export const serveRedis = (options: RedisSessionStore.Options) =>
     const context = yield* Layer.build(storeLayer(options)({ cleanupInterval: 0, ...(options.timeout === undefined ? {} : { timeout: options.timeout }) }))
     yield* serveApp().pipe(
       Effect.provide(context),
-      Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(`${message}`))))
+      Effect.provide(Logger.layer([Logger.make(({ message }) => lines.push(`${message}`))]))
     )
     const address = (yield* HttpServer.HttpServer).address
-    const port = address._tag === "TcpAddress" ? address.port : 0
+    const port = address._tag !== "UnixPathAddress" ? address.port : 0
     return { base: `http://127.0.0.1:${port}`, lines }
   })
 
