@@ -3,27 +3,13 @@
  * integrations over real HTTP with the session middleware inside the guard, where a refused request must never load,
  * create or store a session.
  */
-import {
-  HttpApi,
-  HttpApiBuilder,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  HttpApiSchema,
-  HttpClient,
-  HttpClientRequest,
-  HttpLayerRouter,
-  HttpRouter,
-  HttpServer,
-  HttpServerRespondable,
-  HttpServerResponse,
-  OpenApi
-} from "effect/http"
-import { NodeHttpServer } from "@effect/platform-node"
+import { HttpClient, HttpClientRequest, HttpRouter, HttpServer, HttpServerRespondable, HttpServerResponse } from "effect/http"
+import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Metric, Option, Ref, Result, Schema } from "effect"
 import * as Observability from "../src/internal/observability.js"
 import { CsrfProtection, SessionError } from "../src/index.js"
-import { Barrier, CountingMemoryStore, makeApp, StoreCalls, TestSession } from "./support/testApp.js"
+import { Barrier, CountingMemoryStore, layerTestServer, makeApp, StoreCalls, TestSession, toApp } from "./support/testApp.js"
 
 const options: CsrfProtection.Options = {
   trustedOrigins: ["https://admin.example"],
@@ -251,20 +237,21 @@ const loggedIn = Effect.gen(function*() {
 
 const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   effect.pipe(
-    Effect.provide(Layer.mergeAll(NodeHttpServer.layerTest, CountingMemoryStore, Barrier.Default)),
+    Effect.provide(Layer.mergeAll(layerTestServer, CountingMemoryStore, Barrier.Default)),
     Effect.scoped
   )
 
 describe("HttpApp middleware, the session inside it", () => {
-  const serve = makeApp().pipe(
-    HttpRouter.post(
+  const serve = toApp([
+    ...makeApp(),
+    HttpRouter.route(
+      "POST",
       "/hooks/stripe",
       Effect.flatMap(TestSession, (s) => s.update((d) => ({ ...d, visits: d.visits + 1 })))
         .pipe(Effect.as(HttpServerResponse.text("hooked")))
-    ),
-    HttpRouter.use(TestSession.middleware),
-    HttpRouter.use(CsrfProtection.middleware(options)),
-    HttpServer.serveEffect(),
+    )
+  ]).pipe(
+    Effect.flatMap((app) => app.pipe(TestSession.middleware, CsrfProtection.middleware(options), HttpServer.serveEffect())),
     Effect.provide(TestSession.layer())
   )
 
@@ -281,7 +268,7 @@ describe("HttpApp middleware, the session inside it", () => {
   it.effect("without Sec-Fetch-Site, an Origin not naming the Host is refused (and counted); one naming it passes", () =>
     Effect.gen(function*() {
       yield* serve
-      const refusals = Metric.value(Metric.tagged(Observability.csrfRefused, "reason", "Origin"))
+      const refusals = Metric.value(Metric.withAttributes(Observability.csrfRefused, { reason: "Origin" }))
       const before = (yield* refusals).count
       yield* expectRefused(yield* send("POST", "/login", { origin: "https://evil.example" }), "Origin")
       yield* expectRefused(yield* send("POST", "/login", { origin: "https://app.example:9443" }), "Origin")
@@ -315,11 +302,12 @@ describe("HttpApi middleware", () => {
   const User = Schema.Struct({ user: Schema.NullOr(Schema.String) })
   const Account = HttpApiGroup.make("account")
     .add(
-      HttpApiEndpoint.post("login", "/login")
-        .setPayload(Schema.Struct({ name: Schema.String }).pipe(HttpApiSchema.withEncoding({ kind: "UrlParams" })))
-        .addSuccess(User)
+      HttpApiEndpoint.post("login", "/login", {
+        payload: Schema.Struct({ name: Schema.String }).pipe(HttpApiSchema.asFormUrlEncoded()),
+        success: User
+      })
     )
-    .add(HttpApiEndpoint.get("me", "/me").addSuccess(User))
+    .add(HttpApiEndpoint.get("me", "/me", { success: User }))
 
   /** As documented: on the API, so before every group's middleware. */
   class OnTheApi extends HttpApi.make("on-the-api")
@@ -348,8 +336,7 @@ describe("HttpApi middleware", () => {
             return { user: payload.name }
           }))
         .handle("me", () => Effect.map(Effect.flatMap(TestSession, (s) => s.get), ({ user }) => ({ user }))))
-    return Layer.build(HttpApiBuilder.serve().pipe(
-      Layer.provide(HttpApiBuilder.api(sameEndpoints)),
+    return Layer.build(HttpRouter.serve(HttpApiBuilder.layer(sameEndpoints), { disableLogger: true, disableListenLog: true }).pipe(
       Layer.provide(handlers),
       Layer.provide([TestSession.apiLayer, CsrfProtection.apiLayer(options)]),
       Layer.provide(TestSession.layer())
@@ -379,7 +366,7 @@ describe("HttpApi middleware", () => {
           expect(yield* storeCalls, api.identifier).toBe(loadsBeforeRefusal)
         }))
       }
-    }).pipe(Effect.provide(CountingMemoryStore), Effect.provide(NodeHttpServer.layerTest)))
+    }).pipe(Effect.provide(CountingMemoryStore), Effect.provide(layerTestServer)))
 
   it("the OpenAPI document lists the 403 on every guarded endpoint, with the urlencoded payload", () => {
     for (const spec of [OpenApi.fromApi(OnTheApi), OpenApi.fromApi(OnTheGroup)]) {
@@ -394,13 +381,13 @@ describe("HttpApi middleware", () => {
 })
 
 describe("HttpLayerRouter middleware", () => {
-  const Routes = HttpLayerRouter.addAll([
-    HttpLayerRouter.route("POST", "/login", Effect.flatMap(TestSession, (s) => s.set({ user: "ada", visits: 0 })).pipe(
+  const Routes = HttpRouter.addAll([
+    HttpRouter.route("POST", "/login", Effect.flatMap(TestSession, (s) => s.set({ user: "ada", visits: 0 })).pipe(
       Effect.as(HttpServerResponse.text("logged in"))
     ))
   ])
   const serve = <A, E, R>(app: Layer.Layer<A, E, R>) =>
-    Layer.build(HttpLayerRouter.serve(app, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.build(HttpRouter.serve(app, { disableLogger: true, disableListenLog: true }).pipe(
       Layer.provide(TestSession.layer())
     ))
   const setups = {
@@ -409,7 +396,7 @@ describe("HttpLayerRouter middleware", () => {
     ),
     "global, around the session's": Layer.merge(
       Routes.pipe(Layer.provide(TestSession.routerMiddleware.layer)),
-      HttpLayerRouter.middleware(CsrfProtection.middleware(options), { global: true })
+      HttpRouter.middleware(CsrfProtection.middleware(options), { global: true })
     )
   }
 

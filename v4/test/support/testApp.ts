@@ -1,5 +1,5 @@
-import { NodeHttpServer } from "@effect/platform-node"
-import { FetchHttpClient, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Context, Deferred, Effect, Layer, Option, Ref, Schema } from "effect"
 import { createServer } from "node:http"
 import { MemorySessionStore, SessionMiddleware, SessionStore } from "../../src/index.js"
@@ -38,14 +38,13 @@ export class Barrier extends Context.Service<Barrier>()("test/Barrier", {
 }
 
 /**
- * `NodeHttpServer.layerTest` but for one thing: an app served in a scope of its own stops being served when that
+ * `NodeHttpServer.layerTest` but for two things: an app served in a scope of its own stops being served when that
  * scope ends, and the server stays up for the next one (on Effect 4 the server shuts down by default; on Effect 3 it
- * never did), so a test can serve one app after another.
+ * never did), so a test can serve one app after another; and the client is undici's, which sends the `Host` header a
+ * test sets (fetch replaces it).
  */
 export const layerTestServer = HttpServer.layerTestClient.pipe(
-  Layer.provide(
-    Layer.fresh(FetchHttpClient.layer).pipe(Layer.provide(Layer.succeed(FetchHttpClient.RequestInit)({ keepalive: false })))
-  ),
+  Layer.provide(NodeHttpClient.layerUndici),
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, disablePreemptiveShutdown: true }))
 )
 
