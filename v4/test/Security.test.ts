@@ -4,17 +4,17 @@
  * lifetime, CSRF by a cross-site form, a cookie tossed from a sibling subdomain, forged keys reaching the store,
  * remember-me switched off without a new cookie, and a write for data that did not change.
  */
-import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted, Ref, TestClock } from "effect"
+import { Effect, Layer, Redacted, Ref } from "effect"
+import { TestClock } from "effect/testing"
 import { CsrfProtection, MemorySessionStore, PgSessionStore, SessionKey, SessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
 import { ServerOwnedPool, TestSchema, withSchema } from "./support/database.js"
-import { Barrier, CountingMemoryStore, serveApp, StoreCalls } from "./support/testApp.js"
+import { Barrier, CountingMemoryStore, layerTestServer, serveApp, StoreCalls } from "./support/testApp.js"
 
 const cookieName = "__Host-session"
 const http = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  effect.pipe(Effect.provide(Layer.merge(NodeHttpServer.layerTest, Barrier.Default)), Effect.scoped)
+  effect.pipe(Effect.provide(Layer.merge(layerTestServer, Barrier.Default)), Effect.scoped)
 const json = (reply: { readonly body: string }) => JSON.parse(reply.body)
 
 /** A store of a fresh table on the PostgreSQL server (or the embedded engine), for the races. */
@@ -48,11 +48,11 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("revocation over HTTP
         const after = b.jar.get(cookieName)
         if (after === undefined) continue
         const now = yield* Effect.provide(
-          Effect.either(Effect.flatMap(SessionStore.SessionStore, (s) => s.get(after))),
+          Effect.result(Effect.flatMap(SessionStore.SessionStore, (s) => s.get(after))),
           store
         )
         // Alive only as a new session (the re-login found b logged out and started over), never as the old one.
-        if (now._tag === "Right") expect(now.right.id).not.toBe(before.id)
+        if (now._tag === "Success") expect(now.success.id).not.toBe(before.id)
       }
     }).pipe(http))
 
@@ -71,13 +71,13 @@ layer(withSchema(ServerOwnedPool()), { timeout: 120_000 })("revocation over HTTP
     }).pipe(http))
 })
 
-layer(Layer.merge(NodeHttpServer.layerTest, Barrier.Default))("security defaults over HTTP, in memory", (it) => {
+layer(Layer.merge(layerTestServer, Barrier.Default))("security defaults over HTTP, in memory", (it) => {
   // The store is built in the test's scope: it must outlive `serveApp`, which returns once the server is up.
   const serve = (options: Parameters<typeof serveApp>[0] = {}) =>
     Effect.flatMap(Layer.build(MemorySessionStore.layer({ cleanupInterval: 0 })), (store) =>
       serveApp(options).pipe(Effect.provide(store)))
 
-  it.scoped("logout by dropPrivileges leaves nothing readable through the logged-in key", () =>
+  it.effect("logout by dropPrivileges leaves nothing readable through the logged-in key", () =>
     Effect.gen(function*() {
       yield* serve()
       const browser = yield* makeBrowser
@@ -90,7 +90,7 @@ layer(Layer.merge(NodeHttpServer.layerTest, Barrier.Default))("security defaults
       expect(json(yield* browser.get("/peek"))).toMatchObject({ isNew: false, data: { user: null } })
     }))
 
-  it.scoped("a login starts a fresh absolute timeout: an old anonymous session does not cut it short", () =>
+  it.effect("a login starts a fresh absolute timeout: an old anonymous session does not cut it short", () =>
     Effect.gen(function*() {
       yield* serve({ idleTimeout: "1 hour", absoluteTimeout: "12 hours" })
       const browser = yield* makeBrowser
@@ -105,7 +105,7 @@ layer(Layer.merge(NodeHttpServer.layerTest, Barrier.Default))("security defaults
       expect(json(yield* browser.get("/peek"))).toMatchObject({ isNew: false, data: { user: "ada" } })
     }))
 
-  it.scoped("a session cookie tossed from a sibling subdomain is ignored: the __Host- cookie wins", () =>
+  it.effect("a session cookie tossed from a sibling subdomain is ignored: the __Host- cookie wins", () =>
     Effect.gen(function*() {
       yield* serve()
       const victim = yield* makeBrowser
@@ -117,7 +117,7 @@ layer(Layer.merge(NodeHttpServer.layerTest, Barrier.Default))("security defaults
       expect(json(reply).data.user).toBe("victim")
     }))
 
-  it.scoped("rememberMe(false) on a remembered session sends a browser-session cookie", () =>
+  it.effect("rememberMe(false) on a remembered session sends a browser-session cookie", () =>
     Effect.gen(function*() {
       yield* serve()
       const browser = yield* makeBrowser
@@ -129,7 +129,7 @@ layer(Layer.merge(NodeHttpServer.layerTest, Barrier.Default))("security defaults
       expect(remembered.concat(forgotten).every((line) => line.startsWith(`${cookieName}=`))).toBe(true)
     }))
 
-  it.scoped("CSRF tokens: a state-changing request without the session's token is refused before its handler", () =>
+  it.effect("CSRF tokens: a state-changing request without the session's token is refused before its handler", () =>
     Effect.gen(function*() {
       yield* serve({ csrfTokens: true })
       const browser = yield* makeBrowser
@@ -155,7 +155,7 @@ layer(Layer.merge(NodeHttpServer.layerTest, Barrier.Default))("security defaults
       expect((yield* browser.post("/regenerate", undefined, { form: { _csrf: fresh } })).status).toBe(200)
     }))
 
-  it.scoped("a cross-site form POST to log in is refused with 403 by the guard: no cookie, nothing stored", () =>
+  it.effect("a cross-site form POST to log in is refused with 403 by the guard: no cookie, nothing stored", () =>
     Effect.gen(function*() {
       const calls = yield* StoreCalls
       const counted = yield* Layer.build(CountingMemoryStore)
@@ -174,10 +174,10 @@ layer(Layer.merge(NodeHttpServer.layerTest, Barrier.Default))("security defaults
     }).pipe(Effect.provide(StoreCalls.Default)))
 })
 
-layer(Layer.mergeAll(NodeHttpServer.layerTest, Barrier.Default, Layer.provideMerge(CountingMemoryStore, StoreCalls.Default)))("signed cookies", (it) => {
+layer(Layer.mergeAll(layerTestServer, Barrier.Default, Layer.provideMerge(CountingMemoryStore, StoreCalls.Default)))("signed cookies", (it) => {
   const secrets = [Redacted.make("a".repeat(32)), Redacted.make("b".repeat(32))]
   describe("with secrets", () => {
-    it.scoped("1,000 random well-formed keys never reach the store; a signed cookie does, under every secret", () =>
+    it.effect("1,000 random well-formed keys never reach the store; a signed cookie does, under every secret", () =>
       Effect.gen(function*() {
         yield* serveApp({ cookie: { secrets } })
         const calls = yield* StoreCalls
@@ -194,7 +194,7 @@ layer(Layer.mergeAll(NodeHttpServer.layerTest, Barrier.Default, Layer.provideMer
         expect(json(yield* browser.get("/peek")).data.visits).toBe(1)
         expect(yield* Ref.get(calls)).toBe(1)
       }))
-    it.scoped("a secret rotated in verifies cookies signed by the one before it", () =>
+    it.effect("a secret rotated in verifies cookies signed by the one before it", () =>
       Effect.gen(function*() {
         const browser = yield* makeBrowser
         yield* Effect.scoped(Effect.gen(function*() {
@@ -206,7 +206,7 @@ layer(Layer.mergeAll(NodeHttpServer.layerTest, Barrier.Default, Layer.provideMer
       }))
   })
 
-  it.scoped("setting the data a session already holds writes nothing", () =>
+  it.effect("setting the data a session already holds writes nothing", () =>
     Effect.gen(function*() {
       yield* serveApp()
       const calls = yield* StoreCalls
