@@ -3,14 +3,15 @@
  * form, and what makes it a model app: CSRF refused two ways, no session for a passer-by, small bodies only,
  * pages that cannot be framed, a logout that leaves nothing readable.
  */
-import { HttpClient, HttpClientRequest, HttpServer } from "effect/http"
-import { NodeHttpServer } from "@effect/platform-node"
+import { HttpClient, HttpClientRequest, HttpRouter, HttpServer } from "effect/http"
 import { expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { DemoApp, demoOptions, DemoSession } from "../examples/demo/app.js"
 import { MemorySessionStore } from "../src/index.js"
+import { layerTestServer } from "./support/testApp.js"
 
-const Served = HttpServer.serveEffect(DemoApp).pipe(
+const Served = HttpRouter.toHttpEffect(DemoApp).pipe(
+  Effect.flatMap(HttpServer.serveEffect()),
   Effect.provide(DemoSession.layer({ ...demoOptions, cookie: { secure: false } }))
 )
 
@@ -48,8 +49,8 @@ const send = (method: "GET" | "POST", path: string, init: {
 
 const tokenIn = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1]
 
-layer(Layer.merge(NodeHttpServer.layerTest, MemorySessionStore.layer({ cleanupInterval: 0 })))("the demo's login", (it) => {
-  it.scoped("a printable name logs in; a name with a control character is refused and logs nobody in", () =>
+layer(Layer.merge(layerTestServer, MemorySessionStore.layer({ cleanupInterval: 0 })))("the demo's login", (it) => {
+  it.effect("a printable name logs in; a name with a control character is refused and logs nobody in", () =>
     Effect.gen(function*() {
       yield* Served
       const ok = yield* login("ada")
@@ -63,7 +64,7 @@ layer(Layer.merge(NodeHttpServer.layerTest, MemorySessionStore.layer({ cleanupIn
       }
     }))
 
-  it.scoped("a model app: cross-site forms refused, no session for a passer-by, small bodies, no framing, logout leaves nothing", () =>
+  it.effect("a model app: cross-site forms refused, no session for a passer-by, small bodies, no framing, logout leaves nothing", () =>
     Effect.gen(function*() {
       yield* Served
       for (let i = 0; i < 20; i++) {

@@ -9,7 +9,7 @@
  * be framed.
  */
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { DateTime, Effect, Option, Schema } from "effect"
+import { ByteSize, DateTime, Effect, Layer, Option, Schema } from "effect"
 import { CsrfProtection, SessionMiddleware } from "../../src/index.js"
 
 /** What the demo keeps in a session, and the tag its handlers reach it by. Options come with its layer. */
@@ -60,7 +60,7 @@ const page = (body: string) =>
   ${body}
   <p><small>Sessions live in PostgreSQL; the cookie holds only a random key (HttpOnly, so scripts cannot read it).</small></p>
 </body>
-</html>`).pipe(Effect.map(HttpServerResponse.setHeaders(pageHeaders)))
+</html>`).pipe(HttpServerResponse.setHeaders(pageHeaders), Effect.succeed)
 
 const home = Effect.gen(function*() {
   const session = yield* DemoSession
@@ -127,7 +127,7 @@ const logoutOthers = Effect.gen(function*() {
 
 const LoginForm = Schema.Struct({
   // Printable names only: a control character would reach the page and the sessions list.
-  name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(40), Schema.pattern(/^\P{Cc}+$/u)),
+  name: Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(40), Schema.isPattern(/^\P{Cc}+$/u)),
   remember: Schema.optional(Schema.Literal("1"))
 })
 
@@ -178,22 +178,24 @@ const smallBodies = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerRespo
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     Number(request.headers["content-length"] ?? 0) > maxFormBytes
       ? Effect.succeed(HttpServerResponse.text("Payload Too Large", { status: 413, headers: { connection: "close" } }))
-      : HttpIncomingMessage.withMaxBodySize(app, Option.some(maxFormBytes)))
+      : Effect.provideService(app, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxFormBytes)))
 
 /**
- * The demo's routes, with sessions, behind the cross-origin guard. Needs a `SessionStore` and
- * `DemoSession.layer({ ...demoOptions, ... })`.
+ * The demo's routes, with sessions, behind the cross-origin guard (middleware for every request, as a router's
+ * `use` was on Effect 3: the one provided last runs first). Needs a `SessionStore` and
+ * `DemoSession.layer({ ...demoOptions, ... })`; serve it with `HttpRouter.serve(DemoApp)`.
  */
-export const DemoApp = HttpRouter.empty.pipe(
-  HttpRouter.get("/", home),
-  HttpRouter.post("/login", login),
-  HttpRouter.post("/logout", logout),
-  HttpRouter.post("/forget", forget),
-  HttpRouter.get("/sessions", sessions),
-  HttpRouter.post("/sessions/revoke", revoke),
-  HttpRouter.post("/sessions/logout-others", logoutOthers),
-  HttpRouter.get("/healthz", HttpServerResponse.text("ok")),
-  HttpRouter.use(DemoSession.middleware),
-  HttpRouter.use(CsrfProtection.middleware()), // runs first: a cross-origin post never reaches the session
-  HttpRouter.use(smallBodies)
+export const DemoApp = HttpRouter.addAll([
+  HttpRouter.route("GET", "/", home),
+  HttpRouter.route("POST", "/login", login),
+  HttpRouter.route("POST", "/logout", logout),
+  HttpRouter.route("POST", "/forget", forget),
+  HttpRouter.route("GET", "/sessions", sessions),
+  HttpRouter.route("POST", "/sessions/revoke", revoke),
+  HttpRouter.route("POST", "/sessions/logout-others", logoutOthers),
+  HttpRouter.route("GET", "/healthz", HttpServerResponse.text("ok"))
+]).pipe(
+  Layer.provide(HttpRouter.middleware<{ provides: DemoSession }>()(DemoSession.middleware, { global: true })),
+  Layer.provide(HttpRouter.middleware(CsrfProtection.middleware(), { global: true })), // runs first: a cross-origin post never reaches the session
+  Layer.provide(HttpRouter.middleware(smallBodies, { global: true }))
 )
