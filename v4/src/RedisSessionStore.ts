@@ -189,8 +189,8 @@ export const layer = (
  * import { RedisSessionStore } from "effect-session"
  *
  * const Sessions = RedisSessionStore.layerConfig({
- *   url: Config.redacted("REDIS_URL"),
- *   keyPrefix: Config.string("SESSION_PREFIX").pipe(Config.withDefault("app:session:"))
+ *   url: Config.Redacted("REDIS_URL"),
+ *   keyPrefix: Config.String("SESSION_PREFIX").pipe(Config.withDefault("app:session:"))
  * })
  * ```
  *

@@ -94,8 +94,8 @@ export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, 
  * import { SqliteSessionStore } from "effect-session"
  *
  * const Sessions = SqliteSessionStore.layerConfig({
- *   filename: Config.string("SESSION_DB").pipe(Config.withDefault("sessions.db")),
- *   timeout: Config.duration("SESSION_TIMEOUT").pipe(Config.withDefault("1 second"))
+ *   filename: Config.String("SESSION_DB").pipe(Config.withDefault("sessions.db")),
+ *   timeout: Config.Duration("SESSION_TIMEOUT").pipe(Config.withDefault("1 second"))
  * })
  * ```
  *
