@@ -1,5 +1,5 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { DateTime, Duration, Effect, Result, Layer, Stream } from "effect"
+import { DateTime, Duration, Effect, Layer, Result, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { SessionKey, SessionStore } from "../../src/index.js"
 import type { InvalidConfig, SessionStoreError } from "../../src/SessionError.js"

@@ -4,7 +4,7 @@
  * back. Part of the conformance suite, so every backend runs them.
  */
 import { describe, expect } from "@effect/vitest"
-import { Effect, Result, Random } from "effect"
+import { Effect, Random, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { SessionKey, SessionStore } from "../../src/index.js"
 
