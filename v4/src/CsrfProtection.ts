@@ -243,17 +243,16 @@ const guarded = <E, R>(settings: Settings, app: App<E, R>): App<E, R> =>
   })
 
 /**
- * The guard as an `HttpApp` middleware: wrap the session middleware in it, so a refused request never reaches the
- * session (with `HttpRouter.use`, the middleware used last runs first). Bad options throw `InvalidConfig` here, as
- * the app is assembled.
+ * The guard as an app middleware: wrap the session middleware in it, so a refused request never reaches the
+ * session. Bad options throw `InvalidConfig` here, as the app is assembled. With routes as layers, see
+ * {@link routerMiddleware}.
  *
  * @example
  * ```ts
- * import { HttpRouter, HttpServer } from "effect/http"
+ * import { HttpServer } from "effect/http"
  * import { CsrfProtection } from "effect-session"
  *
- * const guarded = router.pipe(HttpRouter.use(AppSession.middleware), HttpRouter.use(CsrfProtection.middleware()))
- * // Without a router: HttpServer.serve(CsrfProtection.middleware()(AppSession.middleware(app)))
+ * HttpServer.serve(CsrfProtection.middleware()(AppSession.middleware(app)))
  * ```
  *
  * @since 0.3.0
@@ -273,7 +272,7 @@ export const middleware = (options?: Options): <E, R>(app: App<E, R>) => App<E, 
  *
  * @example
  * ```ts
- * import { HttpApi } from "effect/http"
+ * import { HttpApi } from "effect/http-api"
  * import { CsrfProtection } from "effect-session"
  *
  * class MyApi extends HttpApi.make("app").add(Account.middleware(AppSession.Api)).middleware(CsrfProtection.Api) {}
@@ -292,11 +291,11 @@ export class Api extends HttpApiMiddleware.Service<Api>()("effect-session/CsrfPr
  *
  * @example
  * ```ts
- * import { HttpApiBuilder } from "effect/http"
+ * import { HttpApiBuilder } from "effect/http-api"
  * import { Layer } from "effect"
  * import { CsrfProtection } from "effect-session"
  *
- * const ApiLive = HttpApiBuilder.api(MyApi).pipe(
+ * const ApiLive = HttpApiBuilder.layer(MyApi).pipe(
  *   Layer.provide(AccountLive),
  *   Layer.provide([AppSession.apiLayer, CsrfProtection.apiLayer({ trustedOrigins: ["https://admin.example.com"] })])
  * )
@@ -318,13 +317,12 @@ const uncacheable = HttpEffect.appendPreResponseHandler((_, response) =>
 )
 
 /**
- * The guard as an `HttpLayerRouter` middleware; bad options fail its layer with `InvalidConfig`. On routes that
+ * The guard as an `HttpRouter` middleware; bad options fail its layer with `InvalidConfig`. On routes that
  * also have the session's router middleware, combine the two so that the guard runs first: `a.combine(b)` runs `b`
- * outside `a`. For every route instead: `HttpLayerRouter.middleware(CsrfProtection.middleware(), { global: true })`.
+ * outside `a`. For every route instead: `HttpRouter.middleware(CsrfProtection.middleware(), { global: true })`.
  *
  * @example
  * ```ts
- * import { HttpLayerRouter } from "effect/http"
  * import { Layer } from "effect"
  * import { CsrfProtection } from "effect-session"
  *
@@ -334,7 +332,7 @@ const uncacheable = HttpEffect.appendPreResponseHandler((_, response) =>
  * ```
  *
  * @since 0.3.0
- * @category HttpLayerRouter
+ * @category HttpRouter
  */
 export const routerMiddleware = (options?: Options): HttpRouter.Middleware<{
   provides: never

@@ -1,5 +1,5 @@
 /**
- * Sessions for `@effect/platform` HTTP servers: a middleware that loads the session named by the request's cookie
+ * Sessions for Effect's HTTP servers (`effect/http`): a middleware that loads the session named by the request's cookie
  * and provides a typed `CurrentSession` to handlers, then saves what they changed in a pre-response handler (so
  * error responses carry the right cookie too).
  *
@@ -110,7 +110,7 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.Servi
   ) => Layer.Layer<Settings<Self>, InvalidConfig | Config.ConfigError>
   /**
    * Loads the request's session and arranges for it to be saved with the response: what the middleware runs before
-   * each handler. For integrations (an `HttpApiMiddleware`, an `HttpLayerRouter` middleware).
+   * each handler. For integrations (an `HttpApiMiddleware`, an `HttpRouter` middleware).
    */
   readonly forRequest: Effect.Effect<
     CurrentSession<A>,
@@ -118,8 +118,9 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.Servi
     Settings<Self> | SessionStore.SessionStore | HttpServerRequest.HttpServerRequest
   >
   /**
-   * Wraps an app (or, through `HttpRouter.use`, a router) so that its handlers can `yield*` the tag:
-   * `HttpServer.serve(Session.middleware(app))`, `router.pipe(HttpRouter.use(Session.middleware))`.
+   * Wraps an app (an effect answering the request; routes give one through `HttpRouter.toHttpEffect`) so that its
+   * handlers can `yield*` the tag: `HttpServer.serve(Session.middleware(app))`. For routes as layers, see
+   * {@link routerMiddleware}.
    */
   readonly middleware: <E, R>(
     app: App<E, R>
@@ -136,14 +137,14 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.Servi
   /** The implementation of {@link Api}; needs the settings layer and a store. */
   readonly apiLayer: Layer.Layer<ApiMiddleware<Self>, never, Settings<Self> | SessionStore.SessionStore>
   /**
-   * The session as an `HttpLayerRouter` middleware: provide `Session.routerMiddleware.layer` to routes, and their
+   * The session as an `HttpRouter` middleware: provide `Session.routerMiddleware.layer` to routes, and their
    * handlers can `yield*` the tag.
    */
   readonly routerMiddleware: RouterMiddleware<Self, Settings<Self> | SessionStore.SessionStore>
 }
 
 /**
- * A session tag's `HttpLayerRouter` middleware: it provides the tag to the routes, and its layer needs `Needs`.
+ * A session tag's `HttpRouter` middleware: it provides the tag to the routes, and its layer needs `Needs`.
  *
  * @since 0.3.0
  * @category models
@@ -215,7 +216,7 @@ export interface SealedSessionTag<Self, Id extends string, A, I> extends Context
     CsrfTokenInvalid | SessionUndecodable,
     Settings<Self> | HttpServerRequest.HttpServerRequest
   >
-  /** Wraps an app (or, through `HttpRouter.use`, a router) so that its handlers can `yield*` the tag. */
+  /** Wraps an app so that its handlers can `yield*` the tag (see `SessionTag.middleware`). */
   readonly middleware: <E, R>(
     app: App<E, R>
   ) => App<E | CsrfTokenInvalid | SessionUndecodable, Exclude<R, Self> | Settings<Self>>
@@ -230,7 +231,7 @@ export interface SealedSessionTag<Self, Id extends string, A, I> extends Context
   >
   /** The implementation of {@link Api}; needs only the settings layer. */
   readonly apiLayer: Layer.Layer<SealedApiMiddleware<Self>, never, Settings<Self>>
-  /** The session as an `HttpLayerRouter` middleware: provide `Session.routerMiddleware.layer` to routes. */
+  /** The session as an `HttpRouter` middleware: provide `Session.routerMiddleware.layer` to routes. */
   readonly routerMiddleware: RouterMiddleware<Self, Settings<Self>>
 }
 
@@ -251,7 +252,7 @@ export type SealedApiMiddleware<Self> = {
  * @example
  * ```ts
  * import { HttpRouter, HttpServerResponse } from "effect/http"
- * import { Effect, Schema } from "effect"
+ * import { Effect, Layer, Schema } from "effect"
  * import { SessionMiddleware } from "effect-session"
  *
  * class AppSession extends SessionMiddleware.Tag<AppSession>()("AppSession", {
@@ -259,15 +260,12 @@ export type SealedApiMiddleware<Self> = {
  *   initial: { user: null, visits: 0 }
  * }) {}
  *
- * const app = HttpRouter.empty.pipe(
- *   HttpRouter.get("/", Effect.gen(function* () {
- *     const session = yield* AppSession
- *     yield* session.update((s) => ({ ...s, visits: s.visits + 1 }))
- *     return HttpServerResponse.text(`visits: ${(yield* session.get).visits}`)
- *   })),
- *   HttpRouter.use(AppSession.middleware)
- * )
- * // provide AppSession.layer({ idleTimeout: "30 minutes" }) and a SessionStore
+ * const Routes = HttpRouter.add("GET", "/", Effect.gen(function* () {
+ *   const session = yield* AppSession
+ *   yield* session.update((s) => ({ ...s, visits: s.visits + 1 }))
+ *   return HttpServerResponse.text(`visits: ${(yield* session.get).visits}`)
+ * })).pipe(Layer.provide(AppSession.routerMiddleware.layer))
+ * // HttpRouter.serve(Routes), provided AppSession.layer({ idleTimeout: "30 minutes" }) and a SessionStore
  * ```
  *
  * @since 0.2.0
@@ -297,7 +295,7 @@ export const Tag = <Self>() =>
  * @example
  * ```ts
  * import { HttpRouter, HttpServerResponse } from "effect/http"
- * import { Effect, Redacted, Schema } from "effect"
+ * import { Effect, Layer, Redacted, Schema } from "effect"
  * import { SessionMiddleware } from "effect-session"
  *
  * class Cart extends SessionMiddleware.SealedTag<Cart>()("Cart", {
@@ -305,15 +303,12 @@ export const Tag = <Self>() =>
  *   initial: { items: [] }
  * }) {}
  *
- * const app = HttpRouter.empty.pipe(
- *   HttpRouter.post("/add", Effect.gen(function* () {
- *     const cart = yield* Cart
- *     yield* cart.update((c) => ({ items: [...c.items, "book"] })) // SessionTooLarge past the cookie's 4 KB
- *     return HttpServerResponse.text(`${(yield* cart.get).items.length} items`)
- *   })),
- *   HttpRouter.use(Cart.middleware)
- * )
- * // provide Cart.layer({ secrets: [Redacted.make(process.env.SESSION_SECRET!)] }): no store
+ * const Routes = HttpRouter.add("POST", "/add", Effect.gen(function* () {
+ *   const cart = yield* Cart
+ *   yield* cart.update((c) => ({ items: [...c.items, "book"] })) // SessionTooLarge past the cookie's 4 KB
+ *   return HttpServerResponse.text(`${(yield* cart.get).items.length} items`)
+ * })).pipe(Layer.provide(Cart.routerMiddleware.layer))
+ * // HttpRouter.serve(Routes), provided Cart.layer({ secrets: [Redacted.make(process.env.SESSION_SECRET!)] }): no store
  * ```
  *
  * @since 0.3.0

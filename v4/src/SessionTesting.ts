@@ -9,20 +9,21 @@
  * ```ts
  * import { HttpRouter, HttpServerResponse } from "effect/http"
  * import { it, expect } from "@effect/vitest"
- * import { Effect, Schema, TestClock } from "effect"
+ * import { Effect, Schema } from "effect"
+ * import { TestClock } from "effect/testing"
  * import { SessionMiddleware, SessionTesting } from "effect-session"
  *
  * class AppSession extends SessionMiddleware.Tag<AppSession>()("AppSession", {
  *   schema: Schema.Struct({ user: Schema.NullOr(Schema.String) }),
  *   initial: { user: null }
  * }) {}
- * const app = HttpRouter.empty.pipe(
- *   HttpRouter.get("/", Effect.flatMap(AppSession, (s) => s.get).pipe(Effect.map((d) => HttpServerResponse.text(d.user ?? "guest"))))
- * )
+ * const app = HttpRouter.toHttpEffect(HttpRouter.addAll([
+ *   HttpRouter.route("GET", "/", Effect.flatMap(AppSession, (s) => s.get).pipe(Effect.map((d) => HttpServerResponse.text(d.user ?? "guest"))))
+ * ]))
  *
  * it.effect("a logged-in user is logged out after 30 idle minutes", () =>
  *   Effect.gen(function* () {
- *     const client = yield* SessionTesting.makeClient(AppSession, app)
+ *     const client = yield* SessionTesting.makeClient(AppSession, yield* app)
  *     yield* client.seed({ user: "ada" })
  *     expect((yield* client.get("/")).body).toBe("ada")
  *     yield* TestClock.adjust("31 minutes")

@@ -80,7 +80,7 @@ export const find = (
   if (header === undefined) return {}
   if (header.length > 16 * 1024) return { rejected: "oversized" }
   let found: string | undefined
-  // Cookie pairs are separated by ";" (RFC 6265 §4.2.1); each pair is parsed by @effect/platform.
+  // Cookie pairs are separated by ";" (RFC 6265 §4.2.1); each pair is parsed by effect/http's Cookies.
   for (const pair of header.split(";")) {
     const value = Cookies.parseHeader(pair)[name]
     if (value === undefined) continue
