@@ -119,8 +119,9 @@ export interface SessionTag<Self, Id extends string, A, I> extends Context.Servi
   >
   /**
    * Wraps an app (an effect answering the request; routes give one through `HttpRouter.toHttpEffect`) so that its
-   * handlers can `yield*` the tag: `HttpServer.serve(Session.middleware(app))`. For routes as layers, see
-   * {@link routerMiddleware}.
+   * handlers can `yield*` the tag: `HttpServer.serve(Session.middleware(app))`. Around every route of an
+   * `HttpRouter` (what v3's `HttpRouter.use` did): `Routes.pipe(Layer.provide(HttpRouter.middleware<{ provides:
+   * Session }>()(Session.middleware, { global: true })))`; for some routes, see {@link routerMiddleware}.
    */
   readonly middleware: <E, R>(
     app: App<E, R>
