@@ -3,7 +3,7 @@
  * no store, no database. `SESSION_SECRETS=$(openssl rand -base64 32) npx tsx examples/sealed.ts` serves it on port
  * 3004 (PORT); several comma-separated secrets rotate (the first seals, every one opens).
  */
-import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Schema } from "effect"
 import { createServer } from "node:http"
@@ -14,28 +14,29 @@ export class Cart extends SessionMiddleware.SealedTag<Cart>()("Cart", {
   initial: { items: [] }
 }) {}
 
-export const app = HttpRouter.empty.pipe(
-  HttpRouter.get("/", Effect.map(Effect.flatMap(Cart, (cart) => cart.get), ({ items }) =>
+export const app = HttpRouter.addAll([
+  HttpRouter.route("GET", "/", Effect.map(Effect.flatMap(Cart, (cart) => cart.get), ({ items }) =>
     HttpServerResponse.text(`${items.length} items: ${items.join(", ")}\n`))),
-  HttpRouter.post("/add/:item", Effect.gen(function*() {
+  HttpRouter.route("POST", "/add/:item", Effect.gen(function*() {
     const cart = yield* Cart
     const { item } = yield* HttpRouter.schemaPathParams(Schema.Struct({ item: Schema.String }))
     yield* cart.update(({ items }) => ({ items: [...items, item] }))
     return HttpServerResponse.text("added\n")
   }).pipe(
     // The cookie holds about 2.8 KB of data: past it, the change is refused here and nothing changes.
-    Effect.catchTag("SessionTooLarge", () => HttpServerResponse.text("your cart is full\n", { status: 413 }))
+    Effect.catchTag("SessionTooLarge", () => Effect.succeed(HttpServerResponse.text("your cart is full\n", { status: 413 })))
   )),
-  HttpRouter.post("/empty", Effect.as(Effect.flatMap(Cart, (cart) => cart.destroy), HttpServerResponse.text("emptied\n"))),
-  HttpRouter.use(Cart.middleware),
-  HttpRouter.use(CsrfProtection.middleware())
+  HttpRouter.route("POST", "/empty", Effect.as(Effect.flatMap(Cart, (cart) => cart.destroy), HttpServerResponse.text("emptied\n")))
+]).pipe(
+  Layer.provide(HttpRouter.middleware<{ provides: Cart }>()(Cart.middleware, { global: true })),
+  Layer.provide(HttpRouter.middleware(CsrfProtection.middleware(), { global: true }))
 )
 
 /** The secrets, read through Config: `SESSION_SECRETS`, comma-separated, each at least 32 bytes. */
-export const CartLive = Cart.layerConfig({ secrets: Config.array(Config.redacted("SESSION_SECRETS")) })
+export const CartLive = Cart.layerConfig({ secrets: Config.Array(Schema.Redacted(Schema.String), "SESSION_SECRETS") })
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  HttpServer.serve(app).pipe(
+  HttpRouter.serve(app).pipe(
     Layer.provide(NodeHttpServer.layer(createServer, { port: Number(process.env.PORT ?? 3004) })),
     Layer.provide(CartLive), // no store
     Layer.launch,

@@ -45,7 +45,7 @@ const store = process.env.DATABASE_URL
   : PgSessionStore.layer({ tableName }).pipe(Layer.provide(EmbeddedPostgres.layer()))
 
 Console.log(process.env.DATABASE_URL ? "using DATABASE_URL" : "using the embedded PostgreSQL engine (PGlite)").pipe(
-  Effect.zipRight(program),
+  Effect.andThen(program),
   Effect.provide(store),
   Effect.runPromise
 ).catch((error) => {

@@ -1,11 +1,11 @@
 /**
- * Sessions in an HttpApi (the schema-first API of @effect/platform): the session tag's `Api` middleware gives the
+ * Sessions in an HttpApi (the schema-first API of effect/http-api): the session tag's `Api` middleware gives the
  * group's handlers the session, and declares SessionUnavailable (503) and SessionConflict (409) as errors of its
  * endpoints, so they appear in the OpenAPI document. The cross-origin guard on the whole API refuses a form posted
  * from another site (403, also in OpenAPI) before any session is loaded. `main.ts` serves it with Swagger UI at
  * /docs.
  */
-import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "effect/http"
+import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
 import { Effect, Layer, Schema } from "effect"
 import { CsrfProtection, SessionMiddleware } from "../../src/index.js" // "effect-session"
 
@@ -18,9 +18,12 @@ export class ApiSession extends SessionMiddleware.Tag<ApiSession>()("ApiSession"
 const Me = Schema.Struct({ user: Schema.NullOr(Schema.String), count: Schema.Number })
 
 export class Account extends HttpApiGroup.make("account")
-  .add(HttpApiEndpoint.post("login", "/login").setPayload(Schema.Struct({ name: Schema.NonEmptyTrimmedString })).addSuccess(Me))
-  .add(HttpApiEndpoint.get("me", "/me").addSuccess(Me))
-  .add(HttpApiEndpoint.post("count", "/count").addSuccess(Me))
+  .add(HttpApiEndpoint.post("login", "/login", {
+    payload: Schema.Struct({ name: Schema.Trimmed.check(Schema.isNonEmpty()) }),
+    success: Me
+  }))
+  .add(HttpApiEndpoint.get("me", "/me", { success: Me }))
+  .add(HttpApiEndpoint.post("count", "/count", { success: Me }))
   .add(HttpApiEndpoint.post("logout", "/logout"))
   .middleware(ApiSession.Api)
 {}
@@ -48,7 +51,7 @@ const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
 
 
 /** The API with its handlers and the session middleware; needs `ApiSession.layer(...)` and a `SessionStore`. */
-export const ApiLive = HttpApiBuilder.api(Api).pipe(
+export const ApiLive = HttpApiBuilder.layer(Api).pipe(
   Layer.provide(AccountLive),
   Layer.provide([ApiSession.apiLayer, CsrfProtection.apiLayer()])
 )

@@ -5,16 +5,17 @@
  *   curl -i -c jar -b jar -H 'content-type: application/json' -d '{"name":"ada"}' localhost:3002/login
  *   curl -i -c jar -b jar -X POST localhost:3002/count
  */
-import { HttpApiBuilder, HttpApiSwagger } from "effect/http"
+import { HttpRouter } from "effect/http"
+import { HttpApiSwagger } from "effect/http-api"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Option } from "effect"
 import { createServer } from "node:http"
 import * as EmbeddedPostgres from "../../src/EmbeddedPostgres.js" // "effect-session/EmbeddedPostgres"
 import { PgSessionStore } from "../../src/index.js" // "effect-session"
-import { ApiLive, ApiSession } from "./api.js"
+import { Api, ApiLive, ApiSession } from "./api.js"
 
-const Store = Layer.unwrapEffect(Effect.map(
-  Config.option(Config.redacted("DATABASE_URL")),
+const Store = Layer.unwrap(Effect.map(
+  Config.option(Config.Redacted("DATABASE_URL")),
   Option.match({
     onSome: (url) => PgSessionStore.layerPool({ url, tableName: "httpapi_sessions" }),
     onNone: () => PgSessionStore.layer({ tableName: "httpapi_sessions" }).pipe(Layer.provide(EmbeddedPostgres.layer()))
@@ -22,9 +23,7 @@ const Store = Layer.unwrapEffect(Effect.map(
 ))
 
 // Built bottom-up: the store and settings, then the server opens its port, then the API is served.
-const Main = HttpApiBuilder.serve().pipe(
-  Layer.provide(HttpApiSwagger.layer()),
-  Layer.provide(ApiLive),
+const Main = HttpRouter.serve(Layer.merge(ApiLive, HttpApiSwagger.layer(Api))).pipe(
   Layer.provide(NodeHttpServer.layer(createServer, { port: Number(process.env.PORT ?? 3002) })),
   Layer.provide(ApiSession.layer({ idleTimeout: "30 minutes" })),
   Layer.provide(Store)
