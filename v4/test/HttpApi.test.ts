@@ -2,60 +2,13 @@
  * The session in an HttpApi (examples/httpapi), through HttpApiBuilder and a real HTTP server, on PostgreSQL.
  */
 import { HttpClient, HttpClientRequest, HttpRouter } from "effect/http"
-import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
+import { OpenApi } from "effect/http-api"
 import { NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
-import { CsrfProtection, PgSessionStore, SessionMiddleware } from "../src/index.js"
-
-// examples/httpapi/api.ts on Effect 4.
-
-/** The session: who is logged in, and a counter. */
-class ApiSession extends SessionMiddleware.Tag<ApiSession>()("ApiSession", {
-  schema: Schema.Struct({ user: Schema.NullOr(Schema.String), count: Schema.Number }),
-  initial: { user: null, count: 0 }
-}) {}
-
-const Me = Schema.Struct({ user: Schema.NullOr(Schema.String), count: Schema.Number })
-
-class Account extends HttpApiGroup.make("account")
-  .add(HttpApiEndpoint.post("login", "/login", {
-    payload: Schema.Struct({ name: Schema.Trimmed.check(Schema.isNonEmpty()) }),
-    success: Me
-  }))
-  .add(HttpApiEndpoint.get("me", "/me", { success: Me }))
-  .add(HttpApiEndpoint.post("count", "/count", { success: Me }))
-  .add(HttpApiEndpoint.post("logout", "/logout"))
-  .middleware(ApiSession.Api)
-{}
-
-// The API's middleware runs before its groups': the guard before the session.
-class Api extends HttpApi.make("sessions").add(Account).middleware(CsrfProtection.Api) {}
-
-const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
-  handlers
-    .handle("login", ({ payload }) =>
-      Effect.gen(function*() {
-        const session = yield* ApiSession
-        yield* session.regenerate // a new key on login
-        yield* session.update((s) => ({ ...s, user: payload.name }))
-        return yield* session.get
-      }))
-    .handle("me", () => Effect.flatMap(ApiSession, (session) => session.get))
-    .handle("count", () =>
-      Effect.gen(function*() {
-        const session = yield* ApiSession
-        yield* session.update((s) => ({ ...s, count: s.count + 1 }))
-        return yield* session.get
-      }))
-    .handle("logout", () => Effect.flatMap(ApiSession, (session) => session.destroy)))
-
-/** The API with its handlers and the session middleware; needs `ApiSession.layer(...)` and a `SessionStore`. */
-const ApiLive = HttpApiBuilder.layer(Api).pipe(
-  Layer.provide(AccountLive),
-  Layer.provide([ApiSession.apiLayer, CsrfProtection.apiLayer()])
-)
+import { Effect, Layer } from "effect"
+import { Api, ApiLive, ApiSession } from "../examples/httpapi/api.js"
+import { PgSessionStore } from "../src/index.js"
 import { ServerOwnedPool, TestSchema, withSchema } from "./support/database.js"
 
 /** A client that keeps the session cookie. */

@@ -1,28 +1,11 @@
-/** The session as an HttpRouter middleware (v3's HttpLayerRouter; examples/layer-router.ts), through a real HTTP server. */
-import { HttpRouter, HttpServerResponse } from "effect/http"
+/** The session as an HttpLayerRouter middleware (examples/layer-router.ts), through a real HTTP server. */
+import { HttpRouter } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { expect, it } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
-import { MemorySessionStore, SessionMiddleware } from "../src/index.js"
+import { Effect, Layer } from "effect"
+import { RouterSession, Routes } from "../examples/layer-router.js"
+import { MemorySessionStore } from "../src/index.js"
 import { makeBrowser } from "./support/browser.js"
-
-/** examples/layer-router.ts on Effect 4. */
-class RouterSession extends SessionMiddleware.Tag<RouterSession>()("RouterSession", {
-  schema: Schema.Struct({ visits: Schema.Number }),
-  initial: { visits: 0 }
-}) {}
-
-/** The routes, with the session middleware provided to them. Needs `RouterSession.layer(...)` and a store. */
-const Routes = HttpRouter.addAll([
-  HttpRouter.route("GET", "/", Effect.gen(function*() {
-    const session = yield* RouterSession
-    yield* session.update((s) => ({ visits: s.visits + 1 }))
-    return HttpServerResponse.text(`visits: ${(yield* session.get).visits}\n`)
-  })),
-  HttpRouter.route("POST", "/logout", Effect.flatMap(RouterSession, (s) => s.destroy).pipe(
-    Effect.as(HttpServerResponse.text("bye\n"))
-  ))
-]).pipe(Layer.provide(RouterSession.routerMiddleware.layer))
 
 it.effect("routes given the router middleware reach the session; it is kept across requests and destroyed", () =>
   Effect.gen(function*() {

@@ -12,7 +12,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Config, ConfigProvider, Context, Effect, Layer, Logger, Metric, Redacted, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { CsrfProtection } from "../src/index.js"
+import { app as cartApp, CartLive as CartSettings } from "../examples/sealed.js"
 import * as Observability from "../src/internal/observability.js"
 import * as SealedCookie from "../src/internal/sealedCookie.js"
 import { SessionMiddleware, SessionStore } from "../src/index.js"
@@ -20,29 +20,6 @@ import { makeBrowser } from "./support/browser.js"
 import { makeSealedApp, SealedTestSession, secret, serveSealed } from "./support/sealedApp.js"
 import { Barrier, layerTestServer, toApp } from "./support/testApp.js"
 
-/** examples/sealed.ts on Effect 4: a cart sealed into its cookie, behind the cross-origin guard. */
-class CartSession extends SessionMiddleware.SealedTag<CartSession>()("Cart", {
-  schema: Schema.Struct({ items: Schema.Array(Schema.String) }),
-  initial: { items: [] }
-}) {}
-
-const cartApp = toApp([
-  HttpRouter.route("GET", "/", Effect.map(Effect.flatMap(CartSession, (cart) => cart.get), ({ items }) =>
-    HttpServerResponse.text(`${items.length} items: ${items.join(", ")}\n`))),
-  HttpRouter.route("POST", "/add/:item", Effect.gen(function*() {
-    const cart = yield* CartSession
-    const { item } = yield* HttpRouter.schemaPathParams(Schema.Struct({ item: Schema.String }))
-    yield* cart.update(({ items }) => ({ items: [...items, item] }))
-    return HttpServerResponse.text("added\n")
-  }).pipe(
-    // The cookie holds about 2.8 KB of data: past it, the change is refused here and nothing changes.
-    Effect.catchTag("SessionTooLarge", () => Effect.succeed(HttpServerResponse.text("your cart is full\n", { status: 413 })))
-  )),
-  HttpRouter.route("POST", "/empty", Effect.as(Effect.flatMap(CartSession, (cart) => cart.destroy), HttpServerResponse.text("emptied\n")))
-]).pipe(Effect.map((app) => app.pipe(CartSession.middleware, CsrfProtection.middleware())))
-
-/** The secrets, read through Config: `SESSION_SECRETS`, comma-separated, each at least 32 bytes. */
-const CartSettings = CartSession.layerConfig({ secrets: Config.Array(Schema.Redacted(Schema.String), "SESSION_SECRETS") })
 
 const cookieName = "__Host-session"
 const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -519,11 +496,10 @@ describe("sealed-cookie sessions in the integrations", () => {
 
   it.effect("the example (examples/sealed.ts): a cart in the cookie, refused when full, emptied", () =>
     Effect.gen(function*() {
-      yield* cartApp.pipe(
-        Effect.flatMap(HttpServer.serveEffect()),
-        Effect.provide(CartSettings),
-        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { SESSION_SECRETS: "e".repeat(32) } }))
-      )
+      yield* Layer.build(HttpRouter.serve(cartApp, { disableLogger: true, disableListenLog: true }).pipe(
+        Layer.provide(CartSettings),
+        Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: { SESSION_SECRETS: "e".repeat(32) } })))
+      ))
       const browser = yield* makeBrowser
       yield* browser.post("/add/book")
       expect((yield* browser.get("/")).body).toBe("1 items: book\n")
