@@ -122,10 +122,10 @@ describe("several hosts (the shared server is the only one that works)", () => {
       expect((refused as { code?: string }).code).toBe("25006")
       const second = yield* pid
       expect(second).not.toBe(first)
-      // On the app's path (@effect/sql-pg on the same pool): the same.
+      // On the app's path (the PgClient on the same pool): the same.
       yield* PgPool.query(pool, undefined, "SET default_transaction_read_only = on", [], 5_000)
       const appRefused = yield* Effect.flip(sql.unsafe("CREATE TEMP TABLE t (x int)"))
-      expect(String((appRefused.cause as { code?: string }).code)).toBe("25006")
+      expect(String((appRefused.reason.cause as { code?: string }).code)).toBe("25006")
       expect(yield* pid).not.toBe(second)
       yield* PgPool.query(pool, undefined, "CREATE TEMP TABLE t (x int)", [], 5_000) // read-write again
     }).pipe(Effect.scoped), { timeout: 30_000 })
