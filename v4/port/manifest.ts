@@ -31,7 +31,10 @@ const own = {
     check: "tsx port/port.ts --check && tsx port/manifest.ts --check && tsc -p tsconfig.json --noEmit",
     test: "vitest run",
     "test:backends": "vitest run --config vitest.backends.config.ts",
-    "test:faults": "vitest run --config vitest.faults.config.ts"
+    "test:faults": "vitest run --config vitest.faults.config.ts",
+    "test:browser": "vitest run --config vitest.browser.config.ts",
+    start: "tsx examples/demo/main.ts",
+    walkthrough: "tsx examples/store-walkthrough.ts"
   },
   peerDependencies: {
     "@effect/sql-pg": "^4.0.5",
@@ -54,6 +57,7 @@ const own = {
     "better-sqlite3": "~12.9.0",
     effect: "4.1.0",
     ioredis: "~5.9.3",
+    "playwright-core": "~1.65.1",
     tsx: "~4.23.15",
     typescript: "~5.9.3",
     vitest: "~5.1.2"
