@@ -119,6 +119,12 @@ const onClient = (sql: PgClient.PgClient, timeout: number): PgBackend.Run => (st
     () => new Cause.TimeoutError(`no answer within ${timeout} ms`)
   )
 
+/** Said once at start-up on a `PgClient` with `multiplex: true` (see the module's comment). */
+const multiplexWarning = Effect.logWarning(
+  "the PgClient has multiplex: true: a session write waiting for a row lock stalls the reads queued behind it on " +
+    "its connection until the deadline. Leave multiplex off for the store's client, or use PgSessionStore.layerPool"
+).pipe(Effect.annotateLogs("service", "effect-session/PgSessionStore"))
+
 /**
  * Builds the store on the `PgClient` in context, creating or upgrading the table unless `createTable: false`. On a
  * `PgClient` built by {@link layerPool} (or `EmbeddedPostgres`) it takes the fast path.
@@ -142,7 +148,10 @@ export const make = (
     const timeout = yield* durationOption("timeout", options.timeout ?? SessionStore.defaults.timeout, 1)
     const viaClient = onClient(sql, timeout)
     const owned = Option.filter(yield* Effect.serviceOption(PgPool.OwnedPool), (pool) => pool.client === sql)
-    if (Option.isNone(owned)) return yield* SessionStore.make(PgBackend.make(q, viaClient, inTransaction(sql)), options)
+    if (Option.isNone(owned)) {
+      if (sql.config.multiplex === true) yield* multiplexWarning
+      return yield* SessionStore.make(PgBackend.make(q, viaClient, inTransaction(sql)), options)
+    }
     const run = onPool(owned.value, q, viaClient, timeout)
     // On the owned pool, reads and compare-and-sets of different sessions share statements (internal/pgBatch.ts).
     const lanes = PgBackend.lanes(q, run, yield* Effect.context<never>(), { ...owned.value.batching, timeout })
@@ -153,7 +162,8 @@ export const make = (
  * The store as a layer on the `PgClient` in context (any `PgClient`, e.g. from `PgClient.layerConfig`).
  *
  * Prefer {@link layerPool} when the library may build the pool: only there is a connection that outlived its
- * deadline discarded (`@effect/sql-pg` returns an interrupted connection to its pool).
+ * deadline discarded (`@effect/sql-pg` returns an interrupted connection to its pool). Leave the client's
+ * `multiplex` off: with it, a write waiting for a row lock stalls the reads behind it (start-up warns).
  *
  * @example
  * ```ts
