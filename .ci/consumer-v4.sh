@@ -41,6 +41,17 @@ test ! -e node_modules/ioredis
 npx tsc -p tsconfig.json
 node out/main.js
 
+# Every TypeScript block of v4/README.md, type-checked as a consumer would write it (after its test-tools install).
+testing="$(readme_command 'npm install -D @effect/vitest')"
+echo "README: $testing"
+eval "$testing --no-audit --no-fund" >/dev/null
+one_effect
+awk '/^```ts$/ { n++; out = sprintf("readme-%d.ts", n); next } /^```$/ { out = ""; next } out != "" { print > out }' "$readme"
+printf '{ "extends": "./tsconfig.json", "compilerOptions": { "noEmit": true }, "files": [%s] }\n' \
+  "$(ls readme-*.ts | sed 's/.*/"&"/' | paste -sd, -)" > tsconfig.readme.json
+echo "README TypeScript blocks: $(ls readme-*.ts | wc -l)"
+npx tsc -p tsconfig.readme.json
+
 embedded="$(readme_command 'npm install @electric-sql/pglite')"
 echo "README: $embedded"
 eval "$embedded --no-audit --no-fund"
