@@ -144,10 +144,10 @@ class DiscardingPool extends Pg.Pool {
   }
 
   /**
-   * `@effect/sql-pg` answers an interrupted query with `pool.query("SELECT pg_cancel_backend(<pid>)")` and hands the
-   * connection back when either finishes, so a late cancel can hit the next statement on that backend: someone
-   * else's. Here no such cancel reaches the server: the interrupted query's connection, still busy when released,
-   * is destroyed instead (its backend ends the query), and a connection whose query had finished is left alone.
+   * `@effect/sql-pg` 0.x answered an interrupted query with `pool.query("SELECT pg_cancel_backend(<pid>)")` and handed
+   * the connection back when either finished, so a late cancel could hit the next statement on that backend: someone
+   * else's. The PgClient on this pool (pgPoolClient) sends none, and no such cancel reaches the server: the
+   * interrupted query's connection, still busy when released, is destroyed instead (its backend ends the query).
    */
   override query(...args: Array<any>): any {
     if (typeof args[0] === "string" && /^SELECT pg_cancel_backend\(\d+\)$/.test(args[0])) {
