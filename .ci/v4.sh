@@ -25,6 +25,9 @@ npm run build
 echo "== v4: the install, as a new user on Effect 4 does it (and a canary against effect@latest)"
 bash ../.ci/consumer-v4.sh
 
+echo "== a rolling deploy: the two lines' servers on one table, requests alternating between them"
+(cd .. && bash .ci/rolling-deploy.sh)
+
 echo "== v4: tests"
 npx vitest run --reporter=default --reporter=json --outputFile.json="$reports/v4-quick.json"
 npx vitest run --config vitest.backends.config.ts --reporter=default --reporter=json --outputFile.json="$reports/v4-backends.json"
