@@ -173,7 +173,7 @@ export type ApiMiddleware<Self> = {
 /**
  * A session tag's `HttpApiMiddleware` configuration: it provides the tag, and its endpoints may fail with `Errors`.
  *
- * @since 0.4.0
+ * @since 1.0.0
  * @category models
  */
 export interface ApiConfig<Self, Errors extends ReadonlyArray<Schema.Top>> {
@@ -188,7 +188,7 @@ export interface ApiConfig<Self, Errors extends ReadonlyArray<Schema.Top>> {
 /**
  * An HTTP app (what v3 called `HttpApp.Default`): an effect answering the request in its context.
  *
- * @since 0.4.0
+ * @since 1.0.0
  * @category models
  */
 export type App<E, R> = Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>
