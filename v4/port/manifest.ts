@@ -27,7 +27,9 @@ const own = {
   engines: { node: ">=22.19" },
   scripts: {
     build: "tsc -p tsconfig.build.json",
+    // The one LICENSE and CHANGELOG of the repository, in the package while it is packed.
     prepack: "cp ../LICENSE ../CHANGELOG.md . && npm run build",
+    postpack: "rm -f LICENSE CHANGELOG.md",
     check: "tsx port/port.ts --check && tsx port/manifest.ts --check && tsc -p tsconfig.json --noEmit",
     test: "vitest run",
     "test:backends": "vitest run --config vitest.backends.config.ts",
