@@ -151,8 +151,11 @@ const reserve = (pool: Pg.Pool): Effect.Effect<Connection, SqlError.SqlError, Sc
   Effect.flatMap(Effect.scope, (scope) =>
     Effect.callback<Connection, SqlError.SqlError>((resume) => {
       let failure: Error | undefined
+      let abandoned = false
       const onError = (cause: Error) => void (failure = cause)
       pool.connect((error, client, release) => {
+        // The caller was interrupted while it waited: the connection goes straight back.
+        if (abandoned) return client === undefined ? undefined : release()
         if (error || client === undefined) return resume(Effect.fail(sqlError(error ?? new Error("no connection"), "acquire")))
         client.on("error", onError)
         resume(Effect.as(
@@ -163,6 +166,7 @@ const reserve = (pool: Pg.Pool): Effect.Effect<Connection, SqlError.SqlError, Sc
           new Connection(pool, client)
         ))
       })
+      return Effect.sync(() => void (abandoned = true))
     }))
 
 /** `LISTEN channel` on a connection of its own, held until the scope closes. */
