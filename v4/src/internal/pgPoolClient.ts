@@ -65,6 +65,10 @@ const values = (params: ReadonlyArray<unknown>): Array<unknown> =>
 
 const isJson = (oid: number) => oid === 114 || oid === 3802
 
+/** Closes a client's socket at once (`end()` would wait for the statement in flight). */
+const destroy = (client: Pg.PoolClient) =>
+  (client as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.()
+
 type Query = { readonly text: string; readonly values: Array<unknown>; readonly rowMode?: "array" }
 
 /** One query on `client`; `undefined` when `client` is a checked-out connection of the pool. */
@@ -78,9 +82,19 @@ class Connection implements SqlConnection.Connection {
 
   private raw(query: Query): Effect.Effect<Pg.QueryResult, SqlError.SqlError> {
     const reserved = this.client
-    // On a reserved connection an interrupted statement is left to finish; the scope's release discards the
-    // connection if it is still busy (see pgPool).
-    if (reserved !== undefined) return Effect.callback((resume) => void onClient(reserved, query, resume))
+    // On a reserved connection (a transaction's) an interrupted statement closes the connection at once: the server
+    // rolls the transaction back, and the scope's release discards the connection (see pgPool). Waiting for the
+    // statement would hold up the interruption and the ROLLBACK behind it until the statement_timeout.
+    if (reserved !== undefined) {
+      return Effect.callback((resume) => {
+        let settled = false
+        onClient(reserved, query, (result) => {
+          settled = true
+          resume(result)
+        })
+        return Effect.sync(() => settled || destroy(reserved))
+      })
+    }
     return Effect.callback((resume) => {
       let done = false
       let client: Pg.PoolClient | undefined
