@@ -93,6 +93,42 @@ const inMemory = async (): Promise<PGlite> => {
   return db
 }
 
+/** Wire messages of an extended-protocol batch before its Sync: Parse, Bind, Describe, Execute, Close, Flush. */
+const batchTypes = new Set([0x50, 0x42, 0x44, 0x45, 0x43, 0x48])
+
+/** Sync, as a connection would send it. */
+const sync = new Uint8Array([0x53, 0, 0, 0, 4])
+
+/**
+ * pglite-socket (0.2) queues each wire message of a connection on its own, so the extended-protocol messages of two
+ * connections (Parse, Bind, Execute, Sync) can interleave in PGlite's one session: one connection's Bind then binds
+ * the other's statement and reads its rows. Its queue keeps a connection's messages together only inside a
+ * transaction; here its view of PGlite says "in a transaction" from a connection's first message of a batch to its
+ * Sync as well, so a batch runs whole. A connection gone in the middle of one gets its Sync sent for it.
+ */
+const keepBatchesTogether = (server: PGLiteSocketServer, db: PGlite) => {
+  const queue = (server as unknown as { queryQueue?: { db?: unknown } }).queryQueue
+  if (queue?.db !== db) return
+  let midBatch = false
+  queue.db = {
+    isInTransaction: () => midBatch || db.isInTransaction(),
+    runExclusive: <A>(f: () => Promise<A>) => db.runExclusive(f),
+    execProtocolRawStream: async (message: Uint8Array, options: Parameters<PGlite["execProtocolRawStream"]>[1]) => {
+      const result = await db.execProtocolRawStream(message, options)
+      midBatch = batchTypes.has(message[0]!)
+      return result
+    },
+    // Only run by the queue for a connection that left in the middle of a transaction (a ROLLBACK), or of a batch.
+    exec: async (query: string) => {
+      if (midBatch) {
+        midBatch = false
+        await db.runExclusive(() => db.execProtocolRawStream(sync, { onRawData: () => {} }))
+      }
+      return db.isInTransaction() ? db.exec(query) : []
+    }
+  }
+}
+
 /**
  * The engine failed to start.
  *
@@ -146,6 +182,7 @@ export const layer = (
       Effect.tryPromise({
         try: async () => {
           const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections })
+          keepBatchesTogether(server, db)
           await server.start()
           return server
         },
