@@ -297,6 +297,9 @@ interface CpuProfile {
 
 /** Where a frame comes from, named alike on both lines (Effect 3's `@effect/platform` is Effect 4's `effect/http`). */
 const place = (url: string, functionName: string) => {
+  // A socket write (to PostgreSQL, or the HTTP reply): its time is the kernel's, and on a loaded machine the wait for
+  // the CPU while the woken process (a PostgreSQL backend) runs: machine noise more than the line's code.
+  if (url === "" && functionName === "writev") return { part: "socket writes (writev)", file: "" }
   if (url === "") return { part: functionName.startsWith("(") ? functionName : "(V8 builtins, native)", file: "" }
   if (url.startsWith("node:")) return { part: "Node internals", file: url.slice(5) }
   const path = url.replace(/^file:\/\//, "")
