@@ -15,7 +15,8 @@
  * The profiles stay in bench/results/profiles/ (ignored by git).
  *
  * Needs v4/dist: `export PATH="$(bash .ci/node22.sh):$PATH" && (cd v4 && npm ci && npm run build)`.
- *   npx tsx bench/lines.ts        (BENCH_SECONDS, BENCH_ROUNDS, BENCH_ROWS, BENCH_LINES_PARTS=store,http)
+ *   npx tsx bench/lines.ts        (BENCH_SECONDS, BENCH_ROUNDS (at least 3), BENCH_ROWS, BENCH_LINES_PARTS=store,http,
+ *                                  BENCH_LINES_ROUTES=/read,/write, BENCH_LINES_PROFILE=auto|all|off)
  */
 import autocannon from "autocannon"
 import { execFileSync, spawn } from "node:child_process"
