@@ -41,7 +41,8 @@ const routes = HttpRouter.addAll([
 )
 
 const server = createServer()
-const Main = HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
+// BENCH_V4_LOGGER=1 keeps HttpRouter.serve's request logger (its default), to see what it costs.
+const Main = HttpRouter.serve(routes, { disableLogger: process.env.BENCH_V4_LOGGER !== "1", disableListenLog: true }).pipe(
   Layer.provide(NodeHttpServer.layer(() => server, { port: 0, host: "127.0.0.1" })),
   Layer.provide(BenchSession.layer()),
   Layer.provide(PgSessionStore.layerPool({
