@@ -3,7 +3,8 @@
  * local server). With no server answering, it falls back to the embedded engine and says so: numbers from the two
  * must not be compared. Results go to bench/results/*.json with the machine's description when asked
  * (`npm run bench -- --write`), else to bench/results/*.tmp (ignored by git). The SQLite and embedded-engine parts
- * (`npm run bench -- sqlite`, `-- embedded`) need no server.
+ * (`npm run bench -- sqlite`, `-- embedded`) need no server. `npm run bench -- lines` runs the Effect 3 and Effect 4
+ * lines side by side (bench/lines.ts; needs v4/dist).
  */
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
@@ -26,7 +27,7 @@ const reachable = async (url: string) => {
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith("--"))
 const wanted = (name: string) => only.length === 0 || only.includes(name)
-const withPostgres = ["store", "hot", "http", "scale"].some(wanted)
+const withPostgres = ["store", "hot", "http", "scale", "lines"].some(wanted)
 
 let embedded: { stop: () => Promise<void> } | undefined
 if (withPostgres && !process.env.DATABASE_URL && !(await reachable(databaseUrl()))) {
@@ -68,6 +69,16 @@ if (wanted("http")) {
   const { runHttpBench } = await import("./http.js")
   summary.http = await runHttpBench()
   writeResult("http", { machine, ...(summary.http as object) })
+}
+if (wanted("lines")) {
+  // The Effect 3 and Effect 4 lines side by side (needs v4/dist: asked for by name, it fails without; in a full run it is skipped).
+  const { BUILD_V4, runLinesBench, v4Built } = await import("./lines.js")
+  if (only.includes("lines") || v4Built()) {
+    summary.lines = await runLinesBench()
+    writeResult("lines", { machine, ...(summary.lines as object) })
+  } else {
+    console.log(`\n## The two lines: skipped, the Effect 4 line is not built (${BUILD_V4})`)
+  }
 }
 if (wanted("redis")) {
   const { runRedisBench } = await import("./redis.js")

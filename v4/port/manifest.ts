@@ -62,6 +62,9 @@ const own = {
     "playwright-core": "~1.65.1",
     tsx: "~4.23.15",
     typescript: "~5.9.3",
+    // vitest's peer, pinned: vite 8.4.0 lists an optional dependency the registry does not have
+    // (napi-windows-process-start-time), which leaves every lock file out of sync for `npm ci`.
+    vite: "8.3.8",
     vitest: "~5.1.2"
   }
 }
