@@ -21,8 +21,14 @@ psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
 # Each server in a process group of its own (setsid), so that the cleanup ends node and not only npx.
 DATABASE_URL="$url" PORT=3811 setsid npx tsx examples/server.ts > "${TMPDIR:-/tmp}/rolling-v3.log" 2>&1 & pids+=($!)
 (cd v4 && DATABASE_URL="$url" PORT=3812 PATH="$node22_bin:$PATH" exec setsid npx tsx examples/server.ts > "${TMPDIR:-/tmp}/rolling-v4.log" 2>&1) & pids+=($!)
+up() { curl -s -o /dev/null "http://127.0.0.1:$1/" -H 'cookie: x=1'; }
 for port in 3811 3812; do
-  for _ in $(seq 1 120); do curl -s -o /dev/null "http://127.0.0.1:$port/" -H 'cookie: x=1' && break; sleep 0.5; done
+  for _ in $(seq 1 120); do up "$port" && break; sleep 0.5; done
+  if ! up "$port"; then
+    echo "FAILED: the server on port $port did not start; its log:"
+    cat "${TMPDIR:-/tmp}/rolling-v3.log" "${TMPDIR:-/tmp}/rolling-v4.log"
+    exit 1
+  fi
 done
 
 v3=http://127.0.0.1:3811
