@@ -112,7 +112,9 @@ describe("SqliteSessionStore: SQLite only", () => {
       ["synchronous", { synchronous: "off" as never }],
       ["timeout", { timeout: 0 }]
     ] as const) {
-      it.effect(`${option}: ${JSON.stringify(Object.values(options)[0]).slice(0, 40)}`, () =>
+      // The title leaves the run's temporary directory out: the same test has the same title in every run.
+      const shown = JSON.stringify(Object.values(options)[0]).replace(/effect-session-sqlite-[^/]+/, "…")
+      it.effect(`${option}: ${shown.slice(0, 40)}`, () =>
         Effect.gen(function*() {
           const fresh: Partial<SqliteSessionStore.Options> = { tableName: Sqlite.table() }
           const error = yield* Effect.flip(Effect.scoped(build({ ...fresh, ...options })))
