@@ -49,6 +49,11 @@ const v4 = tests(v4Dir, "v4")
 /** Test files of the Effect 4 line with no Effect 3 counterpart: they test the line's own modules (listed, allowed). */
 const ownFile = (key: string) =>
   !fs.existsSync(path.join(import.meta.dirname, "../..", key.slice(0, key.indexOf(" › "))))
+/** How many tests carry a title (a suite run on several backends in one file repeats its titles). */
+const times = (status: string | undefined) => status === undefined ? 0 : status.split("+").length
+// A title both lines have, but not as many times: the line with fewer lacks tests.
+const fewer = [...v3.keys()].filter((k) => v4.has(k) && times(v3.get(k)) !== times(v4.get(k)))
+for (const key of fewer) console.error(`not as many times: ${times(v3.get(key))} in the Effect 3 line, ${times(v4.get(key))} in the Effect 4 line: ${key}`)
 const onlyV3 = [...v3.keys()].filter((k) => !v4.has(k))
 const ownV4 = [...v4.keys()].filter((k) => !v3.has(k) && ownFile(k))
 const onlyV4 = [...v4.keys()].filter((k) => !v3.has(k) && !ownFile(k))
@@ -57,5 +62,7 @@ const notPassed = [...v3, ...v4].filter(([, status]) => status.split("+").some((
 for (const key of onlyV3) console.error(`only in the Effect 3 line: ${key}`)
 for (const key of onlyV4) console.error(`only in the Effect 4 line: ${key}`)
 for (const [key, status] of notPassed) console.error(`not passed (${status}): ${key}`)
-console.log(`${v3.size} tests in the Effect 3 line's reports, ${v4.size} in the Effect 4 line's; ${onlyV3.length + onlyV4.length} differ, ${notPassed.length} not passed`)
-process.exit(onlyV3.length + onlyV4.length + notPassed.length === 0 ? 0 : 1)
+const count = (tests: Map<string, string>) => [...tests.values()].reduce((n, status) => n + times(status), 0)
+const differ = onlyV3.length + onlyV4.length + fewer.length
+console.log(`${count(v3)} tests (${v3.size} titles) in the Effect 3 line's reports, ${count(v4)} (${v4.size}) in the Effect 4 line's; ${differ} differ, ${notPassed.length} not passed`)
+process.exit(differ + notPassed.length === 0 ? 0 : 1)
