@@ -303,7 +303,9 @@ export const make = <E>(
       yield* sweep(store, logFailure).pipe(
         Effect.schedule(Schedule.spaced(Duration.millis(config.cleanupInterval)).pipe(Schedule.jittered)),
         Effect.annotateLogs("service", "effect-session/SessionStore"),
-        Effect.forkScoped
+        // Started at once (Effect 4 starts a forked fiber later, on its scheduler), so that its first sleep is on the
+        // clock when the layer is built: a `TestClock` adjusted right after wakes it, as on Effect 3.
+        Effect.forkScoped({ startImmediately: true })
       )
     }
     return service

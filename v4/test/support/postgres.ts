@@ -70,7 +70,7 @@ export const postgresSuite = <E>(name: string, shared: Layer.Layer<Shared, E>) =
           const s = yield* build({ tableName, cleanupInterval: "1 minute" })
           const key = yield* s.generate({ expiry: "10 seconds" })
           yield* TestClock.adjust("2 minutes")
-          expect((yield* eventuallyFailsWith(s.get(key), "NotFound"))._tag).toBe("NotFound")
+          expect((yield* eventuallyFailsWith(s.get(key), "NotFound", "1 minute"))._tag).toBe("NotFound")
         }))
       }))
 
