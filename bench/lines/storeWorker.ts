@@ -1,6 +1,6 @@
 /**
- * The Effect 3 line's store workload for `bench/lines.ts`, in a process of its own (the Effect 4 line's twin is
- * v4/bench/storeWorker.ts; keep the two the same but for their imports). `PgSessionStore.layerPool` on a table of
+ * The Effect 3 line's store workload for `bench/lines.ts`, in a process of its own (the Effect 4 line's twin,
+ * v4/bench/storeWorker.ts, is derived from this file by v4/port/port.ts). `PgSessionStore.layerPool` on a table of
  * its own (argv[2]), pool of 10, built once per process; commands come over IPC:
  * prepare (create and fill the table), run (one measurement), profile (one measurement under the CPU profiler),
  * drop (the table), exit.

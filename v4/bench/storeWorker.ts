@@ -1,7 +1,7 @@
 /**
- * The Effect 4 line's store workload for the repository root's `bench/lines.ts`, in a process of its own; the twin
- * of bench/lines/storeWorker.ts (keep the two the same but for their imports). It lives under v4/ so that `effect`
- * and `pg` resolve from v4/node_modules; the library is v4/dist (`npm run build` in v4/).
+ * The Effect 4 line's store workload for the repository root's `bench/lines.ts`, in a process of its own; derived
+ * from bench/lines/storeWorker.ts by v4/port/port.ts (its patch: the imports and the metric read). It lives under v4/
+ * so that `effect` and `pg` resolve from v4/node_modules; the library is v4/dist (`npm run build` in v4/).
  */
 import { Effect, ManagedRuntime, Metric, Redacted } from "effect"
 import pg from "pg"

@@ -23,12 +23,15 @@ const root = path.resolve(here, "../..")
 const patches = path.join(here, "patches")
 const mode = process.argv[2] ?? "--write"
 
+/** The files under `dir` (or `dir` itself, when it is a file). */
 const walk = (dir: string): Array<string> =>
-  fs.existsSync(dir)
-    ? fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+  !fs.existsSync(dir)
+    ? []
+    : fs.statSync(dir).isFile()
+    ? [dir]
+    : fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
       entry.isDirectory() ? walk(path.join(dir, entry.name)) : [path.join(dir, entry.name)]
     )
-    : []
 
 const renamed = (text: string): string => renames.reduce((acc, rule) => acc.replace(rule.from, rule.to), text)
 

@@ -45,9 +45,14 @@ export const renames: ReadonlyArray<Rename> = [
 /** Files of the Effect 3 line (paths relative to the repository root) that the Effect 4 line does not carry. */
 export const skipped: ReadonlyArray<string> = []
 
-/** The trees ported: the Effect 3 line's directory → the Effect 4 line's directory (relative to the repository root). */
+/**
+ * The trees ported: the Effect 3 line's directory (or file) → the Effect 4 line's (relative to the repository root).
+ * The two bench files are the Effect 4 twins of what `bench/lines.ts` runs, under v4/ so that they load Effect 4.
+ */
 export const trees: ReadonlyArray<readonly [string, string]> = [
   ["src", "v4/src"],
   ["test", "v4/test"],
-  ["examples", "v4/examples"]
+  ["examples", "v4/examples"],
+  ["bench/lib/measure.ts", "v4/bench/measure.ts"],
+  ["bench/lines/storeWorker.ts", "v4/bench/storeWorker.ts"]
 ]
