@@ -47,12 +47,17 @@ export const skipped: ReadonlyArray<string> = []
 
 /**
  * The trees ported: the Effect 3 line's directory (or file) → the Effect 4 line's (relative to the repository root).
- * The two bench files are the Effect 4 twins of what `bench/lines.ts` runs, under v4/ so that they load Effect 4.
+ * The test configurations are the same for both lines; the two bench files are the Effect 4 twins of what
+ * `bench/lines.ts` runs, under v4/ so that they load Effect 4.
  */
 export const trees: ReadonlyArray<readonly [string, string]> = [
   ["src", "v4/src"],
   ["test", "v4/test"],
   ["examples", "v4/examples"],
+  ["vitest.config.ts", "v4/vitest.config.ts"],
+  ["vitest.backends.config.ts", "v4/vitest.backends.config.ts"],
+  ["vitest.faults.config.ts", "v4/vitest.faults.config.ts"],
+  ["vitest.browser.config.ts", "v4/vitest.browser.config.ts"],
   ["bench/lib/measure.ts", "v4/bench/measure.ts"],
   ["bench/lines/storeWorker.ts", "v4/bench/storeWorker.ts"]
 ]
