@@ -18,22 +18,13 @@ cd "$work"
 npm init -y >/dev/null
 npm pkg set type=module >/dev/null
 
-readme_command() { grep -m1 "^$1" "$readme" || { echo "v4/README.md has no line starting with: $1" >&2; exit 1; }; }
+source "$repo/.ci/consumer-common.sh"
 install="$(readme_command 'npm install effect-session ')"
 echo "README: $install"
 eval "${install/effect-session /$repo/v4/$tarball } --no-audit --no-fund"
 npm install -D --no-audit --no-fund typescript@~5.9.3 @types/node@~22.19.0 >/dev/null
 
-one_effect() {
-  local copies major
-  copies="$(find node_modules \( -path 'node_modules/effect/package.json' -o -path '*/node_modules/effect/package.json' \) | wc -l)"
-  major="$(node -p 'require("effect/package.json").version.split(".")[0]')"
-  echo "copies of effect installed: $copies, effect $(node -p 'require("effect/package.json").version')"
-  test "$copies" -eq 1
-  test "$major" -eq 4
-  npm ls effect >/dev/null
-}
-one_effect
+one_effect 4
 test ! -e node_modules/@electric-sql/pglite
 test ! -e node_modules/better-sqlite3
 test ! -e node_modules/ioredis
@@ -45,12 +36,8 @@ node out/main.js
 testing="$(readme_command 'npm install -D @effect/vitest')"
 echo "README: $testing"
 eval "$testing --no-audit --no-fund" >/dev/null
-one_effect
-awk '/^```ts$/ { n++; out = sprintf("readme-%d.ts", n); next } /^```$/ { out = ""; next } out != "" { print > out }' "$readme"
-printf '{ "extends": "./tsconfig.json", "compilerOptions": { "noEmit": true }, "files": [%s] }\n' \
-  "$(ls readme-*.ts | sed 's/.*/"&"/' | paste -sd, -)" > tsconfig.readme.json
-echo "README TypeScript blocks: $(ls readme-*.ts | wc -l)"
-npx tsc -p tsconfig.readme.json
+one_effect 4
+check_readme_blocks
 
 embedded="$(readme_command 'npm install @electric-sql/pglite')"
 echo "README: $embedded"
@@ -62,7 +49,7 @@ node out/embedded.js
 # (the pinned install above is what this line promises), it says so loudly.
 canary() {
   npm install --no-audit --no-fund effect@latest @effect/platform-node@latest @effect/sql-pg@latest >/dev/null
-  one_effect
+  one_effect 4
   rm -rf out
   npx tsc -p tsconfig.json
   node out/main.js

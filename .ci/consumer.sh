@@ -17,17 +17,15 @@ cd "$work"
 npm init -y >/dev/null
 npm pkg set type=module >/dev/null
 
-readme_command() { grep -m1 "^$1" "$repo/README.md" || { echo "README has no line starting with: $1" >&2; exit 1; }; }
+readme="$repo/README.md"
+source "$repo/.ci/consumer-common.sh"
 install="$(readme_command 'npm install effect-session@^0.3 ')"
 echo "README: $install"
 eval "${install/effect-session@^0.3 /$repo/$tarball } --no-audit --no-fund"
 # Tools of the consumer's own, not the library's.
 npm install -D --no-audit --no-fund typescript@~5.9.3 @types/node@~20.19.43 >/dev/null
 
-copies="$(find node_modules \( -path 'node_modules/effect/package.json' -o -path '*/node_modules/effect/package.json' \) | wc -l)"
-npm ls effect >/dev/null
-echo "copies of effect installed: $copies"
-test "$copies" -eq 1
+one_effect 3
 test ! -e node_modules/@electric-sql/pglite
 test ! -e node_modules/better-sqlite3
 test ! -e node_modules/ioredis
@@ -40,18 +38,12 @@ node out/main.js
 telemetry="$(readme_command 'npm install @effect/opentelemetry')"
 echo "README: $telemetry"
 eval "$telemetry --no-audit --no-fund" >/dev/null
-copies="$(find node_modules \( -path 'node_modules/effect/package.json' -o -path '*/node_modules/effect/package.json' \) | wc -l)"
-test "$copies" -eq 1
+one_effect 3
 testing="$(readme_command 'npm install -D @effect/vitest')"
 echo "README: $testing"
 eval "$testing --no-audit --no-fund" >/dev/null
-copies="$(find node_modules \( -path 'node_modules/effect/package.json' -o -path '*/node_modules/effect/package.json' \) | wc -l)"
-test "$copies" -eq 1
-awk '/^```ts$/ { n++; out = sprintf("readme-%d.ts", n); next } /^```$/ { out = ""; next } out != "" { print > out }' "$repo/README.md"
-printf '{ "extends": "./tsconfig.json", "compilerOptions": { "noEmit": true }, "files": [%s] }\n' \
-  "$(ls readme-*.ts | sed 's/.*/"&"/' | paste -sd, -)" > tsconfig.readme.json
-echo "README TypeScript blocks: $(ls readme-*.ts | wc -l)"
-npx tsc -p tsconfig.readme.json
+one_effect 3
+check_readme_blocks
 
 # Older module resolution (node10) finds the types through `types` and `typesVersions`.
 cat > node10.ts <<'TS'
