@@ -6,12 +6,12 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Logger, TestClock } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Logger, TestClock } from "effect"
 import { PgSessionStore, SessionKey, SessionStore } from "../src/index.js"
 import { ServerOwnedPool, ServerPgClient, TestSchema, withSchema } from "./support/database.js"
 
 const build = (options: PgSessionStore.Options) =>
-  Effect.map(Layer.build(PgSessionStore.layer(options)), (context) => context.unsafeMap.values().next().value as SessionStore.Service)
+  Effect.map(Layer.build(PgSessionStore.layer(options)), (context) => Context.get(context, SessionStore.SessionStore))
 
 /** Real time passing (the tests that move the TestClock let the store's statements run meanwhile). */
 const realSleep = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
@@ -48,11 +48,11 @@ const suite = (name: string, client: Parameters<typeof withSchema>[0]) =>
   layer(withSchema(client), { timeout: 60_000 })(name, (it) => {
     describe("start-up beside another instance or a migration", () => {
       it.effect("waits while another instance holds the table's upgrade lock, then starts", () =>
-        Effect.gen(function*() {
+        Effect.scoped(Effect.gen(function*() {
           const tableName = (yield* TestSchema).table()
           const target = yield* PgSessionStore.quoteTableName(tableName)
           const held = yield* Deferred.make<void>()
-          const holder = yield* Effect.fork(
+          const holder = yield* Effect.forkScoped(
             holdLock(`SELECT pg_advisory_xact_lock(hashtext('effect-session:${target.quoted.replaceAll("'", "''")}'))`, 2.5, held)
           )
           yield* Deferred.await(held)
@@ -65,10 +65,10 @@ const suite = (name: string, client: Parameters<typeof withSchema>[0]) =>
           yield* Fiber.join(holder)
           expect(waited).toBeGreaterThan(1_500) // it waited for the lock (held 2.5 s) instead of failing at once
           expect(lines.filter((line) => line.includes("start-up waits for it"))).toHaveLength(1)
-        }))
+        })))
 
       it.effect("a table of an earlier version, locked by a migration: start-up waits, then upgrades it", () =>
-        Effect.gen(function*() {
+        Effect.scoped(Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
           const tableName = (yield* TestSchema).table()
           yield* sql.unsafe(`CREATE TABLE ${tableName} (
@@ -80,7 +80,7 @@ const suite = (name: string, client: Parameters<typeof withSchema>[0]) =>
             [SessionKey.hash(key)]
           )
           const held = yield* Deferred.make<void>()
-          const migration = yield* Effect.fork(holdLock(`LOCK TABLE ${tableName} IN ACCESS EXCLUSIVE MODE`, 2.5, held))
+          const migration = yield* Effect.forkScoped(holdLock(`LOCK TABLE ${tableName} IN ACCESS EXCLUSIVE MODE`, 2.5, held))
           yield* Deferred.await(held)
           const value = yield* Effect.scoped(Effect.flatMap(
             build({ tableName, startupTimeout: "20 seconds", cleanupInterval: 0 }),
@@ -88,14 +88,14 @@ const suite = (name: string, client: Parameters<typeof withSchema>[0]) =>
           ))
           yield* Fiber.join(migration)
           expect(value).toHaveLength(1) // upgraded: the owner columns exist, and the session was kept
-        }))
+        })))
 
       it.effect("past startupTimeout it fails with SessionStoreError (init) saying why, and changes nothing", () =>
-        Effect.gen(function*() {
+        Effect.scoped(Effect.gen(function*() {
           const tableName = (yield* TestSchema).table()
           const target = yield* PgSessionStore.quoteTableName(tableName)
           const held = yield* Deferred.make<void>()
-          const holder = yield* Effect.fork(
+          const holder = yield* Effect.forkScoped(
             holdLock(`SELECT pg_advisory_xact_lock(hashtext('effect-session:${target.quoted.replaceAll("'", "''")}'))`, 2.8, held)
           )
           yield* Deferred.await(held)
@@ -109,7 +109,7 @@ const suite = (name: string, client: Parameters<typeof withSchema>[0]) =>
           yield* Fiber.join(holder)
           const sql = yield* SqlClient.SqlClient
           expect(yield* sql.unsafe(`SELECT to_regclass($1) AS t`, [target.quoted])).toEqual([{ t: null }])
-        }))
+        })))
     })
 
     describe("the background cleanup, shared", () => {

@@ -87,7 +87,15 @@ const upgrade = (sql: PgClient.PgClient, q: Schema, target: Target, lockWait: nu
 /** Server errors that end an attempt of the upgrade while a lock is held elsewhere: worth another attempt. */
 const lockedOut = new Set(["55P03", "40P01"])
 
-const codeOf = (error: SqlError.SqlError) => (error.cause as { readonly code?: unknown } | undefined)?.code
+/** The server's error code, wherever the client put it in the error's chain of causes. */
+const codeOf = (error: SqlError.SqlError) => {
+  for (let cause: unknown = error, depth = 0; typeof cause === "object" && cause !== null && depth < 4; depth++) {
+    const { code } = cause as { readonly code?: unknown }
+    if (typeof code === "string") return code
+    cause = (cause as { readonly cause?: unknown }).cause
+  }
+  return undefined
+}
 
 /** Wall-clock sleep: start-up waits in real time, also in tests that drive the store's clock. */
 const pause = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
@@ -100,10 +108,14 @@ const upgradeWithin = (sql: PgClient.PgClient, q: Schema, target: Target, startu
   Effect.gen(function*() {
     const deadline = Date.now() + startupTimeout
     for (let attempt = 1;; attempt++) {
-      const remaining = deadline - Date.now()
-      const result = yield* Effect.either(upgrade(sql, q, target, Math.max(50, Math.min(1_000, remaining))))
-      if (result._tag === "Right") return result.right
-      if (!lockedOut.has(codeOf(result.left) as string) || Date.now() >= deadline) return yield* result.left
+      const lockWait = Math.max(50, Math.min(1_000, deadline - Date.now()))
+      const missing = yield* upgrade(sql, q, target, lockWait).pipe(
+        Effect.catchIf(
+          (error) => lockedOut.has(codeOf(error) ?? "") && Date.now() < deadline,
+          () => Effect.succeed(undefined)
+        )
+      )
+      if (missing !== undefined) return missing
       if (attempt === 1) {
         yield* Effect.logInfo(
           `table ${target.quoted} is locked (another instance upgrading it, or a migration): start-up waits for it, ` +

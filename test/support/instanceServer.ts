@@ -55,7 +55,9 @@ const program = Effect.scoped(Effect.gen(function*() {
 
 const fiber = Effect.runFork(program)
 // A graceful stop: no new connections, the requests taken answered (for at most 5 s), then the scopes close.
+let stopping = false
 process.once("SIGTERM", () => {
+  stopping = true
   const drained = new Promise<void>((resolve) => {
     http.close(() => resolve())
     setTimeout(() => {
@@ -71,7 +73,7 @@ process.once("SIGTERM", () => {
   }))
 })
 fiber.addObserver((exit) => {
-  if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) {
+  if (Exit.isFailure(exit) && !stopping) {
     send({ event: "failed", message: Cause.pretty(exit.cause).split("\n")[0] })
     process.exit(1)
   }

@@ -22,7 +22,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "effect/sql"
-import { Cause, type Config, Context, Effect, Layer, Option, type Scope } from "effect"
+import { Cause, type Config, Context, type Duration, Effect, Layer, Option, type Scope } from "effect"
 import * as Deadline from "./internal/deadline.js"
 import { type Configured, durationOption, oneOf, unwrapConfig } from "./internal/options.js"
 import * as PgBackend from "./internal/pgBackend.js"
@@ -62,6 +62,12 @@ export interface Options extends SessionStore.Options {
    * An existing table is never altered to match: start-up logs a warning with the one-off command instead.
    */
   readonly durability?: "full" | "relaxed" | "unlogged" | undefined
+  /**
+   * How long start-up may wait for the table while another instance upgrades it or a migration holds it (each
+   * attempt waits at most a second for a lock, then tries again); past it the layer fails with `SessionStoreError`
+   * (`init`). Default 60 seconds.
+   */
+  readonly startupTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -142,20 +148,27 @@ export const make = (
   Effect.gen(function*() {
     const target = yield* PgSchema.quoteTableName(options.tableName ?? "effect_sessions")
     const durability = yield* oneOf("durability", options.durability ?? "full", ["full", "relaxed", "unlogged"])
+    const startupTimeout = yield* durationOption("startupTimeout", options.startupTimeout ?? "60 seconds", 1)
     const sql = yield* PgClient.PgClient
-    yield* PgSchema.init(sql, target, { createTable: options.createTable !== false, durability })
-    const q = statements(target.quoted, durability)
+    const { coordinated } = yield* PgSchema.init(sql, target, {
+      createTable: options.createTable !== false,
+      durability,
+      startupTimeout
+    })
+    const q = statements(target.quoted, durability, target.lease)
     const timeout = yield* durationOption("timeout", options.timeout ?? SessionStore.defaults.timeout, 1)
     const viaClient = onClient(sql, timeout)
     const owned = Option.filter(yield* Effect.serviceOption(PgPool.OwnedPool), (pool) => pool.client === sql)
+    // Without its lease (a table managed by its team, created before 0.4), each instance cleans up on its own.
+    const shared = (backend: ReturnType<typeof PgBackend.make>) => coordinated ? backend : { ...backend, claimCleanup: undefined }
     if (Option.isNone(owned)) {
       if (sql.config.multiplex === true) yield* multiplexWarning
-      return yield* SessionStore.make(PgBackend.make(q, viaClient, inTransaction(sql)), options)
+      return yield* SessionStore.make(shared(PgBackend.make(q, viaClient, inTransaction(sql))), options)
     }
     const run = onPool(owned.value, q, viaClient, timeout)
     // On the owned pool, reads and compare-and-sets of different sessions share statements (internal/pgBatch.ts).
     const lanes = PgBackend.lanes(q, run, yield* Effect.context<never>(), { ...owned.value.batching, timeout })
-    return yield* SessionStore.make(PgBackend.make(q, run, inTransaction(sql), lanes), options)
+    return yield* SessionStore.make(shared(PgBackend.make(q, run, inTransaction(sql), lanes)), options)
   })
 
 /**

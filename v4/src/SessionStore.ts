@@ -234,15 +234,21 @@ const validateConfig = (options: Options) =>
     timeout: durationOption("timeout", options.timeout ?? defaults.timeout, 1)
   })
 
-/** The cleanup fiber's one run: counted, logged, and never failing. */
+/**
+ * The cleanup fiber's one run: claimed among the instances sharing the storage (so that, each waking every interval
+ * ±20%, they run it once per interval between them), counted, logged, and never failing.
+ */
 const sweep = <E>(store: Operations.Store<E>, logFailure: ReturnType<typeof FailureLog.make>) =>
-  Operations.deleteExpired(store).pipe(
-    Effect.tap((removed) =>
-      Effect.all([
-        Observability.count(Observability.cleanupRuns),
-        Observability.count(Observability.cleanupRemoved, removed),
-        removed > 0 ? Effect.logDebug(`removed ${removed} expired sessions`) : Effect.void
-      ], { discard: true })
+  Operations.claimCleanup(store, store.config.cleanupInterval * 0.75).pipe(
+    Effect.flatMap((claimed) =>
+      claimed
+        ? Effect.tap(Operations.deleteExpired(store), (removed) =>
+          Effect.all([
+            Observability.count(Observability.cleanupRuns),
+            Observability.count(Observability.cleanupRemoved, removed),
+            removed > 0 ? Effect.logDebug(`removed ${removed} expired sessions`) : Effect.void
+          ], { discard: true }))
+        : Effect.logDebug("cleanup left to the instance that ran it within this interval")
     ),
     Effect.catch((error) => logFailure("cleanup", error, "Warning"))
   )
@@ -299,7 +305,7 @@ export const make = <E>(
     }
 
     if (config.cleanupInterval > 0) {
-      // Every interval ±20%, so that many instances started together do not prune at once.
+      // Every interval ±20%, so that instances started together do not all wake at once.
       yield* sweep(store, logFailure).pipe(
         Effect.schedule(Schedule.spaced(Duration.millis(config.cleanupInterval)).pipe(Schedule.jittered)),
         Effect.annotateLogs("service", "effect-session/SessionStore"),

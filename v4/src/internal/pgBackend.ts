@@ -291,6 +291,7 @@ export const make = (
         if (row?.family && row.rotated === false && row.current === 0) yield* revokeFamily(q, run, row.family, undefined)
       }),
     deleteExpired: ({ limit, now }) =>
-      Effect.map(run<{ deleted: number }>(q.deleteExpired, [now, limit]), ([row]) => row?.deleted ?? 0)
+      Effect.map(run<{ deleted: number }>(q.deleteExpired, [now, limit]), ([row]) => row?.deleted ?? 0),
+    claimCleanup: ({ now, spacing }) => Effect.map(run<{ runs: string }>(q.claimCleanup, [now, spacing]), (rows) => rows.length > 0)
   }
 }

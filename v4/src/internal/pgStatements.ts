@@ -43,8 +43,35 @@ export const indexName = (table: string, suffix: string) => {
   return `${table.slice(0, 63 - suffix.length - digest.length - 2)}_${digest}_${suffix}`
 }
 
-/** The DDL and catalog queries of one table (`t` quoted, `table` its bare last part). */
-export const schema = (t: string, table: string, durability: "full" | "relaxed" | "unlogged") => {
+/** The lease's name beside a short table name `t` (quoted); the store takes it from its `Target`, long names too. */
+const leaseOf = (t: string) => t.replace(/"$/, `_cleanup_lease"`)
+
+/**
+ * The lease of the background cleanup, beside the session table (`lease` quoted): one row, the last claim's time (the
+ * claimer's clock, epoch ms) and a count of claims.
+ */
+const leaseTable = (lease: string) => `CREATE TABLE IF NOT EXISTS ${lease} (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  last_run float8 NOT NULL,
+  runs bigint NOT NULL DEFAULT 0
+)`
+
+/**
+ * Claims the cleanup at `$1` unless another claim is less than `$2` ms older (or more than `$2` ms newer: a clock
+ * far ahead, or a test's, must not block every other instance); a row back when claimed.
+ */
+const claimCleanup = (lease: string) => `INSERT INTO ${lease} AS l (singleton, last_run, runs) VALUES (true, $1::float8, 1)
+    ON CONFLICT (singleton) DO UPDATE SET last_run = EXCLUDED.last_run, runs = l.runs + 1
+    WHERE l.last_run <= $1::float8 - $2::float8 OR l.last_run > $1::float8 + $2::float8
+    RETURNING runs::text AS runs`
+
+/** The DDL and catalog queries of one table (`t` quoted, `table` its bare last part, `lease` its cleanup lease). */
+export const schema = (
+  t: string,
+  table: string,
+  durability: "full" | "relaxed" | "unlogged",
+  lease = leaseOf(t)
+) => {
   const expiresIndex = indexName(table, "expires_at_idx")
   const subjectIndex = indexName(table, "subject_idx")
   const familyIndex = indexName(table, "family_idx")
@@ -62,6 +89,8 @@ export const schema = (t: string, table: string, durability: "full" | "relaxed" 
       [subjectIndex, `CREATE INDEX IF NOT EXISTS "${subjectIndex}" ON ${t} (subject, audience) WHERE subject IS NOT NULL`],
       [familyIndex, `CREATE INDEX IF NOT EXISTS "${familyIndex}" ON ${t} ((${family}))`]
     ] as ReadonlyArray<readonly [string, string]>,
+    createLease: leaseTable(lease),
+    relationExists: `SELECT to_regclass($1) IS NOT NULL AS present`,
     schemaExists: `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS present`,
     tableColumns: `SELECT attname::text AS name FROM pg_attribute
     WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`,
@@ -262,12 +291,17 @@ const sessionStatements = (t: string, relaxed: boolean, from: string) => {
   }
 }
 
-/** Every statement the store runs on one table (`t` quoted). */
-export const statements = (t: string, durability: "full" | "relaxed" | "unlogged") => {
+/** Every statement the store runs on one table (`t` quoted, `lease` its cleanup lease). */
+export const statements = (t: string, durability: "full" | "relaxed" | "unlogged", lease = leaseOf(t)) => {
   const relaxed = durability === "relaxed"
   /** Joined into an UPDATE (`FROM`), or into an INSERT's SELECT: only the session write's commit is relaxed. */
   const from = relaxed ? ` FROM ${relaxedCommit}` : ""
-  return { ...rowStatements(t, relaxed, from), ...batchStatements(t, relaxed), ...sessionStatements(t, relaxed, from) }
+  return {
+    ...rowStatements(t, relaxed, from),
+    ...batchStatements(t, relaxed),
+    ...sessionStatements(t, relaxed, from),
+    claimCleanup: claimCleanup(lease)
+  }
 }
 
 /** The statements of one table. */

@@ -262,6 +262,11 @@ export const make = (connection: Connection, config: Config): Backend<RedisFailu
     list: list(ctx),
     page: page(ctx),
     revokeSubject: revokeSubject(ctx),
-    deleteExpired: deleteExpired(ctx)
+    deleteExpired: deleteExpired(ctx),
+    claimCleanup: ({ now, spacing }) =>
+      Effect.map(
+        ctx.start()(Scripts.claimCleanup, [ctx.k.cleanup], "", now, [String(now), String(spacing)]),
+        (reply) => Number(reply[1]) === 1
+      )
   }
 }

@@ -41,7 +41,8 @@ export const keys = (prefix: string) => {
     members: (family: string) => `${base(groupOf(family))}m:${family}`,
     families: (group: string) => `${base(group)}f`,
     expiries: (group: string) => `${base(group)}x`,
-    subject: (subject: string) => `${prefix}{u:${Crypto.createHash("sha256").update(subject).digest("hex")}}`
+    subject: (subject: string) => `${prefix}{u:${Crypto.createHash("sha256").update(subject).digest("hex")}}`,
+    cleanup: `${prefix}{cleanup}`
   }
 }
 

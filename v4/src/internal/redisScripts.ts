@@ -15,7 +15,8 @@
  * - `<base>f`: a sorted set of the group's families (lexicographic: family order, for paging);
  * - `<base>x`: a sorted set of `<id><family>` by expiresAt (for cleanup).
  *
- * A subject's index, `<prefix>{u:<SHA-256(subject)>}`, is a hash family → token in a slot of its own.
+ * A subject's index, `<prefix>{u:<SHA-256(subject)>}`, is a hash family → token in a slot of its own; the cleanup
+ * lease, `<prefix>{cleanup}`, the time of the last claim of the background cleanup.
  */
 import { createHash } from "node:crypto"
 
@@ -333,6 +334,19 @@ end
 return out
 `)
 
+/**
+ * KEYS[1] the cleanup lease. ARGV: now, spacing (ms). Claims the background cleanup unless another instance claimed
+ * it less than `spacing` before now (or more than `spacing` after: a clock far ahead must not block the others);
+ * 1 when claimed. The key's TTL only keeps it from lingering.
+ */
+export const claimCleanup = script("claimCleanup", `
+local now, spacing = tonumber(ARGV[2]), tonumber(ARGV[3])
+local last = tonumber(redis.call('GET', KEYS[1]))
+if last and last > now - spacing and last <= now + spacing then return {nonce, 0} end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', math.floor(2 * spacing) + 1)
+return {nonce, 1}
+`, true)
+
 /** KEYS[1] a subject's index. ARGV: family, token. Records that the family may belong to the subject. */
 export const register = script("register", `
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
@@ -370,6 +384,7 @@ export const all: ReadonlyArray<Script> = [
   page,
   countExpired,
   deleteExpired,
+  claimCleanup,
   register,
   entries,
   prune

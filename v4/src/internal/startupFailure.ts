@@ -56,6 +56,11 @@ const reasons: ReadonlyArray<(found: Found) => string | undefined> = [
   ({ code }) =>
     code === "53300" ? "the server has no connection slot left: lower maxConnections or raise its max_connections" : undefined,
   ({ code }) =>
+    code === "55P03" || code === "40P01"
+      ? "the session table stayed locked past startupTimeout (another instance upgrading it, or a migration holding " +
+        "it): start again once that is done, or raise startupTimeout"
+      : undefined,
+  ({ code }) =>
     code === "57P03" ? "the server is starting up or shutting down: start again in a moment" : undefined,
   ({ code }) =>
     code === "42501"

@@ -93,7 +93,10 @@ export interface Options {
   readonly defaultPeriod?: Duration.Input | undefined
   /** Largest value accepted, in UTF-8 bytes. Default: 1 MiB. */
   readonly maxValueBytes?: number | undefined
-  /** How often the background cleanup runs `deleteExpired` (jittered ±20%). Zero disables it. Default: 5 minutes. */
+  /**
+   * How often the background cleanup runs `deleteExpired` (jittered ±20%). Instances sharing a PostgreSQL table or a
+   * Redis run it once per interval between them. Zero disables it. Default: 5 minutes.
+   */
   readonly cleanupInterval?: Duration.Input | undefined
   /** Rows deleted per statement by `deleteExpired`, so live traffic never waits behind one huge delete. Default: 1000. */
   readonly cleanupBatchSize?: number | undefined
@@ -259,6 +262,11 @@ export interface Backend<E = unknown> {
   readonly clear: (options: { readonly id: Uint8Array; readonly now: number }) => Effect.Effect<void, E>
   /** Deletes at most `limit` rows (tombstones included) with `expiresAt < now`, returning how many it deleted. */
   readonly deleteExpired: (options: { readonly now: number; readonly limit: number }) => Effect.Effect<number, E>
+  /**
+   * Claims the background cleanup for the instances sharing this storage: true unless another one claimed it less
+   * than `spacing` ms before `now` (by the claimer's clock). Backends of one process have none: every run is claimed.
+   */
+  readonly claimCleanup?: ((options: { readonly now: number; readonly spacing: number }) => Effect.Effect<boolean, E>) | undefined
   /**
    * The new key of a rotation of the session `family`. A sharded backend chooses a key that lands on the family's
    * shard. Default: a fresh random key.

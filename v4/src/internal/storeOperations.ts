@@ -363,6 +363,16 @@ export const clear = <E>(store: Store<E>, key: string) =>
       Effect.flatMap(currentTime, (now) => call(store, "clear", store.backend.clear({ id, now }))))
   )
 
+/**
+ * Whether this instance runs the background cleanup now: the backend's claim among the instances sharing its storage
+ * (runs at least `spacing` ms apart), or always on a backend of one process.
+ */
+export const claimCleanup = <E>(store: Store<E>, spacing: number) => {
+  const claim = store.backend.claimCleanup
+  if (claim === undefined) return Effect.succeed(true)
+  return Effect.flatMap(currentTime, (now) => call(store, "deleteExpired", claim({ now, spacing })))
+}
+
 export const deleteExpired = <E>(store: Store<E>) =>
   measured(
     store,

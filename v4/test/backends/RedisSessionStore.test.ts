@@ -5,9 +5,11 @@
  * across shards.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Metric, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import { type Cluster, Redis } from "ioredis"
 import { createHash } from "node:crypto"
+import * as Observability from "../../src/internal/observability.js"
 import { RedisSessionStore, SessionKey, SessionStore } from "../../src/index.js"
 import { conformance } from "../support/conformance.js"
 import { adminClient, deleteUnder, keysUnder, shared, storeLayer, uniquePrefix } from "../support/redis.js"
@@ -99,6 +101,33 @@ layer(ClusterLive, { timeout: 120_000 })("RedisSessionStore on a sharded Cluster
       expect(new Set(first)).toEqual(new Set(keys.map(SessionKey.id)))
       const digests = first.map((id) => Buffer.from(id, "base64url"))
       for (let i = 1; i < digests.length; i++) expect(Buffer.compare(digests[i - 1]!, digests[i]!)).toBe(-1)
+    }))
+})
+
+describe("instances on one Redis", () => {
+  it.effect("three instances run the background cleanup once per interval between them", () =>
+    Effect.gen(function*() {
+      const keyPrefix = uniquePrefix("lease")
+      const admin = (yield* adminClient({})) as Redis
+      yield* Effect.addFinalizer(() => Effect.ignore(Effect.tryPromise(() => deleteUnder(admin, keyPrefix))))
+      const runs = () => Effect.map(Metric.value(Observability.cleanupRuns), (state) => state.count)
+      const before = yield* runs()
+      const stores = yield* Effect.all(
+        [1, 2, 3].map(() => RedisSessionStore.make({ ...shared, keyPrefix, cleanupInterval: "1 minute" })),
+        { concurrency: 3 }
+      )
+      const keys = yield* Effect.forEach(stores, (store) => store.generate({ expiry: "30 seconds" }))
+      // Ten minutes in steps of 5 seconds, letting each wake-up's scripts run before the next step.
+      for (let step = 0; step < 120; step++) {
+        yield* TestClock.adjust("5 seconds")
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+      }
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 200)))
+      const ran = (yield* runs()) - before
+      // Each instance wakes every 48–72 s: on their own, 3 × 8–12 runs; shared, runs are ≥ 45 s apart.
+      expect(ran).toBeGreaterThanOrEqual(5)
+      expect(ran).toBeLessThanOrEqual(14)
+      for (const key of keys) expect((yield* Effect.flip(stores[0]!.get(key)))._tag).toBe("NotFound")
     }))
 })
 
