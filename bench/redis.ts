@@ -4,7 +4,8 @@
  *
  * - effect-session's RedisSessionStore (standalone);
  * - raw ioredis (auto-pipelining, as the store's client) running the same Lua scripts with the same arguments
- *   (`EVALSHA`, one call per operation): the floor of the store's overhead;
+ *   (`EVALSHA`, one call per operation): the floor of the store's overhead; once in a promise loop, once called
+ *   from Effect fibers through `Effect.promise` (what any Effect program pays to call the client by hand);
  * - connect-redis 9 on node-redis 5 through express-session's Store API (what Node users run today).
  *
  * get (hit) and set at concurrency 1 and 16, interleaved rounds; then a hot session: 64 writers incrementing one
@@ -59,8 +60,11 @@ const effectRunner = (store: SessionStore.Service): Runner => (op, concurrency) 
     ? () => store.get(keyOf(randomRow()))
     : (i) => store.set(keyOf(randomRow()), sampleValue(i))))
 
-/** Raw ioredis: the store's scripts, keys and arguments, nothing else. */
-const rawRunner = (client: Redis): Runner => {
+/**
+ * Raw ioredis: the store's scripts, keys and arguments, nothing else; in a promise loop, or (`fromEffect`) each call
+ * through `Effect.promise` in fibers, as an Effect program calling the client by hand would.
+ */
+const rawRunner = (client: Redis, fromEffect = false): Runner => {
   const k = layoutKeys(PREFIX.raw)
   let nonce = 0
   const header = (id: string, now: number) => [String(++nonce), k.base(id.slice(0, 2)), String(MARGIN), String(now)]
@@ -72,7 +76,10 @@ const rawRunner = (client: Redis): Runner => {
       return client.evalsha(Scripts.upsert.sha, 1, k.row(id), ...header(id, now), id, sampleValue(i), String(now + WEEK))
     }
   }
-  return (op, concurrency) => measurePromise(concurrency, SECONDS, ops[op])
+  return (op, concurrency) =>
+    fromEffect
+      ? Effect.runPromise(measureEffect(concurrency, SECONDS, (i) => Effect.promise(() => ops[op](i))))
+      : measurePromise(concurrency, SECONDS, ops[op])
 }
 
 const cookie = () => ({ originalMaxAge: WEEK, expires: new Date(Date.now() + WEEK), httpOnly: true, path: "/" })
@@ -144,6 +151,7 @@ export const runRedisBench = async () => {
       const runners: ReadonlyArray<readonly [string, Runner]> = [
         ["effect-session", effectRunner(store)],
         ["raw ioredis, same scripts", rawRunner(raw)],
+        ["raw ioredis from Effect", rawRunner(raw, true)],
         ["connect-redis", connectRunner(connect)]
       ]
       const results: Array<{ op: Op; concurrency: number; impl: string } & Stats> = []
@@ -163,6 +171,9 @@ export const runRedisBench = async () => {
         "p99 ms": r.p99Ms,
         errors: r.errors,
         "ours/raw": r.impl === "effect-session" ? r.opsPerSec / find(r.op, r.concurrency, "raw ioredis, same scripts").opsPerSec : "",
+        "ours/raw from Effect": r.impl === "effect-session"
+          ? r.opsPerSec / find(r.op, r.concurrency, "raw ioredis from Effect").opsPerSec
+          : "",
         "ours/connect-redis": r.impl === "effect-session" ? r.opsPerSec / find(r.op, r.concurrency, "connect-redis").opsPerSec : ""
       }))
       printTable(table)

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Brand } from "effect"
-import { createHash, randomBytes } from "node:crypto"
+import * as Crypto from "node:crypto"
 
 /**
  * A well-formed session key. Obtain one from {@link generate}, or check a string with {@link isSessionKey}.
@@ -41,7 +41,7 @@ const wellFormed = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/
  * @since 0.1.0
  * @category constructors
  */
-export const generate = (): SessionKey => randomBytes(byteLength).toString("base64url") as SessionKey
+export const generate = (): SessionKey => Crypto.randomBytes(byteLength).toString("base64url") as SessionKey
 
 /**
  * Whether a string is a well-formed key: exactly 43 canonical base64url characters.
@@ -53,13 +53,18 @@ export const generate = (): SessionKey => randomBytes(byteLength).toString("base
 export const isSessionKey = (input: string): input is SessionKey =>
   input.length === encodedLength && wellFormed.test(input)
 
+/** SHA-256 by the one-shot `crypto.hash` where Node has it (20.12+): about twice as fast for a key as `createHash`. */
+const sha256: (text: string) => Uint8Array = typeof (Crypto as { hash?: unknown }).hash === "function"
+  ? (text) => (Crypto as unknown as { hash: (algorithm: string, data: string, encoding: "buffer") => Buffer }).hash("sha256", text, "buffer")
+  : (text) => Crypto.createHash("sha256").update(text).digest()
+
 /**
  * The digest a store keeps in place of the key: `SHA-256(key)`, 32 bytes.
  *
  * @since 0.1.0
  * @category utils
  */
-export const hash = (key: SessionKey): Uint8Array => createHash("sha256").update(key).digest()
+export const hash = (key: SessionKey): Uint8Array => sha256(key)
 
 /**
  * The public id of a session: `base64url(SHA-256(key))`, the digest the store keeps. Safe to show a user and to

@@ -241,6 +241,51 @@ const send = (
   })
 }
 
+/** A command waiting for its reply: when it must have one (`performance.now()` time), and how it fails then. */
+interface Waiting {
+  readonly deadline: number
+  readonly expire: () => void
+}
+
+/**
+ * The deadlines of the commands waiting for a reply, on one real-time timer instead of one per command: armed for
+ * the earliest, it fails every command whose deadline has passed and arms itself again for the next.
+ */
+const deadlines = () => {
+  const waiting = new Set<Waiting>()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let armedFor = Infinity
+  const arm = (at: number) => {
+    if (timer !== undefined) clearTimeout(timer)
+    armedFor = at
+    // Unreferenced: a command waiting keeps the process alive through its socket, not through this timer.
+    timer = setTimeout(fire, Math.max(0, at - performance.now()))
+    timer.unref?.()
+  }
+  const fire = () => {
+    timer = undefined
+    armedFor = Infinity
+    const now = performance.now()
+    let next = Infinity
+    for (const command of waiting) {
+      if (command.deadline <= now) {
+        waiting.delete(command)
+        command.expire()
+      } else if (command.deadline < next) {
+        next = command.deadline
+      }
+    }
+    if (next !== Infinity) arm(next)
+  }
+  return {
+    add: (command: Waiting) => {
+      waiting.add(command)
+      if (command.deadline < armedFor) arm(command.deadline)
+    },
+    remove: (command: Waiting) => void waiting.delete(command)
+  }
+}
+
 /** The store's connection on a client already made (`connect` makes one; the benchmark measures with another). */
 export const makeConnection = (client: Redis | Cluster, settings: Settings): Connection => {
   /** A connection failure on a Cluster: the slots may have moved (a failover), so they are asked for again. */
@@ -250,17 +295,19 @@ export const makeConnection = (client: Redis | Cluster, settings: Settings): Con
     return named
   }
 
-  // One real-time timer per command and no fiber: a `TestClock` never stops a deadline from acting.
+  // Real-time deadlines and no fiber: a `TestClock` never stops a deadline from acting.
+  const pending = deadlines()
   const run = ((script, keys, args, write, deadline, decode) =>
     Effect.callback<unknown, RedisFailure>((resume) => {
       let settled = false
       const fail = (error: unknown) => {
         if (settled) return
         settled = true
-        clearTimeout(timer)
+        pending.remove(waiting)
         resume(Effect.fail(failed(error)))
       }
-      const timer = setTimeout(() => fail(new RedisFailure({ reason: "timeout" })), Math.max(0, deadline - performance.now()))
+      const waiting: Waiting = { deadline, expire: () => fail(new RedisFailure({ reason: "timeout" })) }
+      pending.add(waiting)
       const nonce = String(++nonces)
       const rest = [...keys, nonce, ...args]
       // WAIT gives up a little before the deadline, so a missing replica is reported as such.
@@ -274,14 +321,14 @@ export const makeConnection = (client: Redis | Cluster, settings: Settings): Con
         }
         if (settled) return
         settled = true
-        clearTimeout(timer)
+        pending.remove(waiting)
         resume(Effect.succeed(decode === undefined ? value : decode(value)))
       }
       send(client, settings.replicas, script, keys.length, rest, waits, false).then(reply, (error) =>
         noScript(error) ? send(client, settings.replicas, script, keys.length, rest, waits, true).then(reply, fail) : fail(error))
       return Effect.sync(() => {
         settled = true
-        clearTimeout(timer)
+        pending.remove(waiting)
       })
     })) as Connection["run"]
 
