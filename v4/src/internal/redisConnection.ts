@@ -326,10 +326,8 @@ export const makeConnection = (client: Redis | Cluster, settings: Settings): Con
       }
       send(client, settings.replicas, script, keys.length, rest, waits, false).then(reply, (error) =>
         noScript(error) ? send(client, settings.replicas, script, keys.length, rest, waits, true).then(reply, fail) : fail(error))
-      return Effect.sync(() => {
-        settled = true
-        pending.remove(waiting)
-      })
+      // No canceler (it would wrap every call in an interruption handler, several steps of the fiber's each time): an
+      // interrupted caller is gone, and the call stays in `pending` until its reply or its deadline settles it.
     })) as Connection["run"]
 
   return { cluster: isCluster(client), run, client }
