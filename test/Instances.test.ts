@@ -25,6 +25,20 @@ const holdLock = (statement: string, seconds: number, held: Deferred.Deferred<vo
       yield* sql.unsafe(`SELECT pg_sleep(${seconds})`)
     })))
 
+/**
+ * What another instance upgrading `tableName` holds (its advisory lock), held for `seconds` from a fiber of the
+ * current scope; returns the fiber once the lock is held.
+ */
+const holdUpgradeLock = (tableName: string, seconds: number) =>
+  Effect.gen(function*() {
+    const target = yield* PgSessionStore.quoteTableName(tableName)
+    const held = yield* Deferred.make<void>()
+    const key = `effect-session:${target.quoted}`.replaceAll("'", "''")
+    const holder = yield* Effect.forkScoped(holdLock(`SELECT pg_advisory_xact_lock(hashtext('${key}'))`, seconds, held))
+    yield* Deferred.await(held)
+    return holder
+  })
+
 /** The claims recorded in the table's cleanup lease. */
 const claims = (tableName: string) =>
   Effect.gen(function*() {
@@ -50,12 +64,7 @@ const suite = (name: string, client: Parameters<typeof withSchema>[0]) =>
       it.effect("waits while another instance holds the table's upgrade lock, then starts", () =>
         Effect.scoped(Effect.gen(function*() {
           const tableName = (yield* TestSchema).table()
-          const target = yield* PgSessionStore.quoteTableName(tableName)
-          const held = yield* Deferred.make<void>()
-          const holder = yield* Effect.forkScoped(
-            holdLock(`SELECT pg_advisory_xact_lock(hashtext('effect-session:${target.quoted.replaceAll("'", "''")}'))`, 2.5, held)
-          )
-          yield* Deferred.await(held)
+          const holder = yield* holdUpgradeLock(tableName, 2.5)
           const started = Date.now()
           const { lines } = yield* withLines(Effect.scoped(Effect.flatMap(
             build({ tableName, startupTimeout: "20 seconds", cleanupInterval: 0 }),
@@ -93,12 +102,7 @@ const suite = (name: string, client: Parameters<typeof withSchema>[0]) =>
       it.effect("past startupTimeout it fails with SessionStoreError (init) saying why, and changes nothing", () =>
         Effect.scoped(Effect.gen(function*() {
           const tableName = (yield* TestSchema).table()
-          const target = yield* PgSessionStore.quoteTableName(tableName)
-          const held = yield* Deferred.make<void>()
-          const holder = yield* Effect.forkScoped(
-            holdLock(`SELECT pg_advisory_xact_lock(hashtext('effect-session:${target.quoted.replaceAll("'", "''")}'))`, 2.8, held)
-          )
-          yield* Deferred.await(held)
+          const holder = yield* holdUpgradeLock(tableName, 2.8)
           const started = Date.now()
           const error = yield* Effect.flip(Effect.scoped(build({ tableName, startupTimeout: "1 second", cleanupInterval: 0 })))
           const waited = Date.now() - started
@@ -108,7 +112,8 @@ const suite = (name: string, client: Parameters<typeof withSchema>[0]) =>
           expect(waited).toBeLessThan(2_500) // bounded: it did not wait for the holder (2.8 s)
           yield* Fiber.join(holder)
           const sql = yield* SqlClient.SqlClient
-          expect(yield* sql.unsafe(`SELECT to_regclass($1) AS t`, [target.quoted])).toEqual([{ t: null }])
+          const { quoted } = yield* PgSessionStore.quoteTableName(tableName)
+          expect(yield* sql.unsafe(`SELECT to_regclass($1) AS t`, [quoted])).toEqual([{ t: null }])
         })))
     })
 
