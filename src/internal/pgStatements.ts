@@ -43,14 +43,11 @@ export const indexName = (table: string, suffix: string) => {
   return `${table.slice(0, 63 - suffix.length - digest.length - 2)}_${digest}_${suffix}`
 }
 
-/** The lease's name beside a short table name `t` (quoted); the store takes it from its `Target`, long names too. */
-const leaseOf = (t: string) => t.replace(/"$/, `_cleanup_lease"`)
-
 /**
  * The lease of the background cleanup, beside the session table (`lease` quoted): one row, the last claim's time (the
  * claimer's clock, epoch ms) and a count of claims.
  */
-const leaseTable = (lease: string) => `CREATE TABLE IF NOT EXISTS ${lease} (
+export const leaseTable = (lease: string) => `CREATE TABLE IF NOT EXISTS ${lease} (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   last_run float8 NOT NULL,
   runs bigint NOT NULL DEFAULT 0
@@ -65,13 +62,8 @@ const claimCleanup = (lease: string) => `INSERT INTO ${lease} AS l (singleton, l
     WHERE l.last_run <= $1::float8 - $2::float8 OR l.last_run > $1::float8 + $2::float8
     RETURNING runs::text AS runs`
 
-/** The DDL and catalog queries of one table (`t` quoted, `table` its bare last part, `lease` its cleanup lease). */
-export const schema = (
-  t: string,
-  table: string,
-  durability: "full" | "relaxed" | "unlogged",
-  lease = leaseOf(t)
-) => {
+/** The DDL and catalog queries of one table (`t` quoted, `table` its bare last part). */
+export const schema = (t: string, table: string, durability: "full" | "relaxed" | "unlogged") => {
   const expiresIndex = indexName(table, "expires_at_idx")
   const subjectIndex = indexName(table, "subject_idx")
   const familyIndex = indexName(table, "family_idx")
@@ -89,7 +81,6 @@ export const schema = (
       [subjectIndex, `CREATE INDEX IF NOT EXISTS "${subjectIndex}" ON ${t} (subject, audience) WHERE subject IS NOT NULL`],
       [familyIndex, `CREATE INDEX IF NOT EXISTS "${familyIndex}" ON ${t} ((${family}))`]
     ] as ReadonlyArray<readonly [string, string]>,
-    createLease: leaseTable(lease),
     relationExists: `SELECT to_regclass($1) IS NOT NULL AS present`,
     schemaExists: `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS present`,
     tableColumns: `SELECT attname::text AS name FROM pg_attribute
@@ -291,8 +282,11 @@ const sessionStatements = (t: string, relaxed: boolean, from: string) => {
   }
 }
 
-/** Every statement the store runs on one table (`t` quoted, `lease` its cleanup lease). */
-export const statements = (t: string, durability: "full" | "relaxed" | "unlogged", lease = leaseOf(t)) => {
+/**
+ * Every statement the store runs on one table (`t` quoted); with `lease` (its cleanup lease, quoted), the claim of
+ * the cleanup shared by the instances.
+ */
+export const statements = (t: string, durability: "full" | "relaxed" | "unlogged", lease?: string) => {
   const relaxed = durability === "relaxed"
   /** Joined into an UPDATE (`FROM`), or into an INSERT's SELECT: only the session write's commit is relaxed. */
   const from = relaxed ? ` FROM ${relaxedCommit}` : ""
@@ -300,7 +294,7 @@ export const statements = (t: string, durability: "full" | "relaxed" | "unlogged
     ...rowStatements(t, relaxed, from),
     ...batchStatements(t, relaxed),
     ...sessionStatements(t, relaxed, from),
-    claimCleanup: claimCleanup(lease)
+    claimCleanup: lease === undefined ? undefined : claimCleanup(lease)
   }
 }
 

@@ -77,6 +77,9 @@ const reasons: ReadonlyArray<(found: Found) => string | undefined> = [
       : undefined
 ]
 
+/** The code of the innermost error of a cause chain that carries one (a server's SQLSTATE, a socket's errno). */
+export const codeOf = (cause: unknown): string | undefined => innermost(cause)?.code
+
 /** The readable reason a store could not start, or `undefined` when the failure is none of the known ones. */
 export const explain = (cause: unknown): string | undefined => {
   const found = innermost(cause)

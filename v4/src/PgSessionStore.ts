@@ -101,7 +101,9 @@ const inTransaction = (sql: SqlClient.SqlClient) => Effect.withFiber<boolean>((f
  */
 const onPool = (owned: PgPool.OwnedPool["Service"], q: Statements, viaClient: PgBackend.Run, timeout: number): PgBackend.Run => {
   const names = new Map<string, string | undefined>()
-  for (const text of Object.values(q)) names.set(text, owned.preparedStatements ? PgPool.statementName(text) : undefined)
+  for (const text of Object.values(q)) {
+    if (text !== undefined) names.set(text, owned.preparedStatements ? PgPool.statementName(text) : undefined)
+  }
   const { pipeline, pool } = owned
   return (statement, params, timeoutMs = timeout) =>
     Effect.withFiber((fiber) => {
@@ -155,20 +157,19 @@ export const make = (
       durability,
       startupTimeout
     })
-    const q = statements(target.quoted, durability, target.lease)
+    // Without its lease (a table managed by its team, created before 0.4), each instance cleans up on its own.
+    const q = statements(target.quoted, durability, coordinated ? target.lease : undefined)
     const timeout = yield* durationOption("timeout", options.timeout ?? SessionStore.defaults.timeout, 1)
     const viaClient = onClient(sql, timeout)
     const owned = Option.filter(yield* Effect.serviceOption(PgPool.OwnedPool), (pool) => pool.client === sql)
-    // Without its lease (a table managed by its team, created before 0.4), each instance cleans up on its own.
-    const shared = (backend: ReturnType<typeof PgBackend.make>) => coordinated ? backend : { ...backend, claimCleanup: undefined }
     if (Option.isNone(owned)) {
       if (sql.config.multiplex === true) yield* multiplexWarning
-      return yield* SessionStore.make(shared(PgBackend.make(q, viaClient, inTransaction(sql))), options)
+      return yield* SessionStore.make(PgBackend.make(q, viaClient, inTransaction(sql)), options)
     }
     const run = onPool(owned.value, q, viaClient, timeout)
     // On the owned pool, reads and compare-and-sets of different sessions share statements (internal/pgBatch.ts).
     const lanes = PgBackend.lanes(q, run, yield* Effect.context<never>(), { ...owned.value.batching, timeout })
-    return yield* SessionStore.make(shared(PgBackend.make(q, run, inTransaction(sql), lanes)), options)
+    return yield* SessionStore.make(PgBackend.make(q, run, inTransaction(sql), lanes), options)
   })
 
 /**

@@ -246,6 +246,7 @@ export const make = (
   inTransaction: Effect.Effect<boolean>,
   batched?: Lanes
 ): Backend<unknown> => {
+  const claim = q.claimCleanup
   /** `alone`, or through `lane` when there is one, unless the caller runs inside a transaction. */
   const shared = <I, O>(alone: (input: I) => Effect.Effect<O, unknown>, lane: PgBatch.Lane<I, O> | undefined) =>
     lane === undefined
@@ -292,6 +293,8 @@ export const make = (
       }),
     deleteExpired: ({ limit, now }) =>
       Effect.map(run<{ deleted: number }>(q.deleteExpired, [now, limit]), ([row]) => row?.deleted ?? 0),
-    claimCleanup: ({ now, spacing }) => Effect.map(run<{ runs: string }>(q.claimCleanup, [now, spacing]), (rows) => rows.length > 0)
+    claimCleanup: claim === undefined
+      ? undefined
+      : ({ now, spacing }) => Effect.map(run<{ runs: string }>(claim, [now, spacing]), (rows) => rows.length > 0)
   }
 }

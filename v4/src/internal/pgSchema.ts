@@ -3,11 +3,11 @@
  * layer starts (under an advisory lock, so instances starting together take turns; each attempt bounded by a short
  * lock timeout and retried while another instance upgrades the table or a migration holds it, up to a deadline).
  */
-import type { SqlError } from "effect/sql"
 import type { PgClient } from "@effect/sql-pg"
 import { Effect } from "effect"
 import { InvalidConfig, SessionStoreError } from "../SessionError.js"
-import { columns, indexName, schema } from "./pgStatements.js"
+import { columns, indexName, leaseTable, schema } from "./pgStatements.js"
+import { codeOf } from "./startupFailure.js"
 
 /** A table: quoted, its bare last part, its schema if qualified, and its cleanup lease's quoted name. */
 export interface Target {
@@ -43,13 +43,10 @@ export const quoteTableName = (tableName: string): Effect.Effect<Target, Invalid
   })
 }
 
-const schemaOf = (target: Target, durability: Durability) =>
-  schema(target.quoted, target.table, durability, target.lease)
-
 /** The DDL the layer would run, for teams that manage their schema themselves. */
 export const ddl = (target: Target, durability: Durability): string => {
-  const q = schemaOf(target, durability)
-  return [q.createTable, ...q.indexes.map(([, statement]) => statement), q.createLease]
+  const q = schema(target.quoted, target.table, durability)
+  return [q.createTable, ...q.indexes.map(([, statement]) => statement), leaseTable(target.lease)]
     .map((statement) => `${statement};\n`).join("")
 }
 
@@ -80,22 +77,12 @@ const upgrade = (sql: PgClient.PgClient, q: Schema, target: Target, lockWait: nu
       (yield* sql.unsafe<{ name: string }>(q.tableIndexes, [target.quoted]).withoutTransform).map((i) => i.name)
     )
     for (const [name, statement] of q.indexes) if (!indexes.has(name)) yield* sql.unsafe(statement)
-    yield* sql.unsafe(q.createLease)
+    yield* sql.unsafe(leaseTable(target.lease))
     return []
   }))
 
 /** Server errors that end an attempt of the upgrade while a lock is held elsewhere: worth another attempt. */
 const lockedOut = new Set(["55P03", "40P01"])
-
-/** The server's error code, wherever the client put it in the error's chain of causes. */
-const codeOf = (error: SqlError.SqlError) => {
-  for (let cause: unknown = error, depth = 0; typeof cause === "object" && cause !== null && depth < 4; depth++) {
-    const { code } = cause as { readonly code?: unknown }
-    if (typeof code === "string") return code
-    cause = (cause as { readonly cause?: unknown }).cause
-  }
-  return undefined
-}
 
 /** Wall-clock sleep: start-up waits in real time, also in tests that drive the store's clock. */
 const pause = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
@@ -176,7 +163,7 @@ const checkIndexes = (sql: PgClient.PgClient, q: Schema, target: Target) =>
     if (lease?.present !== true) {
       yield* Effect.logWarning(
         `the cleanup lease ${target.lease} does not exist, so every instance runs the cleanup on its own; create it ` +
-          `with: ${q.createLease}`
+          `with: ${leaseTable(target.lease)}`
       ).pipe(Effect.annotateLogs("service", "effect-session/PgSessionStore"))
     }
     for (const [name, statement] of q.indexes) {
@@ -200,7 +187,7 @@ export const init = (
   options: { readonly createTable: boolean; readonly durability: Durability; readonly startupTimeout: number }
 ): Effect.Effect<{ readonly coordinated: boolean }, InvalidConfig | SessionStoreError> =>
   Effect.gen(function*() {
-    const q = schemaOf(target, options.durability)
+    const q = schema(target.quoted, target.table, options.durability)
     if (target.schema !== undefined) {
       const [found] = yield* sql.unsafe<{ present: boolean }>(q.schemaExists, [target.schema]).withoutTransform
       if (found?.present !== true) {
