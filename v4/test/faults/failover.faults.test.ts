@@ -39,14 +39,6 @@ const unloggedSessions = (url: Redacted.Redacted, count: number) =>
     return yield* Effect.forEach(Array.from({ length: count }), () => store.generate({ value: "kept?" }), { concurrency: 8 })
   }))
 
-/** What the new primary shows a client with `cookie`: its counter, and whether the session is gone. */
-const peek = (base: string, cookie: string) =>
-  Load.send(`${base}/peek`, { cookie, timeoutMs: 10_000 }).then((reply) => {
-    if (reply.status !== 200) return { status: reply.status, visits: -1, isNew: false }
-    const body = JSON.parse(reply.body) as { data: { visits: number }; isNew: boolean }
-    return { status: 200, visits: body.data.visits, isNew: body.isNew }
-  })
-
 const scenario = (options: {
   readonly name: string
   readonly synchronous: boolean
@@ -110,7 +102,7 @@ const scenario = (options: {
 
     // What the new primary holds, through the same server and pool.
     const finals = yield* Effect.promise(() =>
-      Promise.all(result.writers.map((w) => w.cookie === undefined ? undefined : peek(base, w.cookie)))
+      Promise.all(result.writers.map((w) => w.cookie === undefined ? undefined : Traffic.peek(base, w.cookie)))
     )
     for (const [i, final] of finals.entries()) {
       if (final !== undefined) Traffic.observe(result.writers[i]!, final.visits, final.isNew)
@@ -119,7 +111,7 @@ const scenario = (options: {
     const lostKeys = result.writers.flatMap((w) => w.lostKeys)
     // How far back before the crash acknowledged writes were lost (a lost key: from the login that made it).
     const lostSince = Math.min(...result.writers.flatMap((w) => w.lost.map((a) => a.at)), ...lostKeys)
-    const revocations = yield* Effect.promise(() => Promise.all(result.revoked.map((cookie) => peek(base, cookie))))
+    const revocations = yield* Effect.promise(() => Promise.all(result.revoked.map((cookie) => Traffic.peek(base, cookie))))
     const resurrected = revocations.filter((r) => r.status === 200 && !r.isNew).length
     const unloggedLeft = yield* Effect.promise(() =>
       Cluster.admin(standby, (c) => c.query("SELECT count(*)::int AS n FROM unlogged_sessions")).then((r) => r.rows[0].n as number)

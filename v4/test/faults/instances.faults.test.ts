@@ -16,8 +16,9 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createInterface } from "node:readline"
-import pg from "pg"
+import type pg from "pg"
 import * as Balancer from "../support/balancer.js"
+import * as Cluster from "../support/cluster.js"
 import { defaultUrl } from "../support/database.js"
 import * as Load from "../support/load.js"
 import * as Traffic from "../support/traffic.js"
@@ -105,26 +106,10 @@ const stopInstance = async (instance: Instance, signal: "SIGTERM" | "SIGKILL") =
   ])
 }
 
-const admin = async <A>(f: (client: pg.Client) => Promise<A>) => {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 })
-  await client.connect()
-  try {
-    return await f(client)
-  } finally {
-    await client.end().catch(() => undefined)
-  }
-}
+const admin = <A>(f: (client: pg.Client) => Promise<A>) => Cluster.adminAt(url, f)
 
 const lease = `"${table}_cleanup_lease"`
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
-
-/** What the session of `cookie` holds now, through the balancer. */
-const peek = (base: string, cookie: string) =>
-  Load.send(`${base}/peek`, { cookie, timeoutMs: 10_000 }).then((reply) => {
-    if (reply.status !== 200) return { status: reply.status, visits: -1, isNew: false }
-    const body = JSON.parse(reply.body) as { data: { visits: number }; isNew: boolean }
-    return { status: 200, visits: body.data.visits, isNew: body.isNew }
-  })
 
 /** Traffic through the balancer until `stop()`, in the background. */
 const traffic = (base: string, stop: () => boolean) =>
@@ -140,11 +125,11 @@ const answered = (samples: ReadonlyArray<Traffic.Sample>) => {
 
 /** What was acknowledged and lost, after a final read of every writer's session and every revoked session. */
 const losses = async (base: string, result: Traffic.Result) => {
-  const finals = await Promise.all(result.writers.map((w) => w.cookie === undefined ? undefined : peek(base, w.cookie)))
+  const finals = await Promise.all(result.writers.map((w) => w.cookie === undefined ? undefined : Traffic.peek(base, w.cookie)))
   for (const [i, final] of finals.entries()) {
     if (final !== undefined && final.status === 200) Traffic.observe(result.writers[i]!, final.visits, final.isNew)
   }
-  const revocations = await Promise.all(result.revoked.map((cookie) => peek(base, cookie)))
+  const revocations = await Promise.all(result.revoked.map((cookie) => Traffic.peek(base, cookie)))
   return {
     acknowledgedIncrements: result.writers.reduce((n, w) => n + w.acked.length + w.lost.length + w.lostWithKey, 0),
     acknowledgedLost: result.writers.reduce((n, w) => n + w.lost.length + w.lostKeys.length, 0),

@@ -82,8 +82,11 @@ export const dropLeftovers = Effect.promise(async () => {
 })
 
 /** Runs `f` on a superuser connection to `target`'s `postgres` database. */
-export const admin = async <A>(target: Node, f: (client: pg.Client) => Promise<A>): Promise<A> => {
-  const client = new pg.Client({ connectionString: target.url(), connectionTimeoutMillis: 5_000 })
+export const admin = <A>(target: Node, f: (client: pg.Client) => Promise<A>): Promise<A> => adminAt(target.url(), f)
+
+/** `f` on a connection of its own to the server at `url`, closed afterwards. */
+export const adminAt = async <A>(url: string, f: (client: pg.Client) => Promise<A>): Promise<A> => {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 })
   await client.connect()
   try {
     return await f(client)

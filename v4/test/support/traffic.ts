@@ -83,6 +83,17 @@ const parse = (body: string): Body => {
   }
 }
 
+/**
+ * What the session of `cookie` holds now (`GET /peek`): its counter, and whether it is gone (a new session); the
+ * status and a counter of -1 when the answer is not 2xx.
+ */
+export const peek = (base: string, cookie: string) =>
+  Load.send(`${base}/peek`, { cookie, timeoutMs: 10_000 }).then((reply) => {
+    if (reply.status !== 200) return { status: reply.status, visits: -1, isNew: false }
+    const body = JSON.parse(reply.body) as { data: { visits: number }; isNew: boolean }
+    return { status: 200, visits: body.data.visits, isNew: body.isNew }
+  })
+
 /** Runs the traffic; see the module's comment. */
 export const run = async (options: {
   readonly base: string
