@@ -48,6 +48,8 @@ export interface Settings {
   readonly timeout: number
   /** Replicas every write waits for (`WAIT`); 0 waits for none. */
   readonly replicas: number
+  /** Commands made in the same tick leave in one write (standalone and Sentinel only). */
+  readonly pipelining: boolean
 }
 
 /** Runs the store's scripts. */
@@ -55,14 +57,15 @@ export interface Connection {
   readonly cluster: boolean
   /**
    * Runs `script` on `keys` (one slot) with `args` after its nonce; a write waits for the replicas asked for. It
-   * fails with a `timeout` once `deadline` (`performance.now()` time) has passed, whatever the clock of the fiber.
+   * fails with a `timeout` once `deadline` (`performance.now()` time; by default the store's timeout from when the
+   * call starts) has passed, whatever the clock of the fiber.
    */
   readonly run: <A = Array<unknown>>(
     script: Script,
     keys: ReadonlyArray<string>,
     args: ReadonlyArray<string>,
     write: boolean,
-    deadline: number,
+    deadline: number | undefined,
     decode?: (reply: Array<unknown>) => A
   ) => Effect.Effect<A, RedisFailure>
   /** The client, for tests and the benchmark's raw competitor. */
@@ -134,8 +137,8 @@ const connectionOptions = (settings: Settings): RedisOptions => ({
   maxRetriesPerRequest: 0,
   keepAlive: 10_000,
   noDelay: true,
-  // Commands sent in the same tick leave in one write: concurrent requests share a round trip.
-  enableAutoPipelining: true,
+  // Off by default: ioredis's pipeline per tick costs the app more CPU than the writes it saves (docs/benchmarks.md).
+  enableAutoPipelining: settings.pipelining,
   retryStrategy: (attempt: number) => Math.min(50 * attempt, 1_000),
   ...(settings.username === undefined ? {} : { username: settings.username }),
   ...(settings.password === undefined ? {} : { password: settings.password }),
@@ -241,91 +244,140 @@ const send = (
   })
 }
 
-/** A command waiting for its reply: when it must have one (`performance.now()` time), and how it fails then. */
-interface Waiting {
-  readonly deadline: number
-  readonly expire: () => void
+/**
+ * The commands waiting for a reply, in order of sending, with their deadlines on one real-time timer instead of one
+ * per command: armed for the earliest, it expires every command whose deadline has passed and arms itself again for
+ * the next. A list linked through the commands themselves: adding and removing one allocates nothing.
+ */
+class Deadlines {
+  private first: Call | undefined
+  private last: Call | undefined
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private armedFor = Infinity
+
+  add(call: Call) {
+    call.previous = this.last
+    if (this.last === undefined) this.first = call
+    else this.last.next = call
+    this.last = call
+    if (call.deadline < this.armedFor) this.arm(call.deadline)
+  }
+
+  /** Takes out a command that is in the table. */
+  remove(call: Call) {
+    if (call.previous === undefined) this.first = call.next
+    else call.previous.next = call.next
+    if (call.next === undefined) this.last = call.previous
+    else call.next.previous = call.previous
+    call.previous = call.next = undefined
+  }
+
+  private arm(at: number) {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.armedFor = at
+    // Unreferenced: a command waiting keeps the process alive through its socket, not through this timer.
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - performance.now()))
+    this.timer.unref?.()
+  }
+
+  private fire() {
+    this.timer = undefined
+    this.armedFor = Infinity
+    const now = performance.now()
+    let next = Infinity
+    for (let call = this.first; call !== undefined;) {
+      const following = call.next
+      if (call.deadline <= now) call.settle(Effect.fail(new RedisFailure({ reason: "timeout" })))
+      else if (call.deadline < next) next = call.deadline
+      call = following
+    }
+    if (next !== Infinity) this.arm(next)
+  }
+}
+
+/** What every call of one connection shares. */
+interface Line {
+  readonly client: Redis | Cluster
+  readonly settings: Settings
+  readonly pending: Deadlines
+  /** A failure as the caller sees it (on a Cluster, a connection failure also refreshes the slots). */
+  readonly failed: (error: unknown) => RedisFailure
 }
 
 /**
- * The deadlines of the commands waiting for a reply, on one real-time timer instead of one per command: armed for
- * the earliest, it fails every command whose deadline has passed and arms itself again for the next.
+ * One script call waiting for its reply: settled once, by its reply, its failure or its deadline. Every reply is
+ * checked, even one that comes after the caller stopped waiting: a stream that lost its alignment is closed before it
+ * can hand anyone a reply that is not theirs.
  */
-const deadlines = () => {
-  const waiting = new Set<Waiting>()
-  let timer: ReturnType<typeof setTimeout> | undefined
-  let armedFor = Infinity
-  const arm = (at: number) => {
-    if (timer !== undefined) clearTimeout(timer)
-    armedFor = at
-    // Unreferenced: a command waiting keeps the process alive through its socket, not through this timer.
-    timer = setTimeout(fire, Math.max(0, at - performance.now()))
-    timer.unref?.()
+class Call {
+  previous: Call | undefined = undefined
+  next: Call | undefined = undefined
+  private settled = false
+
+  constructor(
+    private readonly line: Line,
+    readonly deadline: number,
+    private readonly nonce: string,
+    /** The first key: where a reply out of line came from. */
+    private readonly key: string,
+    private readonly resume: (outcome: Effect.Effect<unknown, RedisFailure>) => void,
+    private readonly decode: ((reply: Array<unknown>) => unknown) | undefined
+  ) {
+    line.pending.add(this)
   }
-  const fire = () => {
-    timer = undefined
-    armedFor = Infinity
-    const now = performance.now()
-    let next = Infinity
-    for (const command of waiting) {
-      if (command.deadline <= now) {
-        waiting.delete(command)
-        command.expire()
-      } else if (command.deadline < next) {
-        next = command.deadline
-      }
+
+  settle(outcome: Effect.Effect<unknown, RedisFailure>) {
+    if (this.settled) return
+    this.settled = true
+    this.line.pending.remove(this)
+    this.resume(outcome)
+  }
+
+  reply(value: unknown) {
+    if (!Array.isArray(value) || value[0] !== this.nonce) {
+      resetFor(this.line.client, this.key)
+      return this.fail(new RedisFailure({ reason: "desync" }))
     }
-    if (next !== Infinity) arm(next)
+    if (!this.settled) this.settle(Effect.succeed(this.decode === undefined ? value : this.decode(value)))
   }
-  return {
-    add: (command: Waiting) => {
-      waiting.add(command)
-      if (command.deadline < armedFor) arm(command.deadline)
-    },
-    remove: (command: Waiting) => void waiting.delete(command)
+
+  fail(error: unknown) {
+    if (!this.settled) this.settle(Effect.fail(this.line.failed(error)))
   }
 }
 
 /** The store's connection on a client already made (`connect` makes one; the benchmark measures with another). */
 export const makeConnection = (client: Redis | Cluster, settings: Settings): Connection => {
-  /** A connection failure on a Cluster: the slots may have moved (a failover), so they are asked for again. */
-  const failed = (error: unknown) => {
-    const named = failure(error)
-    if (isCluster(client) && named.reason !== "reply") client.refreshSlotsCache()
-    return named
-  }
-
   // Real-time deadlines and no fiber: a `TestClock` never stops a deadline from acting.
-  const pending = deadlines()
-  const run = ((script, keys, args, write, deadline, decode) =>
+  const line: Line = {
+    client,
+    settings,
+    pending: new Deadlines(),
+    // A connection failure on a Cluster: the slots may have moved (a failover), so they are asked for again.
+    failed: (error) => {
+      const named = failure(error)
+      if (isCluster(client) && named.reason !== "reply") client.refreshSlotsCache()
+      return named
+    }
+  }
+  const run = ((script, keys, args, write, before, decode) =>
     Effect.async<unknown, RedisFailure>((resume) => {
-      let settled = false
-      const fail = (error: unknown) => {
-        if (settled) return
-        settled = true
-        pending.remove(waiting)
-        resume(Effect.fail(failed(error)))
-      }
-      const waiting: Waiting = { deadline, expire: () => fail(new RedisFailure({ reason: "timeout" })) }
-      pending.add(waiting)
+      const deadline = before ?? performance.now() + settings.timeout
       const nonce = String(++nonces)
+      const call = new Call(line, deadline, nonce, keys[0] ?? "", resume, decode)
       const rest = [...keys, nonce, ...args]
       // WAIT gives up a little before the deadline, so a missing replica is reported as such.
       const waits = write && settings.replicas > 0 ? Math.max(1, Math.floor(deadline - performance.now() - 50)) : undefined
-      // Every reply is checked, even one that comes after the caller stopped waiting: a stream that lost its
-      // alignment is closed before it can hand anyone a reply that is not theirs.
-      const reply = (value: unknown) => {
-        if (!Array.isArray(value) || value[0] !== nonce) {
-          resetFor(client, keys[0] ?? "")
-          return fail(new RedisFailure({ reason: "desync" }))
-        }
-        if (settled) return
-        settled = true
-        pending.remove(waiting)
-        resume(Effect.succeed(decode === undefined ? value : decode(value)))
-      }
-      send(client, settings.replicas, script, keys.length, rest, waits, false).then(reply, (error) =>
-        noScript(error) ? send(client, settings.replicas, script, keys.length, rest, waits, true).then(reply, fail) : fail(error))
+      send(client, settings.replicas, script, keys.length, rest, waits, false).then(
+        (value) => call.reply(value),
+        (error) =>
+          noScript(error)
+            ? send(client, settings.replicas, script, keys.length, rest, waits, true).then(
+              (value) => call.reply(value),
+              (error) => call.fail(error)
+            )
+            : call.fail(error)
+      )
       // No canceler (it would wrap every call in an interruption handler, several steps of the fiber's each time): an
       // interrupted caller is gone, and the call stays in `pending` until its reply or its deadline settles it.
     })) as Connection["run"]

@@ -6,6 +6,7 @@
 import type { Effect } from "effect"
 import * as Crypto from "node:crypto"
 import * as SessionKey from "../SessionKey.js"
+import { encode } from "./bytes.js"
 import type { Connection, RedisFailure } from "./redisConnection.js"
 import type { Script } from "./redisScripts.js"
 import type { InfoRow } from "./storeModel.js"
@@ -22,7 +23,7 @@ export interface Config {
 /** Slot groups (and families) worked on at once. */
 export const window = 16
 
-export const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
+export const hex = (bytes: Uint8Array) => encode(bytes, "hex")
 /** The bytes of a hex string (a `Buffer`, which is a `Uint8Array`: no second copy). */
 export const bytes = (text: string): Uint8Array => Buffer.from(text, "hex")
 

@@ -22,6 +22,7 @@ const onCluster = (options?: SessionStore.Options) =>
   Layer.unwrapEffect(Effect.map(TestCluster, ({ nodes }) => storeLayer({ cluster: nodes })(options)))
 
 conformance("RedisSessionStore on standalone Redis", Layer.empty, storeLayer(shared))
+conformance("RedisSessionStore on standalone Redis, pipelining", Layer.empty, storeLayer({ ...shared, pipelining: true }))
 conformance("RedisSessionStore on a Redis Cluster", ClusterLive, onCluster)
 
 const hex = (key: SessionKey.SessionKey) => Buffer.from(SessionKey.hash(key)).toString("hex")
@@ -127,6 +128,28 @@ describe("instances on one Redis", () => {
       expect(ran).toBeGreaterThanOrEqual(5)
       expect(ran).toBeLessThanOrEqual(14)
       for (const key of keys) expect((yield* Effect.flip(stores[0]!.get(key)))._tag).toBe("NotFound")
+    }))
+})
+
+describe("RedisSessionStore options", () => {
+  it.scoped("bad options fail with InvalidConfig naming the option, before any connection is tried", () =>
+    Effect.gen(function*() {
+      // Nothing listens on 127.0.0.1:7099: a store that tried to connect would fail with SessionStoreError instead.
+      const nowhere = ["127.0.0.1:7099"]
+      const cases: ReadonlyArray<readonly [RedisSessionStore.Options, string]> = [
+        [{ cluster: nowhere, pipelining: true }, "pipelining"],
+        [{ port: 7099, keyPrefix: "app:{sessions}:" }, "keyPrefix"],
+        [{ port: 7099, replicas: -1 }, "replicas"],
+        [{ url: "http://127.0.0.1:7099" }, "url"],
+        [{ url: "redis://127.0.0.1:7099", port: 7099 }, "url"],
+        [{ cluster: [] }, "cluster"],
+        [{ sentinels: ["127.0.0.1"] }, "sentinels"]
+      ]
+      for (const [options, option] of cases) {
+        const error = yield* Effect.flip(RedisSessionStore.make({ ...options, connectTimeout: "200 millis" }))
+        expect(error._tag).toBe("InvalidConfig")
+        expect(error._tag === "InvalidConfig" && error.option).toBe(option)
+      }
     }))
 })
 

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { type Config, Effect, Layer } from "effect"
+import { encode } from "./internal/bytes.js"
 import { type Configured, unwrapConfig } from "./internal/options.js"
 import type { InvalidConfig } from "./SessionError.js"
 import * as SessionStore from "./SessionStore.js"
@@ -22,7 +23,7 @@ interface Entry extends SessionStore.StoredOwner {
   lastSeenAt: number
 }
 
-const keyOf = (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("base64")
+const keyOf = (id: Uint8Array) => encode(id, "base64")
 const bytesOf = (key: string) => new Uint8Array(Buffer.from(key, "base64"))
 
 const ownerOf = (owner: SessionStore.StoredOwner): SessionStore.StoredOwner => ({

@@ -6,7 +6,7 @@
  * test tracer): the built-in one records nothing, so without one the hot path pays nothing for them. Metrics are
  * Effect `Metric`s, always on.
  */
-import { Cause, Context, Effect, Metric, Tracer } from "effect"
+import { Cause, Clock, Context, Effect, Metric, Tracer } from "effect"
 
 /** Effect's built-in tracer, the default when no other is installed. */
 const builtinTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
@@ -215,6 +215,45 @@ export const storeSpan = <A, E>(
       `effect-session.store.${operation}`,
       { kind: "client", attributes: { "session.backend": backend, "session.operation": operation } }
     )
+  })
+}
+
+/**
+ * A store operation made of one backend call: {@link timed} and {@link storeSpan} in one step of the fiber. `then`
+ * turns the call's result into the operation's, given the time of the fiber's clock when the result came. Without a
+ * tracer (the usual case) the call and its timing take one continuation, which the hottest path (`get`) needs.
+ */
+export const measuredCall = <A, E, B, E2, E3>(
+  backend: string,
+  operation: StoreOperation,
+  effect: Effect.Effect<A, E>,
+  onError: (error: E) => E2,
+  then: (value: A, now: number) => Effect.Effect<B, E3>
+): Effect.Effect<B, E2 | E3> => {
+  const duration = durations.get(operation)!
+  const failure = failures.get(operation)!
+  return Effect.withFiber((fiber) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const onSuccess = (value: A) => then(value, clock.currentTimeMillisUnsafe())
+    if (!fiber.getRef(currentEnabled)) {
+      return Effect.matchEffect(effect, { onFailure: (error) => Effect.fail(onError(error)), onSuccess })
+    }
+    if (fiber.getRef(Tracer.Tracer) !== builtinTracer) {
+      return storeSpan(backend, operation, Effect.flatMap(timed(operation, effect, onError), onSuccess))
+    }
+    const started = performance.now()
+    return Effect.matchCauseEffect(effect, {
+      onFailure: (cause) => {
+        duration((performance.now() - started) / 1000, fiber.context)
+        const mapped = Cause.map(cause, onError)
+        if (outcomeOf(mapped) === "failure") failure(1, fiber.context)
+        return Effect.failCause(mapped)
+      },
+      onSuccess: (value) => {
+        duration((performance.now() - started) / 1000, fiber.context)
+        return onSuccess(value)
+      }
+    })
   })
 }
 

@@ -5,6 +5,7 @@
  * again when a rotation committed under it (see `revokeFamily`), so no key made by a concurrent rotation survives.
  */
 import { type Context, Effect } from "effect"
+import { encode } from "./bytes.js"
 import * as PgBatch from "./pgBatch.js"
 import type { Statements } from "./pgStatements.js"
 import type { Backend, InfoRow, Refusal, Row, StoredOwner } from "./storeModel.js"
@@ -59,7 +60,7 @@ const outcomeOf = <Done extends string>(done: Done) => ([row]: ReadonlyArray<Out
   return outcome === "done" ? done : outcome === "live" ? "missing" : outcome as Refusal
 }
 
-const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
+const hex = (bytes: Uint8Array) => encode(bytes, "hex")
 
 /** Ends every row of `family`; whether anything ended. Repeated while only rotated rows ended (a rotation raced). */
 const revokeFamily = (q: Statements, run: Run, family: Uint8Array, subject: string | undefined) =>

@@ -4,8 +4,8 @@
  * `redisLayout.ts`). A primitive that also touches a subject's index (`redisSubjectIndex.ts`) does so before the
  * write when it enters an owner, and after it, in the background, when it leaves one.
  *
- * Every primitive is bounded by the store's deadline in real time (one timer per command, all of a primitive's
- * commands sharing its deadline), so the backend enforces its deadline itself.
+ * Every primitive is bounded by the store's deadline in real time (all of a primitive's commands share its
+ * deadline, which the connection enforces), so the backend enforces its deadline itself.
  */
 import { Effect } from "effect"
 import type { Connection, RedisFailure } from "./redisConnection.js"
@@ -254,9 +254,8 @@ export const make = (connection: Connection, config: Config): Backend<RedisFailu
     name: "redis",
     enforcesDeadline: true,
     rotationKey,
-    // The hottest path: one command, no runner, the row decoded as the reply arrives.
-    find: ({ id }) =>
-      Effect.suspend(() => connection.run(Scripts.find, [k.row(hex(id))], [], false, performance.now() + config.timeout, rowOf)),
+    // The hottest path: one command, no runner (its deadline starts when it runs), the row decoded as the reply arrives.
+    find: ({ id }) => connection.run(Scripts.find, [k.row(hex(id))], [], false, undefined, rowOf),
     ...keyWrites(ctx),
     ...ownerWrites(ctx),
     list: list(ctx),

@@ -14,6 +14,7 @@ import {
   SessionStoreError
 } from "../SessionError.js"
 import * as SessionKey from "../SessionKey.js"
+import { encode } from "./bytes.js"
 import * as Deadline from "./deadline.js"
 import * as Observability from "./observability.js"
 import { finiteMillis, maxPeriodMillis } from "./options.js"
@@ -28,6 +29,7 @@ import {
   type Refusal,
   type RotateOptions,
   type Rotation,
+  type Row,
   type SessionInfo,
   type StoredSession
 } from "./storeModel.js"
@@ -67,13 +69,19 @@ const rotated = Effect.fail(new Rotated())
 const refused = (outcome: Refusal | "written" | "touched" | "set"): Effect.Effect<void, NotFound | Expired | Rotated> =>
   outcome === "missing" ? notFound : outcome === "expired" ? expired : outcome === "rotated" ? rotated : Effect.void
 
-/** A backend call: timed, its failures become `SessionStoreError`, bounded by the deadline. */
-export const call = <A, E>(store: Backed<E>, operation: Observability.StoreOperation, effect: Effect.Effect<A, E>) => {
-  const timed = Observability.timed(operation, effect, (cause) => new SessionStoreError({ operation, cause }))
-  return store.backend.enforcesDeadline === true
-    ? timed
-    : Deadline.within(timed, store.config.timeout, () => Deadline.timedOut(operation, store.config.timeout))
-}
+/** A backend's failure as `SessionStoreError`; a store's own (its deadline's) as it is. */
+const storeError = (operation: Observability.StoreOperation) => (cause: unknown) =>
+  cause instanceof SessionStoreError ? cause : new SessionStoreError({ operation, cause })
+
+/** A backend call bounded by the deadline, unless the backend enforces it itself (every built-in one does). */
+const bounded = <A, E>(store: Backed<E>, operation: Observability.StoreOperation, effect: Effect.Effect<A, E>) =>
+  store.backend.enforcesDeadline === true
+    ? effect
+    : Deadline.within(effect, store.config.timeout, () => Deadline.timedOut(operation, store.config.timeout))
+
+/** A backend call: bounded by the deadline, timed, its failures become `SessionStoreError`. */
+export const call = <A, E>(store: Backed<E>, operation: Observability.StoreOperation, effect: Effect.Effect<A, E>) =>
+  Observability.timed(operation, bounded(store, operation, effect), storeError(operation))
 
 /** An operation as a span (when a tracer is installed). */
 const measured = <A, E, E2>(
@@ -123,7 +131,7 @@ const checkValue = (store: Store<unknown>, value: string): Effect.Effect<void, I
   return invalid === undefined ? Effect.void : Effect.fail(invalid)
 }
 
-const base64url = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url")
+const base64url = (bytes: Uint8Array) => encode(bytes, "base64url")
 
 const infoOf = (row: InfoRow): SessionInfo => ({
   id: base64url(row.id),
@@ -136,7 +144,7 @@ const infoOf = (row: InfoRow): SessionInfo => ({
 })
 
 /** A revision names its row too, so a `from` read from another session is never mistaken for this one's. */
-const rowTag = (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, 6).toString("base64url")
+const rowTag = (id: Uint8Array) => encode(id, "base64url", 6)
 
 /** What an earlier `get` of the key `id` says the row holds, if it is that row's and writable. */
 const knownFrom = (id: Uint8Array, from: StoredSession | undefined): WriteQueue.Current | undefined => {
@@ -201,28 +209,31 @@ export const generate = <E>(
     })
   )
 
-// The hottest path of an HTTP app: one backend call and one step after it, no generator.
+/** A row read by `get` at `now`, as the caller sees it. */
+const sessionOf = (id: Uint8Array, row: Row | undefined, now: number): Effect.Effect<StoredSession, NotFound | Expired> => {
+  if (row === undefined) return notFound
+  if (now > row.expiresAt) return expired
+  return Effect.succeed<StoredSession>({
+    value: row.value,
+    expiresIn: Duration.millis(row.expiresAt - now),
+    revision: `${row.version}.${rowTag(id)}`,
+    rotated: row.rotated,
+    subject: row.subject,
+    audience: row.audience,
+    id: base64url(row.family)
+  })
+}
+
+// The hottest path of an HTTP app: one backend call, measured in the same step (see Observability.measuredCall).
 export const get = <E>(store: Store<E>, key: string): Effect.Effect<StoredSession, NotFound | Expired | SessionStoreError> =>
-  measured(
-    store,
-    "get",
-    withId(key, notFound, (id) =>
-      Effect.flatMap(call(store, "get", store.backend.find({ id })), (row) =>
-        Effect.clockWith((clock): Effect.Effect<StoredSession, NotFound | Expired> => {
-          const now = clock.currentTimeMillisUnsafe()
-          if (row === undefined) return notFound
-          if (now > row.expiresAt) return expired
-          return Effect.succeed<StoredSession>({
-            value: row.value,
-            expiresIn: Duration.millis(row.expiresAt - now),
-            revision: `${row.version}.${rowTag(id)}`,
-            rotated: row.rotated,
-            subject: row.subject,
-            audience: row.audience,
-            id: base64url(row.family)
-          })
-        })))
-  )
+  withId(key, measured(store, "get", notFound), (id) =>
+    Observability.measuredCall(
+      store.backend.name ?? "custom",
+      "get",
+      bounded(store, "get", store.backend.find({ id })),
+      storeError("get"),
+      (row, now) => sessionOf(id, row, now)
+    ))
 
 export const set = <E>(store: Store<E>, key: string, value: string, options: ExpiryOptions) =>
   measured(

@@ -12,6 +12,7 @@ import { type Cause, Effect, Exit, Schedule, type Scope } from "effect"
 import type { Expired, InvalidValue, NotFound, Rotated } from "../SessionError.js"
 import { SessionStoreError } from "../SessionError.js"
 import * as SessionKey from "../SessionKey.js"
+import { encode } from "./bytes.js"
 import * as Deadline from "./deadline.js"
 import * as Observability from "./observability.js"
 import type { Backend, Rotation, StoredOwner } from "./storeModel.js"
@@ -311,7 +312,7 @@ export const make = (operations: Operations, scope: Scope.Scope) => {
     /** Queues `job` for the session `id`; `from` (a recent read) saves the first read when the queue was idle. */
     submit: (id: Uint8Array, job: Job, from: Current | undefined): Effect.Effect<void> =>
       Effect.suspend(() => {
-        const key = Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("base64")
+        const key = encode(id, "base64")
         const queue = queues.get(key)
         if (queue !== undefined) {
           queue.push(job)
