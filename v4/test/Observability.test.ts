@@ -6,7 +6,7 @@ import { HttpMiddleware, HttpServer, HttpServerResponse } from "effect/http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "effect/sql"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Metric, Option, Stream, Tracer } from "effect"
+import { Context, Effect, Fiber, Layer, Metric, Option, Stream, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import * as Observability from "../src/internal/observability.js"
 import { MemorySessionStore, PgSessionStore, SessionKey, SessionStore } from "../src/index.js"
@@ -179,6 +179,33 @@ describe("metrics", () => {
       yield* store.set(key, "changed since")
       yield* store.modify(key, (v) => v + "!", { from: stale }) // starts from a stale read: one conflict, retried
       expect(yield* counterValue(Observability.writeConflicts)).toBe(conflicts + 1)
+    }))
+
+  it.effect("a custom backend that never answers: its calls fail at the store's deadline, each counted as a failure", () =>
+    Effect.gen(function*() {
+      const memory = MemorySessionStore.backend()
+      // A backend of the app's own that leaves the deadline to the store, and whose reads and writes hang.
+      const silent: SessionStore.Backend<unknown> = {
+        ...memory,
+        name: "silent",
+        enforcesDeadline: false,
+        find: () => Effect.never,
+        upsert: () => Effect.never
+      }
+      const store = yield* SessionStore.make(silent, { cleanupInterval: 0, timeout: "2 seconds" })
+      const failures = (operation: string) => counterValue(Observability.operationFailures, ["operation", operation])
+      const before = yield* Effect.all([failures("get"), failures("set")])
+      const key = SessionKey.generate()
+      const calls = yield* Effect.forkChild(Effect.all([Effect.flip(store.get(key)), Effect.flip(store.set(key, "v"))], {
+        concurrency: 2
+      }))
+      yield* TestClock.adjust("1999 millis")
+      expect(calls.pollUnsafe()).toBeUndefined()
+      yield* TestClock.adjust("1 millis")
+      const errors = yield* Fiber.join(calls)
+      expect(errors.map((error) => error._tag)).toEqual(["SessionStoreError", "SessionStoreError"])
+      expect(errors.map((error) => error._tag === "SessionStoreError" && error.operation)).toEqual(["get", "set"])
+      expect(yield* Effect.all([failures("get"), failures("set")])).toEqual(before.map((n) => n + 1))
     }))
 
   it.effect("cleanup runs and the sessions they removed", () =>
