@@ -163,24 +163,33 @@ export const timed = <A, E, E2>(
   operation: StoreOperation,
   effect: Effect.Effect<A, E>,
   onError: (error: E) => E2
-): Effect.Effect<A, E2> => {
+): Effect.Effect<A, E2> =>
+  Effect.withFiberRuntime((fiber) =>
+    fiber.getFiberRef(currentEnabled)
+      ? recorded(operation, effect, onError, Effect.succeed)
+      : Effect.mapError(effect, onError)
+  )
+
+/** `effect` from now to its end: its duration, and its failure if it is one; then `onSuccess` of its value. */
+const recorded = <A, E, B, E2, E3>(
+  operation: StoreOperation,
+  effect: Effect.Effect<A, E>,
+  onError: (error: E) => E2,
+  onSuccess: (value: A) => Effect.Effect<B, E3>
+): Effect.Effect<B, E2 | E3> => {
   const duration = durations.get(operation)!
-  const failure = failures.get(operation)!
-  return Effect.withFiberRuntime((fiber) => {
-    if (!fiber.getFiberRef(currentEnabled)) return Effect.mapError(effect, onError)
-    const started = performance.now()
-    return Effect.matchCauseEffect(effect, {
-      onFailure: (cause) => {
-        duration((performance.now() - started) / 1000)
-        const mapped = Cause.map(cause, onError)
-        if (outcomeOf(mapped) === "failure") failure(1)
-        return Effect.failCause(mapped)
-      },
-      onSuccess: (value) => {
-        duration((performance.now() - started) / 1000)
-        return Effect.succeed(value)
-      }
-    })
+  const started = performance.now()
+  return Effect.matchCauseEffect(effect, {
+    onFailure: (cause) => {
+      duration((performance.now() - started) / 1000)
+      const mapped = Cause.map(cause, onError)
+      if (outcomeOf(mapped) === "failure") failures.get(operation)!(1)
+      return Effect.failCause(mapped)
+    },
+    onSuccess: (value) => {
+      duration((performance.now() - started) / 1000)
+      return onSuccess(value)
+    }
   })
 }
 
@@ -222,10 +231,8 @@ export const measuredCall = <A, E, B, E2, E3>(
   effect: Effect.Effect<A, E>,
   onError: (error: E) => E2,
   then: (value: A, now: number) => Effect.Effect<B, E3>
-): Effect.Effect<B, E2 | E3> => {
-  const duration = durations.get(operation)!
-  const failure = failures.get(operation)!
-  return Effect.withFiberRuntime((fiber) => {
+): Effect.Effect<B, E2 | E3> =>
+  Effect.withFiberRuntime((fiber) => {
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     const onSuccess = (value: A) => then(value, clock.unsafeCurrentTimeMillis())
     if (!fiber.getFiberRef(currentEnabled)) {
@@ -234,21 +241,8 @@ export const measuredCall = <A, E, B, E2, E3>(
     if (Context.get(fiber.currentDefaultServices, Tracer.Tracer) !== builtinTracer) {
       return storeSpan(backend, operation, Effect.flatMap(timed(operation, effect, onError), onSuccess))
     }
-    const started = performance.now()
-    return Effect.matchCauseEffect(effect, {
-      onFailure: (cause) => {
-        duration((performance.now() - started) / 1000)
-        const mapped = Cause.map(cause, onError)
-        if (outcomeOf(mapped) === "failure") failure(1)
-        return Effect.failCause(mapped)
-      },
-      onSuccess: (value) => {
-        duration((performance.now() - started) / 1000)
-        return onSuccess(value)
-      }
-    })
+    return recorded(operation, effect, onError, onSuccess)
   })
-}
 
 /** A middleware step (`load`, `save`) as a span, when a tracer is installed; `attributes` are read at its end. */
 export const middlewareSpan = <A, E, R>(

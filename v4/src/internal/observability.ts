@@ -170,24 +170,34 @@ export const timed = <A, E, E2>(
   operation: StoreOperation,
   effect: Effect.Effect<A, E>,
   onError: (error: E) => E2
-): Effect.Effect<A, E2> => {
+): Effect.Effect<A, E2> =>
+  Effect.withFiber((fiber) =>
+    fiber.getRef(currentEnabled)
+      ? recorded(operation, effect, onError, Effect.succeed, fiber.context)
+      : Effect.mapError(effect, onError)
+  )
+
+/** `effect` from now to its end: its duration, and its failure if it is one; then `onSuccess` of its value. */
+const recorded = <A, E, B, E2, E3>(
+  operation: StoreOperation,
+  effect: Effect.Effect<A, E>,
+  onError: (error: E) => E2,
+  onSuccess: (value: A) => Effect.Effect<B, E3>,
+  context: Context.Context<never>
+): Effect.Effect<B, E2 | E3> => {
   const duration = durations.get(operation)!
-  const failure = failures.get(operation)!
-  return Effect.withFiber((fiber) => {
-    if (!fiber.getRef(currentEnabled)) return Effect.mapError(effect, onError)
-    const started = performance.now()
-    return Effect.matchCauseEffect(effect, {
-      onFailure: (cause) => {
-        duration((performance.now() - started) / 1000, fiber.context)
-        const mapped = Cause.map(cause, onError)
-        if (outcomeOf(mapped) === "failure") failure(1, fiber.context)
-        return Effect.failCause(mapped)
-      },
-      onSuccess: (value) => {
-        duration((performance.now() - started) / 1000, fiber.context)
-        return Effect.succeed(value)
-      }
-    })
+  const started = performance.now()
+  return Effect.matchCauseEffect(effect, {
+    onFailure: (cause) => {
+      duration((performance.now() - started) / 1000, context)
+      const mapped = Cause.map(cause, onError)
+      if (outcomeOf(mapped) === "failure") failures.get(operation)!(1, context)
+      return Effect.failCause(mapped)
+    },
+    onSuccess: (value) => {
+      duration((performance.now() - started) / 1000, context)
+      return onSuccess(value)
+    }
   })
 }
 
@@ -229,10 +239,8 @@ export const measuredCall = <A, E, B, E2, E3>(
   effect: Effect.Effect<A, E>,
   onError: (error: E) => E2,
   then: (value: A, now: number) => Effect.Effect<B, E3>
-): Effect.Effect<B, E2 | E3> => {
-  const duration = durations.get(operation)!
-  const failure = failures.get(operation)!
-  return Effect.withFiber((fiber) => {
+): Effect.Effect<B, E2 | E3> =>
+  Effect.withFiber((fiber) => {
     const clock = fiber.getRef(Clock.Clock)
     const onSuccess = (value: A) => then(value, clock.currentTimeMillisUnsafe())
     if (!fiber.getRef(currentEnabled)) {
@@ -241,21 +249,8 @@ export const measuredCall = <A, E, B, E2, E3>(
     if (fiber.getRef(Tracer.Tracer) !== builtinTracer) {
       return storeSpan(backend, operation, Effect.flatMap(timed(operation, effect, onError), onSuccess))
     }
-    const started = performance.now()
-    return Effect.matchCauseEffect(effect, {
-      onFailure: (cause) => {
-        duration((performance.now() - started) / 1000, fiber.context)
-        const mapped = Cause.map(cause, onError)
-        if (outcomeOf(mapped) === "failure") failure(1, fiber.context)
-        return Effect.failCause(mapped)
-      },
-      onSuccess: (value) => {
-        duration((performance.now() - started) / 1000, fiber.context)
-        return onSuccess(value)
-      }
-    })
+    return recorded(operation, effect, onError, onSuccess, fiber.context)
   })
-}
 
 /** A middleware step (`load`, `save`) as a span, when a tracer is installed; `attributes` are read at its end. */
 export const middlewareSpan = <A, E, R>(
