@@ -4,7 +4,7 @@
  *
  * - effect-session's RedisSessionStore (standalone), with its defaults and with `pipelining: true`;
  * - raw ioredis running the same Lua scripts with the same arguments (`EVALSHA`, one call per operation): the floor
- *   of the store's overhead; with the store's client options (no auto-pipelining) in a promise loop and called from
+ *   of the store's overhead; with the store's auto-pipelining setting (none) in a promise loop and called from
  *   Effect fibers through `Effect.promise` (what any Effect program pays to call the client by hand), and with
  *   auto-pipelining (what `pipelining: true` is measured against);
  * - connect-redis 9 on node-redis 5 through express-session's Store API (what Node users run today).
@@ -139,7 +139,7 @@ const hotSession = async (store: SessionStore.Service, connect: RedisStore) => {
 export const runRedisBench = async () => {
   console.log(`\n## Redis, store level: ${ROWS} live sessions per competitor, ${ROUNDS} interleaved rounds of ${SECONDS}s per cell, ${URL}\n`)
   const admin = new Redis(URL)
-  // The store's client options that matter for speed (no auto-pipelining, as its default), and with auto-pipelining.
+  // The store's setting that matters for speed (no auto-pipelining, its default), and with auto-pipelining.
   const raw = new Redis(URL, { enableAutoPipelining: false })
   const rawPipelined = new Redis(URL, { enableAutoPipelining: true })
   const nodeRedis = createClient({ url: URL })

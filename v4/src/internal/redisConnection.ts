@@ -304,6 +304,15 @@ interface Line {
   readonly failed: (error: unknown) => RedisFailure
 }
 
+/** A reply decoded; one the decoder cannot read is a defect of the caller's (not a timeout, nor an unhandled rejection). */
+const decoded = (decode: (reply: Array<unknown>) => unknown, reply: Array<unknown>): Effect.Effect<unknown> => {
+  try {
+    return Effect.succeed(decode(reply))
+  } catch (defect) {
+    return Effect.die(defect)
+  }
+}
+
 /**
  * One script call waiting for its reply: settled once, by its reply, its failure or its deadline. Every reply is
  * checked, even one that comes after the caller stopped waiting: a stream that lost its alignment is closed before it
@@ -338,7 +347,8 @@ class Call {
       resetFor(this.line.client, this.key)
       return this.fail(new RedisFailure({ reason: "desync" }))
     }
-    if (!this.settled) this.settle(Effect.succeed(this.decode === undefined ? value : this.decode(value)))
+    if (this.settled) return
+    this.settle(this.decode === undefined ? Effect.succeed(value) : decoded(this.decode, value))
   }
 
   fail(error: unknown) {
