@@ -298,7 +298,6 @@ class Deadlines {
 /** What every call of one connection shares. */
 interface Line {
   readonly client: Redis | Cluster
-  readonly settings: Settings
   readonly pending: Deadlines
   /** A failure as the caller sees it (on a Cluster, a connection failure also refreshes the slots). */
   readonly failed: (error: unknown) => RedisFailure
@@ -361,7 +360,6 @@ export const makeConnection = (client: Redis | Cluster, settings: Settings): Con
   // Real-time deadlines and no fiber: a `TestClock` never stops a deadline from acting.
   const line: Line = {
     client,
-    settings,
     pending: new Deadlines(),
     // A connection failure on a Cluster: the slots may have moved (a failover), so they are asked for again.
     failed: (error) => {
